@@ -1,0 +1,34 @@
+# The two promises of the README: `make lab` and `make test`, on a fresh machine with Python 3.11+.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: lab test train bench figures lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -e ".[dev]"
+	touch $(STAMP)
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/
+
+test: $(STAMP)
+	DTM_LITE_QUICK=1 MPLBACKEND=Agg $(BIN)/python -m pytest tests/ $(wildcard notebooks/*.ipynb) --nbval-lax -p no:cacheprovider
+
+train: $(STAMP)
+	$(BIN)/python -m dtm_lite train
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/sampler_vs_thrml.py
+	$(BIN)/python benchmarks/train_step.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,65 @@
+"""dtm_lite's block-Gibbs sampler against thrml's on the same random model, in one process.
+
+    python benchmarks/sampler_vs_thrml.py [--preset 80_12] [--chains 50] [--sweeps 200] [--repeats 3]
+
+Prints spin updates per second for each sampler and the ratio. Times are the best of ``--repeats``
+runs after a compile-and-warm-up run; absolute numbers on shared machines are noisy, ratios less so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import jax
+import numpy as np
+
+from dtm_lite.graph import GridGraph
+from dtm_lite.sampler import gibbs_sample
+from dtm_lite.thrml_bridge import thrml_sampler
+
+
+def best_time(fn, repeats: int) -> float:
+    jax.block_until_ready(fn())
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", default="80_12")
+    ap.add_argument("--chains", type=int, default=50)
+    ap.add_argument("--sweeps", type=int, default=200, help="sweeps per timed run (warm-up; one sample)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+
+    graph = GridGraph.from_preset(args.preset)
+    rng = np.random.default_rng(args.seed)
+    weights = rng.normal(0, 0.2, graph.n_edges).astype(np.float32)
+    biases = rng.normal(0, 0.2, graph.n_nodes).astype(np.float32)
+    spins0 = np.where(rng.random((args.chains, graph.n_nodes)) < 0.5, -1, 1).astype(np.int8)
+    sched = dict(n_warmup=args.sweeps, n_samples=1, steps_per_sample=1)
+    key = jax.random.key(args.seed)
+
+    ours = best_time(lambda: gibbs_sample(key, graph, weights, biases, spins0, **sched), args.repeats)
+    sampler = thrml_sampler(graph, weights, biases, **sched)
+    keys = jax.random.split(key, args.chains)
+    theirs = best_time(lambda: sampler(keys, spins0), args.repeats)
+
+    updates = args.chains * args.sweeps * graph.n_nodes
+    print(f"model: {graph!r}, {args.chains} chains, {args.sweeps} sweeps, device {jax.devices()[0].platform}")
+    for name, t in (("dtm_lite", ours), ("thrml", theirs)):
+        print(
+            f"{name:>9}: {t:8.3f} s  {updates / t:10.3e} spin updates/s  "
+            f"{t / (args.chains * args.sweeps) * 1e6:7.2f} us per chain-sweep"
+        )
+    print(f"    ratio: dtm_lite is {theirs / ours:.1f}x thrml")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,485 @@
+"""The Denoising Thermodynamic Model: T conditional Ising EBMs, trained step by step, sampled in a chain.
+
+Step k models ``p(x_{t_k} | x_{t_{k+1}})`` on one grid graph (reference section 5):
+
+    E_k(s) = - Σ_E W_ij s_i s_j - Σ_i b_i s_i - J_k Σ_{v visible} s_in,v s_v,     p ∝ exp(-β E_k).
+
+The input spins ``s_in`` (the noisier image) are fixed, so they enter as per-chain biases ``J_k s_in``
+on the visible sites. Each step's W, b are trained with Boltzmann-machine gradients (section 7):
+
+    Δb_i  = β (⟨s_i⟩₊ - ⟨s_i⟩₋)
+    ΔW_ij = β (⟨s_i s_j⟩₊ - ⟨s_i s_j⟩₋) - λ_cp Cov₋(i, j),
+
+positive phase (+) with the visible spins clamped to ``x_start``, negative phase (-) free, both with
+the inputs clamped to ``x_end``. All T steps train together in one vmapped computation, and the two
+phases of a step share one batched run of the sampler (2 x batch chains).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from . import sampler as smp
+from .capacity import check_capacity
+from .diffusion import SCHEDULES, couplings, time_grid, training_pair
+from .encoding import decode, encode, n_bits
+from .graph import GridGraph, preset_name
+
+PLACEMENTS = ("spatial", "raster", "random")
+
+
+@dataclass(frozen=True)
+class DTMConfig:
+    """Everything that defines a DTM and its training; validated on construction.
+
+    Defaults are the seed's LunarLander configuration: 32x32 RGB binary on 80_12, one log-schedule
+    step, batch 50, 300 warm-up sweeps then 30 samples 6 sweeps apart, 400 generation sweeps with β
+    ramped 0.8 -> 1.2, learning rate 0.03 with cosine decay (counted in batches) to 0.2 of it.
+    """
+
+    image_shape: tuple[int, int, int] = (32, 32, 3)
+    preset: str = "80_12"
+    grayscale_levels: int = 1
+    threshold: float = 0.5
+    num_diffusion_steps: int = 1
+    schedule: str = "log"
+    diffusion_offset: float = 0.1
+    image_rate: float = 0.8
+    placement: str = "spatial"
+    beta: float = 1.0
+    batch_size: int = 50
+    steps_warmup: int = 300
+    n_samples: int = 30
+    steps_per_sample: int = 6
+    generation_sweeps: int = 400
+    generation_beta: tuple[float, float] = (0.8, 1.2)
+    learning_rate: float = 0.03
+    lr_decay_batches: int = 2000
+    lr_final_fraction: float = 0.2
+    weight_decay: float = 0.0
+    corr_penalty: float = 0.0
+    adaptive_penalty: bool = False
+    corr_penalty_min: float = 1e-5
+    autocorr_tau: float = 0.016
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        shape = tuple(int(v) for v in self.image_shape)
+        if len(shape) != 3 or min(shape) < 1:
+            raise ValueError(f"image_shape must be (H, W, C) with positive sizes, got {self.image_shape!r}")
+        object.__setattr__(self, "image_shape", shape)
+        object.__setattr__(self, "preset", preset_name(self.preset))
+        object.__setattr__(self, "generation_beta", tuple(float(b) for b in self.generation_beta))
+        ints = {
+            "grayscale_levels": 1, "num_diffusion_steps": 1, "batch_size": 1, "steps_warmup": 0,
+            "n_samples": 1, "steps_per_sample": 1, "generation_sweeps": 1, "lr_decay_batches": 1,
+        }  # fmt: skip
+        for name, lo in ints.items():
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < lo:
+                raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+        positive = ("image_rate", "beta", "learning_rate", "autocorr_tau")
+        for name in positive:
+            v = getattr(self, name)
+            if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
+                raise ValueError(f"{name} must be a positive number, got {v!r}")
+        for name in ("weight_decay", "corr_penalty", "corr_penalty_min"):
+            v = getattr(self, name)
+            if not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
+                raise ValueError(f"{name} must be a non-negative number, got {v!r}")
+        if not 0 <= self.diffusion_offset < 1:
+            raise ValueError(f"diffusion_offset must be in [0, 1), got {self.diffusion_offset}")
+        if not 0 < self.lr_final_fraction <= 1:
+            raise ValueError(f"lr_final_fraction must be in (0, 1], got {self.lr_final_fraction}")
+        if not 0 <= self.threshold < 1:
+            raise ValueError(f"threshold must be in [0, 1), got {self.threshold}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.placement not in PLACEMENTS:
+            raise ValueError(f"placement must be one of {PLACEMENTS}, got {self.placement!r}")
+        if len(self.generation_beta) != 2 or min(self.generation_beta) <= 0:
+            raise ValueError(f"generation_beta must be (start, end) > 0, got {self.generation_beta!r}")
+        if self.schedule == "linear":
+            warnings.warn(
+                "a linear schedule never reaches pure noise, yet generation starts from Bernoulli(0.5) "
+                "inputs; prefer schedule='log'",
+                stacklevel=3,
+            )
+
+    @property
+    def n_visible(self) -> int:
+        return n_bits(self.image_shape, self.grayscale_levels)
+
+    @property
+    def sweeps_per_phase(self) -> int:
+        return smp.n_sweeps(self.steps_warmup, self.n_samples, self.steps_per_sample)
+
+    def replace(self, **changes: Any) -> DTMConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DTMConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown DTMConfig fields {sorted(unknown)}")
+        return cls(**d)
+
+
+def place_visible(
+    graph: GridGraph, image_shape: tuple[int, int, int], levels: int, how: str, seed: int
+) -> np.ndarray:
+    """Which node hosts each visible bit: int array ``(n_bits,)`` of colour-0 node indices.
+
+    - ``"raster"``: bit k on the k-th colour-0 site in raster order.
+    - ``"spatial"`` (default): the image is laid over a centred block of the grid, just large enough to
+      hold its bits at the colour-0 density, and each bit goes to the free colour-0 site nearest to its
+      pixel's position (greedy, in bit order), so neighbouring pixels sit on neighbouring sites.
+    - ``"random"``: a seeded random choice of colour-0 sites.
+    """
+    sites = np.flatnonzero(graph.colors == 0)
+    nb = n_bits(image_shape, levels)
+    if how == "raster":
+        return sites[:nb].copy()
+    if how == "random":
+        return np.sort(np.random.default_rng(seed).choice(sites, nb, replace=False))
+    h, w, c = image_shape
+    pix = np.arange(nb) // (levels * c)
+    # pixel pitch on the grid: fill a centred block at the colour-0 density, never beyond the grid.
+    pitch = min(graph.side / max(h, w), float(np.sqrt(2.0 * nb / (h * w))))
+    ty = (pix // w + 0.5) * pitch + (graph.side - h * pitch) / 2 - 0.5
+    tx = (pix % w + 0.5) * pitch + (graph.side - w * pitch) / 2 - 0.5
+    sy, sx = np.divmod(sites, graph.side)
+    free = np.ones(len(sites), bool)
+    out = np.empty(nb, np.int64)
+    for k in range(nb):
+        d = (sy - ty[k]) ** 2 + (sx - tx[k]) ** 2
+        d[~free] = np.inf
+        j = int(np.argmin(d))
+        free[j] = False
+        out[k] = sites[j]
+    return out
+
+
+@dataclass
+class TrainState:
+    """Trainable parameters ``W (T, n_edges)``, ``b (T, n_nodes)``, optimiser state and counters."""
+
+    params: dict[str, jax.Array]
+    opt_state: Any
+    step: int = 0
+    key: jax.Array = field(default_factory=lambda: jax.random.key(0))
+
+
+class DTM:
+    """A Denoising Thermodynamic Model on one grid graph. See the module docstring for the maths.
+
+    >>> dtm = DTM(DTMConfig(image_shape=(8, 8, 1), preset="20_8", steps_warmup=20, n_samples=4))
+    >>> metrics = dtm.train_step(bits)          # bits: (batch, 64) in {0, 1}
+    >>> images = dtm.generate(16)               # (16, 8, 8, 1) in [0, 1]
+    """
+
+    def __init__(self, config: DTMConfig | None = None, **overrides: Any) -> None:
+        config = (config or DTMConfig()).replace(**overrides) if overrides else (config or DTMConfig())
+        self.config = config
+        self.graph = GridGraph.from_preset(config.preset)
+        check_capacity(self.graph, int(np.prod(config.image_shape)), config.grayscale_levels)
+        self.lattice = smp.lattice(self.graph)
+        self.visible = place_visible(
+            self.graph, config.image_shape, config.grayscale_levels, config.placement, config.seed
+        )
+        T = config.num_diffusion_steps
+        self.times = time_grid(T, config.schedule)
+        self.J = couplings(T, config.schedule, config.image_rate)
+        self.corr_penalty = np.full(T, float(config.corr_penalty))
+        self.optimizer = optax.adamw(
+            optax.cosine_decay_schedule(config.learning_rate, config.lr_decay_batches, config.lr_final_fraction),
+            b1=0.9, b2=0.999, weight_decay=config.weight_decay,
+        )  # fmt: skip
+        params = {
+            "W": jnp.zeros((T, self.graph.n_edges), jnp.float32),
+            "b": jnp.zeros((T, self.graph.n_nodes), jnp.float32),
+        }
+        key, self._gen_key = jax.random.split(jax.random.key(config.seed))
+        self.state = TrainState(params, self.optimizer.init(params), 0, key)
+        self._train_fn = _make_train_fn(self)
+        self._generate_fns: dict[tuple[int, int, bool], Any] = {}
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def params(self) -> dict[str, jax.Array]:
+        return self.state.params
+
+    @property
+    def num_steps(self) -> int:
+        return self.config.num_diffusion_steps
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (
+            f"DTM({c.image_shape} x {c.grayscale_levels} level(s) = {c.n_visible} visible on {self.graph!r}, "
+            f"T={c.num_diffusion_steps} {c.schedule}, trained {self.state.step} batches)"
+        )
+
+    # ------------------------------------------------------------------ data
+
+    def encode(self, frames: np.ndarray) -> np.ndarray:
+        """Frames ``(..., H, W, C)`` -> visible bits ``(..., n_visible)`` with this model's quantization."""
+        frames = np.asarray(frames)
+        if tuple(frames.shape[-3:]) != self.config.image_shape:
+            raise ValueError(
+                f"frames have shape {frames.shape[-3:]}, this model expects (H, W, C) = {self.config.image_shape}"
+            )
+        return encode(frames, self.config.grayscale_levels, self.config.threshold)
+
+    def decode(self, bits: np.ndarray) -> np.ndarray:
+        """Visible bits (or ±1 spins) ``(..., n_visible)`` -> images ``(..., H, W, C)`` in [0, 1]."""
+        return decode(np.asarray(bits), self.config.image_shape, self.config.grayscale_levels)
+
+    def check_batch(self, batch_bits: Any) -> np.ndarray:
+        """Validate a batch of visible bits ``(batch_size, n_visible)`` in {0, 1}; returns it as uint8."""
+        b = np.asarray(batch_bits)
+        want = (self.config.batch_size, self.config.n_visible)
+        if b.ndim != 2 or b.shape[1] != want[1]:
+            raise ValueError(
+                f"batch must be bits of shape (batch, {want[1]}) (= H*W*C*levels for image_shape "
+                f"{self.config.image_shape}, levels {self.config.grayscale_levels}), got {b.shape}; "
+                "encode frames with dtm.encode(frames)"
+            )
+        if b.shape[0] != want[0]:
+            raise ValueError(
+                f"batch has {b.shape[0]} rows but config.batch_size is {want[0]}; use batches of that size "
+                "(a new size would recompile the training step)"
+            )
+        if b.dtype == np.bool_:
+            return b.astype(np.uint8)
+        if not (np.issubdtype(b.dtype, np.integer) or np.issubdtype(b.dtype, np.floating)):
+            raise ValueError(f"batch must be numeric bits in {{0, 1}}, got dtype {b.dtype}")
+        if np.issubdtype(b.dtype, np.floating) and not np.all(np.isfinite(b)):
+            raise ValueError("batch contains NaN or infinite values; bits must be 0 or 1")
+        if not np.all((b == 0) | (b == 1)):
+            raise ValueError(
+                "batch must contain only 0 and 1 (bits, not pixel values: use dtm.encode(frames))"
+            )
+        return b.astype(np.uint8)
+
+    # ------------------------------------------------------------------ training
+
+    def train_step(self, batch_bits: Any) -> dict[str, float]:
+        """One optimiser update of every diffusion step on one batch of visible bits ``(B, n_visible)``.
+
+        Returns metrics averaged over steps: ``gap`` (mean |⟨s⟩₊ - ⟨s⟩₋| on visible sites, the
+        data-vs-model magnetisation mismatch), ``grad_norm`` and ``lr``.
+        """
+        batch = jnp.asarray(self.check_batch(batch_bits))
+        key, sub = jax.random.split(self.state.key)
+        params, opt_state, metrics = self._train_fn(
+            self.state.params, self.state.opt_state, sub, batch, jnp.asarray(self.corr_penalty, jnp.float32)
+        )
+        self.state = TrainState(params, opt_state, self.state.step + 1, key)
+        out = {k: float(v) for k, v in jax.device_get(metrics).items()}
+        out["lr"] = float(self.learning_rate(self.state.step - 1))
+        return out
+
+    def learning_rate(self, step: int | None = None) -> float:
+        c = self.config
+        sched = optax.cosine_decay_schedule(c.learning_rate, c.lr_decay_batches, c.lr_final_fraction)
+        return float(sched(self.state.step if step is None else step))
+
+    # ------------------------------------------------------------------ generation
+
+    def generate(
+        self,
+        n: int,
+        key: jax.Array | int | None = None,
+        *,
+        sweeps: int | None = None,
+        beta: tuple[float, float] | None = None,
+        return_trajectory: bool = False,
+        record_every: int = 10,
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """Generate ``n`` images ``(n, H, W, C)`` in [0, 1], from Bernoulli(0.5) inputs through steps T-1..0.
+
+        Each step runs ``sweeps`` block-Gibbs sweeps (default ``config.generation_sweeps``) with β ramped
+        linearly over ``beta = (start, end)`` (default ``config.generation_beta``); its last visible
+        sample is the next step's input. ``key`` may be a JAX key or an int seed; None continues the
+        model's own generation stream (repeatable for a given ``config.seed``).
+
+        With ``return_trajectory=True`` also returns the decoded visible state every ``record_every``
+        sweeps of every step: ``(T * (sweeps // record_every + 1), n, H, W, C)``, noisiest step first.
+        """
+        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+            raise ValueError(f"n must be a positive integer, got {n!r}")
+        sweeps = self.config.generation_sweeps if sweeps is None else int(sweeps)
+        if sweeps < 1:
+            raise ValueError(f"sweeps must be >= 1, got {sweeps}")
+        b0, b1 = self.config.generation_beta if beta is None else beta
+        if key is None:
+            self._gen_key, key = jax.random.split(self._gen_key)
+        elif isinstance(key, int | np.integer):
+            key = jax.random.key(int(key))
+        every = int(record_every) if return_trajectory else sweeps
+        if every < 1 or sweeps % every:
+            raise ValueError(f"record_every must divide sweeps ({sweeps}), got {record_every}")
+        spec = (sweeps, every, bool(return_trajectory))
+        if spec not in self._generate_fns:
+            self._generate_fns[spec] = _make_generate_fn(self, *spec)
+        fn = self._generate_fns[spec]
+        betas = jnp.linspace(b0, b1, sweeps, dtype=jnp.float32)
+        final, traj = fn(self.state.params, key, betas, int(n))
+        images = self.decode(np.asarray(final))
+        if return_trajectory:
+            return images, self.decode(np.asarray(traj).reshape(-1, n, self.config.n_visible))
+        return images
+
+
+# ---------------------------------------------------------------------- jitted kernels
+
+
+def _visible_bias(n_nodes: int, visible: jax.Array, j: jax.Array, s_in: jax.Array) -> jax.Array:
+    """Per-chain bias from the input coupling: ``J s_in`` on the visible nodes, 0 elsewhere. (C, n_nodes)."""
+    return jnp.zeros((s_in.shape[0], n_nodes), jnp.float32).at[:, visible].set(j * s_in)
+
+
+def _init_spins(key: jax.Array, bias: jax.Array, beta: float) -> jax.Array:
+    """Independent spins with each site's marginal ignoring couplings: P(+1) = σ(2β b)."""
+    return jnp.where(jax.random.uniform(key, bias.shape) < jax.nn.sigmoid(2.0 * beta * bias), 1.0, -1.0)
+
+
+def phase_moments(
+    lat: smp.Lattice,
+    visible: jax.Array,
+    W: jax.Array,
+    b: jax.Array,
+    s_start: jax.Array,
+    s_in: jax.Array,
+    j: jax.Array | float,
+    key: jax.Array,
+    *,
+    beta: float,
+    n_warmup: int,
+    n_samples: int,
+    steps_per_sample: int,
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """Monte Carlo moments of one diffusion step on one batch, both phases in one sampler run.
+
+    Args: W ``(n_edges,)``, b ``(n_nodes,)``; ``s_start``, ``s_in`` ±1 of shape ``(B, n_visible)``: the
+    clean-side target and the noisier input; ``j`` the input coupling.
+    Returns ``(⟨s⟩₊, ⟨s⟩₋)`` of shape ``(n_nodes,)`` and ``(⟨s_i s_j⟩₊, ⟨s_i s_j⟩₋)`` of shape ``(n_edges,)``,
+    averaged over samples and batch. Chains ``[:B]`` are the positive phase (visible clamped to
+    ``s_start``), chains ``[B:]`` the negative phase; row r of both phases sees the same input.
+    """
+    g = lat.graph
+    B = s_start.shape[0]
+    vis_mask = jnp.zeros(g.n_nodes, bool).at[visible].set(True)
+    clamp = jnp.concatenate([jnp.broadcast_to(vis_mask, (B, g.n_nodes)), jnp.zeros((B, g.n_nodes), bool)])
+    k_init, k_run = jax.random.split(key)
+    bias = b[None] + _visible_bias(g.n_nodes, visible, j, s_in)  # (B, n_nodes)
+    bias2 = jnp.concatenate([bias, bias])
+    spins = _init_spins(k_init, bias2, beta).at[:B, visible].set(s_start)
+    params = smp.make_params(lat, W, bias2, clamp, 2 * B)
+    x0, x1 = smp.to_lattice(lat, spins, fill=1.0)
+
+    def observe(acc, x0, x1):
+        s0, s1, ss = acc
+        prod = smp.edge_products(lat, x0, x1)  # (deg, 2, n, n, 2B)
+        ss = ss + jnp.stack([prod[..., :B].sum(-1), prod[..., B:].sum(-1)])
+        return (s0 + x0, s1 + x1, ss), None
+
+    zeros = (jnp.zeros_like(x0), jnp.zeros_like(x1), jnp.zeros((2,) + params.w0.shape[:-1], jnp.float32))
+    betas = jnp.full((smp.n_sweeps(n_warmup, n_samples, steps_per_sample),), beta, jnp.float32)
+    _, _, (s0, s1, ss), _ = smp.run_chains(
+        lat, params, k_run, x0, x1, betas, n_warmup=n_warmup, n_samples=n_samples,
+        steps_per_sample=steps_per_sample, observe=observe, acc=zeros,
+    )  # fmt: skip
+    m = smp.from_lattice(lat, s0, s1) / n_samples  # (2B, n_nodes)
+    c = jax.vmap(functools.partial(smp.edge_values, lat))(ss) / (B * n_samples)
+    return m[:B].mean(0), m[B:].mean(0), c[0], c[1]
+
+
+def _make_train_fn(dtm: DTM):
+    cfg, lat, g = dtm.config, dtm.lattice, dtm.graph
+    visible = jnp.asarray(dtm.visible)
+    t = jnp.asarray(dtm.times, jnp.float32)
+    J = jnp.asarray(dtm.J, jnp.float32)
+    edges = np.asarray(g.edges)
+
+    def one_step(W, b, key, x0_bits, t_k, t_k1, j_k):
+        k_pair, k_run = jax.random.split(key)
+        x_start, x_end = training_pair(k_pair, x0_bits, t_k, t_k1, cfg.image_rate, cfg.diffusion_offset)
+        return phase_moments(
+            lat, visible, W, b, 2.0 * x_start - 1.0, 2.0 * x_end - 1.0, j_k, k_run, beta=cfg.beta,
+            n_warmup=cfg.steps_warmup, n_samples=cfg.n_samples, steps_per_sample=cfg.steps_per_sample,
+        )  # fmt: skip
+
+    @jax.jit
+    def train(params, opt_state, key, batch, corr_penalty):
+        keys = jax.random.split(key, cfg.num_diffusion_steps)
+        m_pos, m_neg, c_pos, c_neg = jax.vmap(one_step, in_axes=(0, 0, 0, None, 0, 0, 0))(
+            params["W"], params["b"], keys, batch, t[:-1], t[1:], J
+        )
+        cov_neg = c_neg - m_neg[:, edges[:, 0]] * m_neg[:, edges[:, 1]]
+        ascent = {
+            "W": cfg.beta * (c_pos - c_neg) - corr_penalty[:, None] * cov_neg,
+            "b": cfg.beta * (m_pos - m_neg),
+        }
+        grads = jax.tree.map(jnp.negative, ascent)
+        updates, opt_state = dtm.optimizer.update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)
+        metrics = {
+            "gap": jnp.abs(m_pos - m_neg)[:, visible].mean(),
+            "grad_norm": optax.global_norm(ascent),
+        }
+        return params, opt_state, metrics
+
+    return train
+
+
+def _make_generate_fn(dtm: DTM, sweeps: int, every: int, trajectory: bool):
+    cfg, lat, g = dtm.config, dtm.lattice, dtm.graph
+    visible = jnp.asarray(dtm.visible)
+    J = jnp.asarray(dtm.J, jnp.float32)
+
+    @functools.partial(jax.jit, static_argnums=3)
+    def generate(params, key, betas, n):
+        k_in, key = jax.random.split(key)
+        s_in = jnp.where(jax.random.bernoulli(k_in, 0.5, (n, cfg.n_visible)), 1.0, -1.0)
+        traj = []
+        for k in reversed(range(cfg.num_diffusion_steps)):
+            key, k_init, k_run = jax.random.split(key, 3)
+            bias = params["b"][k][None] + _visible_bias(g.n_nodes, visible, J[k], s_in)
+            p = smp.make_params(lat, params["W"][k], bias, None, n)
+            x0, x1 = smp.to_lattice(lat, _init_spins(k_init, bias, cfg.beta), fill=1.0)
+
+            def observe(acc, x0, x1):
+                return acc, smp.from_lattice(lat, x0, x1)[:, visible].astype(jnp.int8)
+
+            if trajectory:  # first record is the initial state, then one every `every` sweeps
+                _, _, _, outs = smp.run_chains(
+                    lat, p, k_run, x0, x1, betas, n_warmup=0, n_samples=sweeps // every + 1,
+                    steps_per_sample=every, observe=observe, acc=None,
+                )  # fmt: skip
+            else:
+                _, _, _, outs = smp.run_chains(
+                    lat, p, k_run, x0, x1, betas, n_warmup=sweeps, n_samples=1,
+                    steps_per_sample=1, observe=observe, acc=None,
+                )  # fmt: skip
+            traj.append(outs)
+            s_in = outs[-1].astype(jnp.float32)
+        return (s_in > 0).astype(jnp.uint8), jnp.stack(traj)
+
+    return generate

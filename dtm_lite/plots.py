@@ -1,0 +1,272 @@
+"""Pictures: image grids, trajectory GIFs, training curves, and the graph layout.
+
+Figures are built as ``matplotlib.figure.Figure`` objects, never through pyplot, so importing or calling
+this module needs no display and leaks no open figures in a training loop; a returned Figure displays
+itself in Jupyter, and ``fig.savefig(path)`` writes it. Functions taking ``ax`` draw into it instead.
+
+Images are numpy arrays ``(n, H, W, C)`` of floats in ``[0, 1]`` with ``C`` in {1, 3} (``(n, H, W)`` is
+read as ``C = 1``).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from dtm_lite.graph import GridGraph
+
+SEPARATOR = 128  # gray level of the 1-px lines between grid cells
+
+
+def _as_nhwc(images: np.ndarray) -> np.ndarray:
+    """(n, H, W) or (n, H, W, C) floats in [0, 1] -> (n, H, W, 3) uint8."""
+    x = np.asarray(images, dtype=np.float64)
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4 or x.shape[-1] not in (1, 3):
+        raise ValueError(f"expected images (n, H, W, C) with C in {{1, 3}}, got shape {x.shape}")
+    x = np.round(np.clip(x, 0.0, 1.0) * 255).astype(np.uint8)
+    return np.repeat(x, 3, axis=-1) if x.shape[-1] == 1 else x
+
+
+def image_grid(images: np.ndarray, ncols: int | None = None) -> np.ndarray:
+    """Mosaic of n images as a uint8 RGB array.
+
+    ``ncols`` defaults to ``ceil(sqrt(n))``, ``nrows = ceil(n / ncols)``. Cells are separated and framed
+    by 1-px gray lines, so the result has shape ``(nrows * (H + 1) + 1, ncols * (W + 1) + 1, 3)``; unused
+    cells are gray.
+    """
+    x = _as_nhwc(images)
+    n, h, w, _ = x.shape
+    if n == 0:
+        raise ValueError("image_grid needs at least one image")
+    ncols = min(n, ncols or math.ceil(math.sqrt(n)))
+    nrows = math.ceil(n / ncols)
+    grid = np.full((nrows * (h + 1) + 1, ncols * (w + 1) + 1, 3), SEPARATOR, dtype=np.uint8)
+    for k in range(n):
+        r, c = divmod(k, ncols)
+        grid[1 + r * (h + 1) : (r + 1) * (h + 1), 1 + c * (w + 1) : (c + 1) * (w + 1)] = x[k]
+    return grid
+
+
+def _upscale(grid: np.ndarray, scale: int):
+    """uint8 (h, w, 3) -> PIL image of size (w * scale, h * scale), nearest-neighbour."""
+    from PIL import Image
+
+    img = Image.fromarray(grid)
+    return img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
+
+
+def save_image_grid(images: np.ndarray, path: str | Path, scale: int = 4) -> Path:
+    """Write ``image_grid(images)`` upscaled ``scale`` times (nearest neighbour) as a PNG; return the path."""
+    path = Path(path)
+    _upscale(image_grid(images), scale).save(path, format="PNG")
+    return path
+
+
+def show_images(
+    images: np.ndarray, ncols: int | None = None, title: str | None = None, ax: Axes | None = None
+) -> Figure:
+    """Show an image grid with matplotlib; returns the Figure (new, unless ``ax`` is given)."""
+    grid = image_grid(images, ncols)
+    fig, ax = _figure_axes(
+        ax, figsize=(min(8.0, 1.0 + grid.shape[1] / 16), min(8.0, 1.0 + grid.shape[0] / 16))
+    )
+    ax.imshow(grid, interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def save_trajectory_gif(
+    frames: np.ndarray, path: str | Path, fps: int = 8, scale: int = 4, ncols: int | None = None
+) -> Path:
+    """Animated GIF of a denoising / Gibbs trajectory; loops forever. Returns the path.
+
+    ``frames`` is (T, n, H, W, C): GIF frame ``t`` is ``image_grid(frames[t], ncols)``, upscaled ``scale``
+    times. All frames share one palette (gray for C = 1, an adaptive 256-colour palette for C = 3) so
+    colours do not flicker. Pillow merges identical consecutive frames into one longer frame.
+    """
+    from PIL import Image
+
+    frames = np.asarray(frames)
+    if frames.ndim == 4:
+        frames = frames[..., None]
+    if frames.ndim != 5 or len(frames) == 0:
+        raise ValueError(f"expected frames (T, n, H, W, C), got shape {frames.shape}")
+    grids = [image_grid(f, ncols) for f in frames]
+    if frames.shape[-1] == 1:
+        images = [_upscale(g, scale).convert("L") for g in grids]
+    else:
+        palette = Image.fromarray(np.concatenate(grids[:: max(1, len(grids) // 16)])).quantize(256)
+        images = [_upscale(g, scale).quantize(palette=palette, dither=Image.Dither.NONE) for g in grids]
+    path = Path(path)
+    images[0].save(
+        path,
+        format="GIF",
+        save_all=True,
+        append_images=images[1:],
+        duration=round(1000 / fps),
+        loop=0,
+        optimize=True,
+    )
+    return path
+
+
+def _figure_axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
+    if ax is not None:
+        return ax.figure, ax
+    fig = Figure(figsize=figsize, layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def _read_rows(rows: list[dict] | str | Path) -> dict[str, np.ndarray]:
+    """Rows (dicts, or a metrics.csv with a header) -> column name -> float array (blank -> NaN)."""
+    if isinstance(rows, str | Path):
+        with open(rows, newline="") as f:
+            rows = list(csv.DictReader(f))
+    names = list(dict.fromkeys(k for row in rows for k in row))
+
+    def num(v: object) -> float:
+        try:
+            return float(v)
+        except (TypeError, ValueError):
+            return math.nan
+
+    return {k: np.array([num(row.get(k)) for row in rows]) for k in names}
+
+
+def _penalty_columns(names: list[str]) -> list[str]:
+    per_step = [k for k in names if k.startswith("corr_penalty_") and k.rsplit("_", 1)[1].isdigit()]
+    per_step.sort(key=lambda k: int(k.rsplit("_", 1)[1]))
+    return (["corr_penalty"] if "corr_penalty" in names else []) + per_step
+
+
+def plot_metrics(rows: list[dict] | str | Path) -> Figure:
+    """Training curves vs ``epoch`` from metrics rows or a metrics.csv path; returns a Figure.
+
+    Panels, each skipped when its columns are missing: FD-PCA (``fd_pca``, with ``fd_floor`` and
+    ``fd_independent`` dashed, log scale when all positive), ``autocorr``, correlation penalty
+    (``corr_penalty`` and/or ``corr_penalty_0``, ``corr_penalty_1``, ...), ``marginal_error``.
+    Without an ``epoch`` column the row index is used.
+    """
+    cols = _read_rows(rows)
+    n = len(next(iter(cols.values()))) if cols else 0
+    epoch = cols.get("epoch", np.arange(n, dtype=float))
+    fd = [k for k in ("fd_pca", "fd_floor", "fd_independent") if k in cols]
+    panels = [
+        ("FD-PCA", fd),
+        ("autocorrelation", [k for k in ("autocorr",) if k in cols]),
+        ("correlation penalty", _penalty_columns(list(cols))),
+        ("marginal error", [k for k in ("marginal_error",) if k in cols]),
+    ]
+    panels = [(title, keys) for title, keys in panels if keys]
+    fig = Figure(figsize=(4.0 * max(1, len(panels)), 3.2), layout="constrained")
+    if not panels:
+        fig.text(0.5, 0.5, "no metrics to plot", ha="center", va="center")
+        return fig
+    styles = {
+        "fd_floor": dict(ls="--", color="gray", marker=None),
+        "fd_independent": dict(ls="--", color="tab:red", marker=None),
+    }
+    labels = {"fd_pca": "model", "fd_floor": "floor (data vs data)", "fd_independent": "independent pixels"}
+    for ax, (title, keys) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels, strict=True):
+        for k in keys:
+            ax.plot(
+                epoch,
+                cols[k],
+                **{"marker": "." if n < 50 else None, "label": labels.get(k, k), **styles.get(k, {})},
+            )
+        values = np.concatenate([cols[k] for k in keys])
+        values = values[np.isfinite(values)]
+        if title == "FD-PCA" and len(values) and values.min() > 0:
+            ax.set_yscale("log")
+        if len(keys) > 1:
+            ax.legend(fontsize="small")
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    return fig
+
+
+def _centre(graph: GridGraph) -> int:
+    return (graph.side // 2) * graph.side + graph.side // 2
+
+
+def draw_neighbourhood(graph: GridGraph, node: int | None = None, ax: Axes | None = None) -> Figure:
+    """Grid sites by chessboard colour, with ``node`` (default: centre) linked to its neighbours.
+
+    Lines follow the unwrapped offsets ``(dx, dy)`` (row, column), so on a torus a long jump is drawn
+    at full length, past the grid edge; the wrapped neighbour sites are highlighted. Returns the Figure.
+    """
+    side = graph.side
+    node = _centre(graph) if node is None else int(node)
+    if not 0 <= node < graph.n_nodes:
+        raise ValueError(f"node must be in [0, {graph.n_nodes}), got {node}")
+    fig, ax = _figure_axes(ax, figsize=(5.5, 5.5))
+    board = np.where(graph.colors.reshape(side, side) == 0, 0.92, 0.72)
+    ax.imshow(board, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    i, j = divmod(node, side)
+    for dx, dy in graph.offsets:
+        ti, tj = i + dx, j + dy
+        if not graph.torus and not (0 <= ti < side and 0 <= tj < side):
+            continue
+        ax.plot([j, tj], [i, ti], color="tab:blue", lw=0.8, alpha=0.7)
+    nbr_i, nbr_j = np.divmod(graph.neighbors(node), side)
+    marker = max(3.0, 60.0 / side)
+    ax.plot(nbr_j, nbr_i, "o", color="tab:orange", ms=marker, label=f"{len(nbr_i)} neighbours")
+    ax.plot([j], [i], "o", color="tab:red", ms=1.5 * marker, label=f"node {node}")
+    ax.add_patch(_frame(side))
+    ax.set_title(
+        f"{graph.name or 'custom'}: side {side}, degree {graph.degree}" + (", torus" if graph.torus else "")
+    )
+    ax.legend(loc="upper right", fontsize="small")
+    ax.set_aspect("equal")
+    return fig
+
+
+def _frame(side: int):
+    from matplotlib.patches import Rectangle
+
+    return Rectangle((-0.5, -0.5), side, side, fill=False, ec="black", lw=0.8)
+
+
+def capacity_diagram(graph: GridGraph, n_visible: int, ax: Axes | None = None) -> Figure:
+    """Which sites are visible (the first ``n_visible`` colour-0 sites in raster order) and which hidden.
+
+    Three classes, with counts in the legend: visible, hidden colour-0, colour-1 (always hidden).
+    Returns the Figure.
+    """
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    side, c0 = graph.side, np.flatnonzero(graph.colors == 0)
+    if not 0 <= n_visible <= len(c0):
+        raise ValueError(
+            f"n_visible={n_visible} does not fit: graph {graph.name or 'custom'} has {len(c0)} colour-0 sites"
+        )
+    kind = np.full(graph.n_nodes, 2)
+    kind[c0] = 1
+    kind[c0[:n_visible]] = 0
+    colours = ["tab:green", "#b0c4de", "#e6e6e6"]
+    fig, ax = _figure_axes(ax, figsize=(5.5, 5.5))
+    ax.imshow(
+        kind.reshape(side, side), cmap=ListedColormap(colours), vmin=-0.5, vmax=2.5, interpolation="nearest"
+    )
+    counts = [n_visible, len(c0) - n_visible, graph.n_nodes - len(c0)]
+    names = ["visible", "hidden colour 0", "hidden colour 1"]
+    handles = [Patch(color=c, label=f"{k}: {m}") for c, k, m in zip(colours, names, counts, strict=True)]
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncols=3, fontsize="small")
+    ax.set_title(f"{graph.name or 'custom'}: {n_visible} of {len(c0)} colour-0 sites visible")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return fig

@@ -1,0 +1,371 @@
+"""The block-Gibbs sampler: the hot loop of every DTM.
+
+Model (spins s in {-1, +1}):  p(s) ∝ exp(β [ Σ_{(i,j) in E} W_ij s_i s_j + Σ_i b_i s_i ]).
+A sweep updates all colour-0 spins, then all colour-1 spins, each from its conditional
+
+    P(s_i = +1 | rest) = σ(2 β h_i),   h_i = b_i + Σ_j W_ij s_j.
+
+Every edge joins the two colours, so each half-sweep is exact block Gibbs.
+
+How it is fast. The grid has a fixed set of offsets, so the local field is a *stencil*: a sum of
+shifted copies of the other colour, each times a weight plane. We split the (padded, even) grid into
+four sub-lattices by row and column parity, ``(p, q)`` with ``i = 2a + p, j = 2b + q``; colour 0 is
+``(0,0), (1,1)`` and colour 1 is ``(0,1), (1,0)``. An offset ``(dx, dy)`` from sub-lattice ``(p, q)`` lands
+on sub-lattice ``((p+dx) % 2, (q+dy) % 2)`` shifted by ``((p+dx)//2, (q+dy)//2)``: a static slice of a
+wrap-tiled array, no gather tables. Each half-sweep costs exactly ``|E|`` multiply-adds per chain.
+Arrays are laid out ``(2, n, n, chains)`` with the chain axis last and contiguous, so every slice is
+a run of whole chain vectors. Uniforms come from a counter-based integer hash keyed by two fresh
+32-bit words per sweep (drawn from JAX's threefry): threefry itself per spin costs 3x the whole field.
+
+Public entry point: :func:`gibbs_sample`. The DTM uses the same kernel through :func:`run_chains`.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .graph import GridGraph
+
+Array = jax.Array
+
+_COLOR_SUBS = (((0, 0), (1, 1)), ((0, 1), (1, 0)))  # sub-lattices (p, q) of colour 0 and colour 1
+
+
+@dataclass(frozen=True, eq=False)
+class Lattice:
+    """Static description of a graph in sub-lattice layout (hashable by identity, for ``jax.jit``).
+
+    ``plans[c][t][o] = (src, da, db)``: the field on target sub-lattice ``t`` of colour ``c`` gets, for
+    offset ``o``, source sub-lattice ``src`` of colour ``1 - c`` shifted by ``(da, db)`` (in [0, n)).
+    """
+
+    graph: GridGraph
+    side_p: int  # side padded to even
+    n: int  # sub-lattice side = side_p // 2
+    plans: tuple[tuple[tuple[tuple[int, int, int], ...], ...], ...]
+
+    @property
+    def degree(self) -> int:
+        return self.graph.degree
+
+
+@functools.lru_cache(maxsize=64)
+def lattice(graph: GridGraph) -> Lattice:
+    """The sub-lattice plan of ``graph`` (cached per graph object)."""
+    side_p = graph.side + graph.side % 2
+    n = side_p // 2
+    plans = []
+    for color, sign in ((0, 1), (1, -1)):
+        # colour 0 reads colour 1 at u + o; colour 1 reads colour 0 at v - o.
+        sources = _COLOR_SUBS[1 - color]
+        per_target = []
+        for p, q in _COLOR_SUBS[color]:
+            row = []
+            for dx, dy in graph.offsets * sign:
+                src = sources.index(((p + dx) % 2, (q + dy) % 2))
+                row.append((src, int((p + dx) // 2) % n, int((q + dy) // 2) % n))
+            per_target.append(tuple(row))
+        plans.append(tuple(per_target))
+    return Lattice(graph, side_p, n, tuple(plans))
+
+
+# ----------------------------------------------------------------------------- layout conversions
+
+
+def to_lattice(lat: Lattice, x: Array, fill: float = 0.0) -> tuple[Array, Array]:
+    """``(..., n_nodes)`` -> colour-0 and colour-1 arrays ``(2, n, n, ...)`` (node axis moved first)."""
+    side, sp = lat.graph.side, lat.side_p
+    lead = x.shape[:-1]
+    g = x.reshape(*lead, side, side)
+    if sp != side:
+        pad = [(0, 0)] * len(lead) + [(0, sp - side), (0, sp - side)]
+        g = jnp.pad(g, pad, constant_values=fill)
+    g = jnp.moveaxis(g, (-2, -1), (0, 1))  # (sp, sp, ...)
+    return tuple(jnp.stack([g[p::2, q::2] for p, q in subs]) for subs in _COLOR_SUBS)  # type: ignore[return-value]
+
+
+def from_lattice(lat: Lattice, x0: Array, x1: Array) -> Array:
+    """Inverse of :func:`to_lattice`: ``(2, n, n, ...)`` pair -> ``(..., n_nodes)``."""
+    sp, side = lat.side_p, lat.graph.side
+    g = jnp.zeros((sp, sp) + x0.shape[3:], x0.dtype)
+    for xc, subs in ((x0, _COLOR_SUBS[0]), (x1, _COLOR_SUBS[1])):
+        for t, (p, q) in enumerate(subs):
+            g = g.at[p::2, q::2].set(xc[t])
+    g = jnp.moveaxis(g[:side, :side], (0, 1), (-2, -1))
+    return g.reshape(*g.shape[:-2], side * side)
+
+
+def weight_planes(lat: Lattice, weights: Array) -> tuple[Array, Array]:
+    """Edge weights ``(n_edges,)`` (aligned with ``graph.edges``) -> per-colour planes ``(deg, 2, n, n, 1)``.
+
+    Plane ``W0[o, t]`` holds, at each colour-0 site u, the weight of edge (u, u + o); ``W1[o, t]`` holds,
+    at each colour-1 site v, the weight of edge (v - o, v). Missing edges (open grids) are zeros.
+    """
+    g = lat.graph
+    sp = lat.side_p
+    i0, j0 = np.divmod(g.edges[:, 0], g.side)
+    planes = jnp.zeros((g.degree, sp, sp), weights.dtype).at[g.edge_offset, i0, j0].set(weights)
+    w0 = jnp.stack([jnp.stack([pl[p::2, q::2] for p, q in _COLOR_SUBS[0]]) for pl in planes])
+    shifted = [jnp.roll(planes[o], (int(dx), int(dy)), axis=(0, 1)) for o, (dx, dy) in enumerate(g.offsets)]
+    w1 = jnp.stack([jnp.stack([pl[p::2, q::2] for p, q in _COLOR_SUBS[1]]) for pl in shifted])
+    return w0[..., None], w1[..., None]
+
+
+def edge_values(lat: Lattice, planes0: Array) -> Array:
+    """Inverse of the colour-0 half of :func:`weight_planes`: ``(deg, 2, n, n)`` -> ``(n_edges,)``."""
+    g = lat.graph
+    sp = lat.side_p
+    full = jnp.zeros((g.degree, sp, sp), planes0.dtype)
+    for t, (p, q) in enumerate(_COLOR_SUBS[0]):
+        full = full.at[:, p::2, q::2].set(planes0[:, t])
+    i0, j0 = np.divmod(g.edges[:, 0], g.side)
+    return full[g.edge_offset, i0, j0]
+
+
+# ----------------------------------------------------------------------------- the kernel
+
+
+def _tile(x: Array) -> Array:
+    """(n, n, ...) -> (2n, 2n, ...) periodic copy, so any shift in [0, n) is a static slice."""
+    return jnp.tile(x, (2, 2) + (1,) * (x.ndim - 2))
+
+
+def _shift(xt: Array, da: int, db: int, n: int) -> Array:
+    return jax.lax.slice_in_dim(jax.lax.slice_in_dim(xt, da, da + n, axis=0), db, db + n, axis=1)
+
+
+def local_field(lat: Lattice, color: int, w: Array, src: Array) -> Array:
+    """Field from the other colour on colour ``color``: ``h[t] = Σ_o w[o, t] * shift_o(src)``.
+
+    w: ``(deg, 2, n, n, 1)`` planes of this colour; src: ``(2, n, n, C)`` spins of the other colour.
+    Returns ``(2, n, n, C)``.
+    """
+    n = lat.n
+    tiles = [_tile(src[0]), _tile(src[1])]
+    out = []
+    for t, plan in enumerate(lat.plans[color]):
+        acc = None
+        for o, (s, da, db) in enumerate(plan):
+            term = w[o, t] * _shift(tiles[s], da, db, n)
+            acc = term if acc is None else acc + term
+        out.append(acc)
+    return jnp.stack(out)
+
+
+def edge_products(lat: Lattice, x0: Array, x1: Array) -> Array:
+    """``s_u * s_{u+o}`` for every edge, in colour-0 plane layout: ``(deg, 2, n, n, C)``."""
+    n = lat.n
+    tiles = [_tile(x1[0]), _tile(x1[1])]
+    return jnp.stack(
+        [
+            jnp.stack([x0[t] * _shift(tiles[s], da, db, n) for t, (s, da, db) in enumerate(cols)])
+            for cols in zip(*lat.plans[0], strict=True)
+        ]
+    )
+
+
+def _lowbias32(x: Array) -> Array:
+    x = x ^ (x >> 16)
+    x = x * jnp.uint32(0x7FEB352D)
+    x = x ^ (x >> 15)
+    x = x * jnp.uint32(0x846CA68B)
+    return x ^ (x >> 16)
+
+
+def _uniforms(words: Array, counter: Array) -> Array:
+    """Uniforms in [0, 1) from a two-word key and a counter array: hash(hash(c + k0) ^ k1), 24 bits."""
+    x = _lowbias32(_lowbias32(counter + words[0]) ^ words[1])
+    return (x >> 8).astype(jnp.float32) * jnp.float32(1.0 / (1 << 24))
+
+
+class Params(NamedTuple):
+    """Sampler parameters in lattice layout. w*: (deg, 2, n, n, 1); b*: (2, n, n, 1 or C); clamp*: bool like b*."""
+
+    w0: Array
+    w1: Array
+    b0: Array
+    b1: Array
+    clamp0: Array
+    clamp1: Array
+
+
+def make_params(lat: Lattice, weights: Array, biases: Array, clamped: Array | None, n_chains: int) -> Params:
+    """Convert node/edge-layout parameters to lattice layout. biases: (n_nodes,) or (C, n_nodes)."""
+    w0, w1 = weight_planes(lat, jnp.asarray(weights, jnp.float32))
+    b = jnp.asarray(biases, jnp.float32)
+    b0, b1 = to_lattice(lat, b if b.ndim == 2 else b[None])
+    if clamped is None:
+        c = jnp.zeros((1, lat.graph.n_nodes), bool)
+    else:
+        c = jnp.asarray(clamped, bool)
+        c = c if c.ndim == 2 else c[None]
+    # padding sites of odd-sided grids have no edges; clamp them so they never draw randomness.
+    c0, c1 = to_lattice(lat, c, fill=True)
+    return Params(w0, w1, b0, b1, c0, c1)
+
+
+def sweep(
+    lat: Lattice, params: Params, x0: Array, x1: Array, words: Array, beta: Array
+) -> tuple[Array, Array]:
+    """One block-Gibbs sweep: colour 0 then colour 1. x*: (2, n, n, C) float32 ±1; words: (2,) uint32."""
+    size = x0.size
+    counter = jnp.arange(2 * size, dtype=jnp.uint32).reshape((2,) + x0.shape)
+    h0 = local_field(lat, 0, params.w0, x1) + params.b0
+    new0 = jnp.where(_uniforms(words, counter[0]) < jax.nn.sigmoid(2.0 * beta * h0), 1.0, -1.0)
+    x0 = jnp.where(params.clamp0, x0, new0)
+    h1 = local_field(lat, 1, params.w1, x0) + params.b1
+    new1 = jnp.where(_uniforms(words, counter[1]) < jax.nn.sigmoid(2.0 * beta * h1), 1.0, -1.0)
+    x1 = jnp.where(params.clamp1, x1, new1)
+    return x0, x1
+
+
+def run_chains(
+    lat: Lattice,
+    params: Params,
+    key: Array,
+    x0: Array,
+    x1: Array,
+    betas: Array,
+    *,
+    n_warmup: int,
+    n_samples: int,
+    steps_per_sample: int,
+    observe: Any,
+    acc: Any,
+) -> tuple[Array, Array, Any, Any]:
+    """Run ``n_warmup`` sweeps, then take ``n_samples`` samples ``steps_per_sample`` sweeps apart.
+
+    The first sample is the state right after warm-up, so ``n_warmup + (n_samples - 1) * steps_per_sample``
+    sweeps run in all; ``betas`` has one inverse temperature per sweep. At each sample,
+    ``acc, out = observe(acc, x0, x1)``; the outputs are stacked. Returns ``(x0, x1, acc, outs)``.
+    Traceable: call it inside ``jax.jit``.
+    """
+    words = jax.random.bits(key, (betas.shape[0], 2), jnp.uint32)
+
+    def run(x0, x1, w, b):
+        def body(carry, wb):
+            return sweep(lat, params, *carry, wb[0], wb[1]), None
+
+        (x0, x1), _ = jax.lax.scan(body, (x0, x1), (w, b))
+        return x0, x1
+
+    x0, x1 = run(x0, x1, words[:n_warmup], betas[:n_warmup])
+    acc, out0 = observe(acc, x0, x1)
+    if n_samples == 1:
+        return x0, x1, acc, jax.tree.map(lambda o: o[None], out0)
+    shape = (n_samples - 1, steps_per_sample)
+    w_s = words[n_warmup:].reshape(*shape, 2)
+    b_s = betas[n_warmup:].reshape(shape)
+
+    def sample_body(carry, wb):
+        x0, x1, acc = carry
+        x0, x1 = run(x0, x1, *wb)
+        acc, out = observe(acc, x0, x1)
+        return (x0, x1, acc), out
+
+    (x0, x1, acc), outs = jax.lax.scan(sample_body, (x0, x1, acc), (w_s, b_s))
+    outs = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), out0, outs)
+    return x0, x1, acc, outs
+
+
+def n_sweeps(n_warmup: int, n_samples: int, steps_per_sample: int) -> int:
+    """Sweeps run by a schedule: ``n_warmup + (n_samples - 1) * steps_per_sample``."""
+    return n_warmup + (n_samples - 1) * steps_per_sample
+
+
+def beta_schedule(beta: float | Array, n: int) -> Array:
+    """A scalar β broadcast to ``n`` sweeps, or a length-``n`` array checked and returned."""
+    b = jnp.asarray(beta, jnp.float32)
+    if b.ndim == 0:
+        return jnp.full((n,), b)
+    if b.shape != (n,):
+        raise ValueError(f"beta must be a scalar or have one value per sweep ({n},), got shape {b.shape}")
+    return b
+
+
+@functools.partial(jax.jit, static_argnames=("lat", "n_warmup", "n_samples", "steps_per_sample"))
+def _gibbs_sample_jit(
+    key, lat, weights, biases, spins0, clamped, betas, n_warmup, n_samples, steps_per_sample
+):
+    params = make_params(lat, weights, biases, clamped, spins0.shape[0])
+    x0, x1 = to_lattice(lat, spins0.astype(jnp.float32), fill=1.0)
+
+    def observe(acc, x0, x1):
+        return acc, (x0.astype(jnp.int8), x1.astype(jnp.int8))
+
+    *_, (o0, o1) = run_chains(
+        lat, params, key, x0, x1, betas, n_warmup=n_warmup, n_samples=n_samples,
+        steps_per_sample=steps_per_sample, observe=observe, acc=None,
+    )  # fmt: skip
+    return jax.vmap(functools.partial(from_lattice, lat))(o0, o1)
+
+
+def gibbs_sample(
+    key: Array,
+    graph: GridGraph,
+    weights: Any,
+    biases: Any,
+    spins0: Any,
+    *,
+    clamped: Any = None,
+    n_warmup: int,
+    n_samples: int,
+    steps_per_sample: int,
+    beta: float | Any = 1.0,
+) -> Array:
+    """Block-Gibbs samples of ``p(s) ∝ exp(β [Σ_E W_ij s_i s_j + Σ_i b_i s_i])`` on ``graph``.
+
+    Args:
+        key: a JAX PRNG key.
+        graph: the :class:`~dtm_lite.graph.GridGraph`.
+        weights: ``(n_edges,)``, aligned with ``graph.edges``.
+        biases: ``(n_nodes,)``, or ``(n_chains, n_nodes)`` per chain (e.g. input couplings J·s_in).
+        spins0: ``(n_chains, n_nodes)`` initial spins in {-1, +1}, any integer or float dtype.
+        clamped: optional bool mask ``(n_nodes,)`` (or ``(n_chains, n_nodes)``) of spins held at ``spins0``.
+        n_warmup: sweeps before the first sample.
+        n_samples: samples per chain, ``steps_per_sample`` sweeps apart.
+        beta: inverse temperature, a scalar or one value per sweep
+            (``n_warmup + (n_samples - 1) * steps_per_sample`` values).
+
+    Returns:
+        int8 spins in {-1, +1}, shape ``(n_samples, n_chains, n_nodes)``.
+    """
+    s = jnp.asarray(spins0)
+    if s.ndim != 2 or s.shape[1] != graph.n_nodes:
+        raise ValueError(f"spins0 must have shape (n_chains, {graph.n_nodes}), got {s.shape}")
+    if not (jnp.issubdtype(s.dtype, jnp.integer) or jnp.issubdtype(s.dtype, jnp.floating)):
+        raise ValueError(f"spins0 must hold -1/+1 in an integer or float dtype, got dtype {s.dtype}")
+    if not isinstance(s, jax.core.Tracer) and not bool(jnp.all(jnp.abs(s) == 1)):
+        raise ValueError("spins0 must contain only -1 and +1 (convert bits b with 2*b - 1)")
+    w = jnp.asarray(weights, jnp.float32)
+    if w.shape != (graph.n_edges,):
+        raise ValueError(f"weights must have shape (n_edges,) = ({graph.n_edges},), got {w.shape}")
+    b = jnp.asarray(biases, jnp.float32)
+    if b.shape not in ((graph.n_nodes,), (s.shape[0], graph.n_nodes)):
+        raise ValueError(
+            f"biases must have shape ({graph.n_nodes},) or (n_chains, n_nodes) = {s.shape}, got {b.shape}"
+        )
+    if clamped is not None:
+        clamped = jnp.asarray(clamped)
+        if clamped.dtype != jnp.bool_ or clamped.shape not in ((graph.n_nodes,), s.shape):
+            raise ValueError(
+                f"clamped must be a bool mask of shape ({graph.n_nodes},) or {s.shape}, "
+                f"got {clamped.dtype} {clamped.shape}"
+            )
+    for name, v, lo in (
+        ("n_warmup", n_warmup, 0),
+        ("n_samples", n_samples, 1),
+        ("steps_per_sample", steps_per_sample, 1),
+    ):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < lo:
+            raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+    betas = beta_schedule(beta, n_sweeps(n_warmup, n_samples, steps_per_sample))
+    return _gibbs_sample_jit(
+        key, lattice(graph), w, b, s, clamped, betas, int(n_warmup), int(n_samples), int(steps_per_sample)
+    )

@@ -1,0 +1,131 @@
+"""Tests for dtm_lite.plots: files written with the right sizes, figures built without a display."""
+
+import csv
+
+import matplotlib
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+from PIL import Image
+
+matplotlib.use("Agg")
+
+from dtm_lite.graph import GridGraph  # noqa: E402
+from dtm_lite.plots import (  # noqa: E402
+    SEPARATOR,
+    capacity_diagram,
+    draw_neighbourhood,
+    image_grid,
+    plot_metrics,
+    save_image_grid,
+    save_trajectory_gif,
+    show_images,
+)
+
+
+def test_image_grid_layout():
+    imgs = np.zeros((5, 4, 3, 1))
+    imgs[2] = 1.0
+    grid = image_grid(imgs, ncols=3)
+    assert grid.dtype == np.uint8 and grid.shape == (2 * 5 + 1, 3 * 4 + 1, 3)
+    assert np.all(grid[0] == SEPARATOR) and np.all(grid[:, 4] == SEPARATOR)
+    assert np.all(grid[1:5, 1:4] == 0)  # image 0
+    assert np.all(grid[1:5, 9:12] == 255)  # image 2, row 0 column 2
+    assert np.all(grid[6:10, 9:12] == SEPARATOR)  # unused sixth cell
+    assert image_grid(np.zeros((9, 2, 2, 3))).shape == (10, 10, 3)  # default ncols = 3
+
+
+def test_image_grid_rejects_bad_shape():
+    with pytest.raises(ValueError):
+        image_grid(np.zeros((2, 4, 4, 2)))
+
+
+def test_save_image_grid_png_size(tmp_path):
+    imgs = np.random.default_rng(0).random((6, 8, 8, 3))
+    path = save_image_grid(imgs, tmp_path / "grid.png", scale=3)
+    grid = image_grid(imgs)
+    with Image.open(path) as img:
+        assert img.format == "PNG"
+        assert img.size == (grid.shape[1] * 3, grid.shape[0] * 3)
+        np.testing.assert_array_equal(np.asarray(img.convert("RGB"))[::3, ::3], grid)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_save_trajectory_gif_frames(tmp_path, channels):
+    t = 7
+    frames = (np.random.default_rng(1).random((t, 4, 6, 6, channels)) > 0.5).astype(float)
+    path = save_trajectory_gif(frames, tmp_path / "traj.gif", fps=5, scale=2)
+    grid = image_grid(frames[0])
+    with Image.open(path) as img:
+        assert img.format == "GIF"
+        assert img.n_frames == t
+        assert img.size == (grid.shape[1] * 2, grid.shape[0] * 2)
+        assert img.info.get("loop") == 0
+        assert img.info.get("duration") == 200
+        np.testing.assert_array_equal(np.asarray(img.convert("RGB"))[::2, ::2], grid)
+
+
+def test_show_images_returns_figure():
+    fig = show_images(np.random.default_rng(2).random((4, 5, 5, 1)), title="samples")
+    assert isinstance(fig, Figure)
+    assert fig.axes[0].get_title() == "samples"
+
+
+def write_csv(path, rows):
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def test_plot_metrics_from_csv(tmp_path):
+    rows = [
+        {
+            "epoch": e,
+            "fd_pca": 5.0 / (e + 1),
+            "fd_floor": 0.2,
+            "fd_independent": 6.0,
+            "autocorr": 0.01 * e,
+            "corr_penalty_0": 0.1,
+            "corr_penalty_1": 0.2,
+            "marginal_error": 0.05,
+        }
+        for e in range(5)
+    ]
+    path = tmp_path / "metrics.csv"
+    write_csv(path, rows)
+    fig = plot_metrics(str(path))
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["FD-PCA", "autocorrelation", "correlation penalty", "marginal error"]
+    assert len(fig.axes[0].lines) == 3 and len(fig.axes[2].lines) == 2
+    fig.savefig(tmp_path / "metrics.png")
+    assert (tmp_path / "metrics.png").stat().st_size > 0
+
+
+def test_plot_metrics_skips_missing_columns():
+    fig = plot_metrics([{"epoch": 0, "fd_pca": 1.0, "corr_penalty": 0.1}, {"epoch": 1, "fd_pca": 0.5}])
+    assert [ax.get_title() for ax in fig.axes] == ["FD-PCA", "correlation penalty"]
+    assert isinstance(plot_metrics([{"epoch": 0}]), Figure)
+
+
+@pytest.mark.parametrize("preset", ["20_8", "3_4"])
+def test_graph_drawings(preset, tmp_path):
+    graph = GridGraph.from_preset(preset)
+    fig = draw_neighbourhood(graph)
+    assert preset in fig.axes[0].get_title() and str(graph.degree) in fig.axes[0].get_title()
+    fig.savefig(tmp_path / "nbr.png")
+    fig = capacity_diagram(graph, n_visible=graph.n_color0 // 2)
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels[0] == f"visible: {graph.n_color0 // 2}"
+    fig.savefig(tmp_path / "cap.png")
+    with pytest.raises(ValueError):
+        capacity_diagram(graph, n_visible=graph.n_color0 + 1)
+
+
+def test_draw_neighbourhood_lines_follow_offsets():
+    graph = GridGraph.from_preset("20_8")
+    fig = draw_neighbourhood(graph, node=0)
+    ax = fig.axes[0]
+    jumps = [line for line in ax.lines if len(line.get_xdata()) == 2]
+    assert len(jumps) == graph.degree  # torus: every offset drawn, unwrapped (past the edge at node 0)
+    assert min(min(line.get_xdata()) for line in jumps) < 0
