@@ -139,9 +139,7 @@ class DTMConfig:
         return cls(**d)
 
 
-def place_visible(
-    graph: GridGraph, image_shape: tuple[int, int, int], levels: int, how: str, seed: int
-) -> np.ndarray:
+def place_visible(graph: GridGraph, image_shape: tuple[int, int, int], levels: int, how: str, seed: int) -> np.ndarray:
     """Which node hosts each visible bit: int array ``(n_bits,)`` of colour-0 node indices.
 
     - ``"raster"``: bit k on the k-th colour-0 site in raster order.
@@ -272,9 +270,7 @@ class DTM:
         if np.issubdtype(b.dtype, np.floating) and not np.all(np.isfinite(b)):
             raise ValueError("batch contains NaN or infinite values; bits must be 0 or 1")
         if not np.all((b == 0) | (b == 1)):
-            raise ValueError(
-                "batch must contain only 0 and 1 (bits, not pixel values: use dtm.encode(frames))"
-            )
+            raise ValueError("batch must contain only 0 and 1 (bits, not pixel values: use dtm.encode(frames))")
         return b.astype(np.uint8)
 
     # ------------------------------------------------------------------ training
@@ -442,7 +438,7 @@ def _make_train_fn(dtm: DTM):
         params = optax.apply_updates(params, updates)
         metrics = {
             "gap": jnp.abs(m_pos - m_neg)[:, visible].mean(),
-            "grad_norm": optax.global_norm(ascent),
+            "grad_norm": optax.tree.norm(ascent),
         }
         return params, opt_state, metrics
 

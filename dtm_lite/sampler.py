@@ -210,9 +210,7 @@ def make_params(lat: Lattice, weights: Array, biases: Array, clamped: Array | No
     return Params(w0, w1, b0, b1, c0, c1)
 
 
-def sweep(
-    lat: Lattice, params: Params, x0: Array, x1: Array, words: Array, beta: Array
-) -> tuple[Array, Array]:
+def sweep(lat: Lattice, params: Params, x0: Array, x1: Array, words: Array, beta: Array) -> tuple[Array, Array]:
     """One block-Gibbs sweep: colour 0 then colour 1. x*: (2, n, n, C) float32 ±1; words: (2,) uint32."""
     size = x0.size
     counter = jnp.arange(2 * size, dtype=jnp.uint32).reshape((2,) + x0.shape)
@@ -246,32 +244,39 @@ def run_chains(
     ``acc, out = observe(acc, x0, x1)``; the outputs are stacked. Returns ``(x0, x1, acc, outs)``.
     Traceable: call it inside ``jax.jit``.
     """
-    words = jax.random.bits(key, (betas.shape[0], 2), jnp.uint32)
+    if betas.shape[0] != n_sweeps(n_warmup, n_samples, steps_per_sample):
+        raise ValueError(f"betas must have one value per sweep, got {betas.shape[0]}")
+    # β rides in the carry, one sweep ahead of the scanned array: a β sliced out of the scanned input
+    # fuses into the field computation and makes XLA's CPU loop 4x slower. Likewise the two 32-bit
+    # words that key each sweep's hash are drawn inside the loop, not scanned from an array.
+    nxt = jnp.concatenate([betas[1:], jnp.ones((1,), jnp.float32)])
+    beta0 = betas[0] if betas.shape[0] else jnp.float32(1.0)
 
-    def run(x0, x1, w, b):
-        def body(carry, wb):
-            return sweep(lat, params, *carry, wb[0], wb[1]), None
+    def run(carry, b_next):
+        def body(carry, beta_next):
+            key, x0, x1, beta = carry
+            key, sub = jax.random.split(key)
+            x0, x1 = sweep(lat, params, x0, x1, jax.random.bits(sub, (2,), jnp.uint32), beta)
+            return (key, x0, x1, beta_next), None
 
-        (x0, x1), _ = jax.lax.scan(body, (x0, x1), (w, b))
-        return x0, x1
+        return jax.lax.scan(body, carry, b_next)[0]
 
-    x0, x1 = run(x0, x1, words[:n_warmup], betas[:n_warmup])
-    acc, out0 = observe(acc, x0, x1)
+    carry = run((key, x0, x1, beta0), nxt[:n_warmup])
+    acc, out0 = observe(acc, *carry[1:3])
     if n_samples == 1:
-        return x0, x1, acc, jax.tree.map(lambda o: o[None], out0)
-    shape = (n_samples - 1, steps_per_sample)
-    w_s = words[n_warmup:].reshape(*shape, 2)
-    b_s = betas[n_warmup:].reshape(shape)
+        return *carry[1:3], acc, jax.tree.map(lambda o: o[None], out0)
 
-    def sample_body(carry, wb):
-        x0, x1, acc = carry
-        x0, x1 = run(x0, x1, *wb)
-        acc, out = observe(acc, x0, x1)
-        return (x0, x1, acc), out
+    def sample_body(state, b_next):
+        carry, acc = state
+        carry = run(carry, b_next)
+        acc, out = observe(acc, *carry[1:3])
+        return (carry, acc), out
 
-    (x0, x1, acc), outs = jax.lax.scan(sample_body, (x0, x1, acc), (w_s, b_s))
+    (carry, acc), outs = jax.lax.scan(
+        sample_body, (carry, acc), nxt[n_warmup:].reshape(n_samples - 1, steps_per_sample)
+    )
     outs = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), out0, outs)
-    return x0, x1, acc, outs
+    return *carry[1:3], acc, outs
 
 
 def n_sweeps(n_warmup: int, n_samples: int, steps_per_sample: int) -> int:
@@ -290,9 +295,7 @@ def beta_schedule(beta: float | Array, n: int) -> Array:
 
 
 @functools.partial(jax.jit, static_argnames=("lat", "n_warmup", "n_samples", "steps_per_sample"))
-def _gibbs_sample_jit(
-    key, lat, weights, biases, spins0, clamped, betas, n_warmup, n_samples, steps_per_sample
-):
+def _gibbs_sample_jit(key, lat, weights, biases, spins0, clamped, betas, n_warmup, n_samples, steps_per_sample):
     params = make_params(lat, weights, biases, clamped, spins0.shape[0])
     x0, x1 = to_lattice(lat, spins0.astype(jnp.float32), fill=1.0)
 
@@ -348,9 +351,7 @@ def gibbs_sample(
         raise ValueError(f"weights must have shape (n_edges,) = ({graph.n_edges},), got {w.shape}")
     b = jnp.asarray(biases, jnp.float32)
     if b.shape not in ((graph.n_nodes,), (s.shape[0], graph.n_nodes)):
-        raise ValueError(
-            f"biases must have shape ({graph.n_nodes},) or (n_chains, n_nodes) = {s.shape}, got {b.shape}"
-        )
+        raise ValueError(f"biases must have shape ({graph.n_nodes},) or (n_chains, n_nodes) = {s.shape}, got {b.shape}")
     if clamped is not None:
         clamped = jnp.asarray(clamped)
         if clamped.dtype != jnp.bool_ or clamped.shape not in ((graph.n_nodes,), s.shape):

@@ -1,0 +1,242 @@
+"""Streaming batches of bits from an iterator of frames, for training without a dataset in memory.
+
+``IteratorDataLoader`` pulls items from a stream, splits them into frames, optionally shuffles them in a
+bounded buffer, and yields uint8 bit batches ``(batch_size, H*W*C*L)`` made by ``dtm_lite.encoding.encode``.
+
+A stream item is one of
+- a frame ``(H, W, C)``,
+- a stack of frames ``(n, H, W, C)`` (every frame is used, in order),
+- a tuple whose first element is one of the above, e.g. ``(frames, actions, rewards)`` from
+  ``dtm_lite.lunarlander.LunarLanderFrames`` (the other elements are ignored).
+
+Frames are uint8 in [0, 255] or floats in [0, 1]; every frame must have the shape of the first one.
+At most ``shuffle_buffer + batch_size`` frames (plus the item being read) are held at any time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import numpy as np
+
+from dtm_lite.encoding import encode
+
+Preprocess = Callable[[np.ndarray], np.ndarray]
+
+
+class IteratorDataLoader:
+    """Batches of bits ``(batch_size, H*W*C*L)`` uint8 from a stream of frames; one ``iter()`` is one epoch.
+
+    Args:
+        data_iterator: an iterable of stream items (see the module docstring). A re-iterable source (a list,
+            ``LunarLanderFrames``) starts over every epoch; a one-shot iterator (a generator) is continued
+            where the previous epoch stopped and, once exhausted, gives empty epochs.
+        batch_size: frames per batch.
+        n_grayscale_levels: bits per channel value L (1 = binary threshold, L > 1 = thermometer code).
+        max_batches_per_epoch: stop an epoch after this many batches (None = run until the stream ends).
+        image_preprocessing: optional ``f(frames (n, H, W, C)) -> frames (n', H', W', C')`` applied to each
+            item's stack of frames before validation; error positions then refer to its output.
+        threshold: binary threshold on values in [0, 1] (used when L = 1).
+        drop_last: what to do with the final partial batch when the stream ends: True drops it (every
+            batch has exactly ``batch_size`` rows), False yields it with fewer rows.
+        shuffle_buffer: size k of a seeded shuffle buffer (0 = stream order). The first k frames fill it;
+            then each incoming frame swaps out a uniformly chosen buffered frame, which is emitted; at the
+            end of the stream the rest comes out in random order. Every frame is emitted exactly once, and
+            frames move at most about k positions: mixing is local, so make k span several episodes.
+        seed: seed of the shuffle; epoch t uses ``np.random.default_rng([seed, t])``.
+        image_shape: optional expected (H, W, C); otherwise it is taken from the first frame.
+
+    An epoch that stops at ``max_batches_per_epoch`` discards what it had read but not batched (the rest
+    of the current item, the shuffle buffer); a one-shot iterator then resumes at the next item.
+    """
+
+    def __init__(
+        self,
+        data_iterator: Iterable[Any],
+        batch_size: int,
+        n_grayscale_levels: int = 1,
+        max_batches_per_epoch: int | None = None,
+        image_preprocessing: Preprocess | None = None,
+        threshold: float = 0.5,
+        drop_last: bool = True,
+        shuffle_buffer: int = 0,
+        seed: int = 0,
+        image_shape: tuple[int, int, int] | None = None,
+    ):
+        _check_int(batch_size, "batch_size", minimum=1)
+        _check_int(n_grayscale_levels, "n_grayscale_levels", minimum=1)
+        if max_batches_per_epoch is not None:
+            _check_int(max_batches_per_epoch, "max_batches_per_epoch", minimum=1)
+        _check_int(shuffle_buffer, "shuffle_buffer", minimum=0)
+        _check_int(seed, "seed", minimum=0)
+        if not 0.0 <= threshold < 1.0:
+            raise ValueError(f"threshold must lie in [0, 1), got {threshold!r}")
+        if image_preprocessing is not None and not callable(image_preprocessing):
+            raise ValueError(
+                f"image_preprocessing must be a callable frames -> frames, got {image_preprocessing!r}"
+            )
+        if not isinstance(data_iterator, Iterable):
+            raise ValueError(
+                f"data_iterator must be an iterable of frames, got {type(data_iterator).__name__}; "
+                "wrap a single array in a list"
+            )
+        if image_shape is not None:
+            image_shape = tuple(int(v) for v in image_shape)
+            if len(image_shape) != 3 or min(image_shape) < 1:
+                raise ValueError(f"image_shape must be (H, W, C) with positive sizes, got {image_shape}")
+        self.data_iterator = data_iterator
+        self.batch_size = batch_size
+        self.n_grayscale_levels = n_grayscale_levels
+        self.max_batches_per_epoch = max_batches_per_epoch
+        self.image_preprocessing = image_preprocessing
+        self.threshold = threshold
+        self.drop_last = drop_last
+        self.shuffle_buffer = shuffle_buffer
+        self.seed = seed
+        self._image_shape: tuple[int, int, int] | None = image_shape
+        self._epoch = 0
+        self._item_index = 0  # position in the stream, counted across epochs for one-shot iterators
+
+    @property
+    def image_shape(self) -> tuple[int, int, int] | None:
+        """(H, W, C) of the frames: given, or known after the first item; None before that."""
+        return self._image_shape
+
+    @property
+    def n_bits(self) -> int:
+        """Bits per frame, ``H * W * C * L``; raises if the image shape is not known yet."""
+        if self._image_shape is None:
+            raise ValueError(
+                "n_bits is unknown until the first item has been read; "
+                "iterate once or pass image_shape=(H, W, C)"
+            )
+        h, w, c = self._image_shape
+        return h * w * c * self.n_grayscale_levels
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        rng = np.random.default_rng([self.seed, self._epoch])
+        self._epoch += 1
+        if not isinstance(self.data_iterator, Iterator):
+            self._item_index = 0  # a fresh pass over a re-iterable source
+        frames = self._frames()
+        if self.shuffle_buffer > 0:
+            frames = _shuffled(frames, self.shuffle_buffer, rng)
+        return self._batches(frames)
+
+    # -- stream -> frames ---------------------------------------------------------------------------------
+
+    def _frames(self) -> Iterator[np.ndarray]:
+        """Validated frames ``(H, W, C)``, one at a time, copied so the item can be freed."""
+        for item in self.data_iterator:
+            position = self._item_index
+            self._item_index += 1
+            stack = self._as_stack(item, position)
+            for j in range(len(stack)):
+                yield np.array(stack[j])
+
+    def _as_stack(self, item: Any, position: int) -> np.ndarray:
+        """One stream item as a validated stack ``(n, H, W, C)``."""
+        where = f"stream item {position}"
+        if isinstance(item, tuple):
+            if not item:
+                raise ValueError(f"{where} is an empty tuple; yield frames or (frames, ...) tuples")
+            item = item[0]
+        arr = np.asarray(item)
+        if arr.ndim == 3:
+            arr = arr[None]
+        elif arr.ndim != 4:
+            raise ValueError(
+                f"{where} has shape {arr.shape} (rank {arr.ndim}); expected a frame (H, W, C) or a stack "
+                "(n, H, W, C); add a channel axis to grayscale images with x[..., None]"
+            )
+        if self.image_preprocessing is not None:
+            arr = np.asarray(self.image_preprocessing(arr))
+            if arr.ndim != 4:
+                raise ValueError(
+                    f"{where}: image_preprocessing returned shape {arr.shape}; "
+                    "it must return a stack (n, H, W, C)"
+                )
+        _check_values(arr, where)
+        if self._image_shape is None:
+            self._image_shape = tuple(int(v) for v in arr.shape[1:])
+        if arr.shape[1:] != self._image_shape:
+            raise ValueError(
+                f"{where}, frame 0 has shape {arr.shape[1:]} but the stream's frames have shape "
+                f"{self._image_shape}; resize or crop frames to one shape (e.g. with image_preprocessing)"
+            )
+        return arr
+
+    # -- frames -> batches --------------------------------------------------------------------------------
+
+    def _batches(self, frames: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+        n_out = 0
+        batch: list[np.ndarray] = []
+        try:
+            for frame in frames:
+                batch.append(frame)
+                if len(batch) == self.batch_size:
+                    yield self._encode(batch)
+                    batch = []
+                    n_out += 1
+                    if self.max_batches_per_epoch is not None and n_out >= self.max_batches_per_epoch:
+                        return
+            if batch and not self.drop_last:
+                yield self._encode(batch)
+        finally:
+            frames.close()  # stops a re-iterable source's pass now (e.g. closes its environments)
+
+    def _encode(self, batch: list[np.ndarray]) -> np.ndarray:
+        """Frames -> uint8 bits ``(len(batch), n_bits)``; mixed dtypes go through floats in [0, 1]."""
+        if all(f.dtype == np.uint8 for f in batch):
+            stack = np.stack(batch)
+        else:
+            stack = np.stack([f.astype(np.float32) / 255.0 if f.dtype == np.uint8 else f for f in batch])
+        return encode(stack, self.n_grayscale_levels, self.threshold)
+
+
+def _shuffled(frames: Iterator[np.ndarray], k: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """Buffered shuffle: a permutation of ``frames`` that holds at most ``k`` of them."""
+    buffer: list[np.ndarray] = []
+    for frame in frames:
+        if len(buffer) < k:
+            buffer.append(frame)
+            continue
+        j = int(rng.integers(k))
+        yield buffer[j]
+        buffer[j] = frame
+    for j in rng.permutation(len(buffer)):
+        yield buffer[j]
+
+
+def _check_values(arr: np.ndarray, where: str) -> None:
+    """Dtype and range checks of a stack ``(n, H, W, C)``; errors name the first bad frame."""
+    if arr.dtype == np.uint8:
+        return
+    if np.issubdtype(arr.dtype, np.floating):
+        flat = arr.reshape(len(arr), -1)
+        finite = np.isfinite(flat).all(axis=1)
+        if not finite.all():
+            j = int(np.argmin(finite))
+            raise ValueError(f"{where}, frame {j} contains NaN or infinite values; clean the data source")
+        if flat.size:
+            bad = (flat < 0).any(axis=1) | (flat > 1).any(axis=1)
+            if bad.any():
+                j = int(np.argmax(bad))
+                lo, hi = float(flat[j].min()), float(flat[j].max())
+                raise ValueError(
+                    f"{where}, frame {j} has float values in [{lo:g}, {hi:g}] but float frames must lie in "
+                    "[0, 1]; divide [0, 255] data by 255 or pass uint8"
+                )
+        return
+    if np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_:
+        raise ValueError(
+            f"{where} has dtype {arr.dtype}; only uint8 in [0, 255] and floats in [0, 1] are accepted. "
+            "Cast explicitly: x.astype(np.uint8) for 0..255 integers, x.astype(np.float32) for 0/1 masks"
+        )
+    raise ValueError(f"{where} has dtype {arr.dtype}; use uint8 in [0, 255] or floats in [0, 1]")
+
+
+def _check_int(value: Any, name: str, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
