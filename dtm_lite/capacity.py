@@ -42,9 +42,7 @@ def required_side(n_pixels: int, levels: int = 1, n_labels: int = 0) -> int:
     return side
 
 
-def smallest_preset(
-    n_pixels: int, levels: int = 1, n_labels: int = 0, degree: int | None = None
-) -> str | None:
+def smallest_preset(n_pixels: int, levels: int = 1, n_labels: int = 0, degree: int | None = None) -> str | None:
     """Name of the smallest preset (by side, then degree) that fits, optionally of a given degree; else None."""
     bits = _bits(n_pixels, levels, n_labels)
     for name, (side, jumps) in PRESETS.items():  # sorted by side, then degree

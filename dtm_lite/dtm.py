@@ -19,9 +19,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import math
+import os
+import tempfile
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -296,6 +300,26 @@ class DTM:
         sched = optax.cosine_decay_schedule(c.learning_rate, c.lr_decay_batches, c.lr_final_fraction)
         return float(sched(self.state.step if step is None else step))
 
+    def train_from_iterator(
+        self,
+        n_epochs: int,
+        data_iterator_factory: Any,
+        batches_per_epoch: int,
+        evaluate_every: int = 0,
+        holdout: np.ndarray | None = None,
+        checkpoint_dir: str | os.PathLike | None = None,
+        resume: bool = False,
+        **kwargs: Any,
+    ) -> list[dict[str, Any]]:
+        """Streaming training with held-out evaluation, checkpoints and resume.
+        See :func:`dtm_lite.training.train_from_iterator`."""
+        from .training import train_from_iterator
+
+        return train_from_iterator(
+            self, n_epochs, data_iterator_factory, batches_per_epoch, evaluate_every, holdout, checkpoint_dir,
+            resume, **kwargs,
+        )  # fmt: skip
+
     # ------------------------------------------------------------------ generation
 
     def generate(
@@ -341,6 +365,92 @@ class DTM:
         if return_trajectory:
             return images, self.decode(np.asarray(traj).reshape(-1, n, self.config.n_visible))
         return images
+
+    def free_run(
+        self, step: int, inputs: np.ndarray, sweeps: int, key: jax.Array | int = 0, record_every: int = 1
+    ) -> np.ndarray:
+        """Free-running chains of diffusion step ``step`` with inputs clamped to ``inputs`` (bits
+        ``(n, n_visible)``), at the training β: the visible bits every ``record_every`` sweeps,
+        ``(sweeps // record_every + 1, n, n_visible)`` uint8, the first record being the initial state.
+        This is what the autocorrelation diagnostic watches."""
+        if not 0 <= step < self.num_steps:
+            raise ValueError(f"step must be in [0, {self.num_steps}), got {step}")
+        bits = np.asarray(inputs)
+        if bits.ndim != 2 or bits.shape[1] != self.config.n_visible:
+            raise ValueError(f"inputs must be bits of shape (n, {self.config.n_visible}), got {bits.shape}")
+        if sweeps < 1 or record_every < 1 or sweeps % record_every:
+            raise ValueError(f"record_every ({record_every}) must divide sweeps ({sweeps}), both >= 1")
+        key = jax.random.key(int(key)) if isinstance(key, int | np.integer) else key
+        spec = ("free", sweeps, record_every)
+        if spec not in self._generate_fns:
+            self._generate_fns[spec] = _make_free_run_fn(self, sweeps, record_every)
+        params = jax.tree.map(lambda a: a[step], self.state.params)
+        out = self._generate_fns[spec](
+            params, jnp.float32(self.J[step]), jnp.asarray(2.0 * bits - 1.0, jnp.float32), key
+        )
+        return np.asarray(out)
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def save(self, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
+        """Write parameters, optimiser state, config, counters and RNG state to ``path`` (.npz), atomically:
+        a temporary file in the same folder, flushed and fsynced, then renamed over ``path``. A crash
+        midway leaves the previous file intact. ``extra`` (JSON-serialisable) is stored alongside."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        leaves = jax.tree.leaves(self.state.opt_state)
+        meta = {
+            "format": 1,
+            "config": self.config.to_dict(),
+            "step": self.state.step,
+            "corr_penalty": self.corr_penalty.tolist(),
+            "extra": extra or {},
+        }
+        arrays = {
+            "W": np.asarray(self.state.params["W"]),
+            "b": np.asarray(self.state.params["b"]),
+            "key": np.asarray(jax.random.key_data(self.state.key)),
+            "gen_key": np.asarray(jax.random.key_data(self._gen_key)),
+            "meta": np.frombuffer(json.dumps(meta).encode(), np.uint8),
+        }
+        arrays.update({f"opt_{i}": np.asarray(leaf) for i, leaf in enumerate(leaves)})
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **arrays)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> DTM:
+        """A DTM restored from :meth:`save`: same config, parameters, optimiser state, counters and RNG."""
+        dtm, _ = cls.load_with_extra(path)
+        return dtm
+
+    @classmethod
+    def load_with_extra(cls, path: str | os.PathLike) -> tuple[DTM, dict[str, Any]]:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no checkpoint at {path}")
+        with np.load(path) as z:
+            meta = json.loads(z["meta"].tobytes().decode())
+            config = DTMConfig.from_dict(
+                {**meta["config"], "generation_beta": tuple(meta["config"]["generation_beta"])}
+            )
+            dtm = cls(config)
+            params = {"W": jnp.asarray(z["W"]), "b": jnp.asarray(z["b"])}
+            treedef = jax.tree.structure(dtm.state.opt_state)
+            leaves = [jnp.asarray(z[f"opt_{i}"]) for i in range(treedef.num_leaves)]
+            key = jax.random.wrap_key_data(jnp.asarray(z["key"]))
+            dtm._gen_key = jax.random.wrap_key_data(jnp.asarray(z["gen_key"]))
+        dtm.state = TrainState(params, jax.tree.unflatten(treedef, leaves), int(meta["step"]), key)
+        dtm.corr_penalty = np.asarray(meta["corr_penalty"], np.float64)
+        return dtm, meta["extra"]
 
 
 # ---------------------------------------------------------------------- jitted kernels
@@ -445,8 +555,40 @@ def _make_train_fn(dtm: DTM):
     return train
 
 
+def _step_chains(lat, visible, n_visible, params_k, j_k, s_in, key, betas, every, init_beta):
+    """Free chains of one diffusion step from inputs ``s_in`` (n, n_visible) ±1: the visible spins every
+    ``every`` sweeps, (len(betas) // every + 1, n, n_visible) int8, the first record being the start."""
+    g = lat.graph
+    k_init, k_run = jax.random.split(key)
+    bias = params_k["b"][None] + _visible_bias(g.n_nodes, visible, j_k, s_in)
+    p = smp.make_params(lat, params_k["W"], bias, None, s_in.shape[0])
+    x0, x1 = smp.to_lattice(lat, _init_spins(k_init, bias, init_beta), fill=1.0)
+
+    def observe(acc, x0, x1):
+        return acc, smp.from_lattice(lat, x0, x1)[:, visible].astype(jnp.int8)
+
+    _, _, _, outs = smp.run_chains(
+        lat, p, k_run, x0, x1, betas, n_warmup=0, n_samples=betas.shape[0] // every + 1,
+        steps_per_sample=every, observe=observe, acc=None,
+    )  # fmt: skip
+    return outs
+
+
+def _make_free_run_fn(dtm: DTM, sweeps: int, every: int):
+    cfg, lat = dtm.config, dtm.lattice
+    visible = jnp.asarray(dtm.visible)
+    betas = jnp.full((sweeps,), cfg.beta, jnp.float32)
+
+    @jax.jit
+    def free_run(params_k, j_k, s_in, key):
+        outs = _step_chains(lat, visible, cfg.n_visible, params_k, j_k, s_in, key, betas, every, cfg.beta)
+        return (outs > 0).astype(jnp.uint8)
+
+    return free_run
+
+
 def _make_generate_fn(dtm: DTM, sweeps: int, every: int, trajectory: bool):
-    cfg, lat, g = dtm.config, dtm.lattice, dtm.graph
+    cfg, lat = dtm.config, dtm.lattice
     visible = jnp.asarray(dtm.visible)
     J = jnp.asarray(dtm.J, jnp.float32)
 
@@ -456,26 +598,11 @@ def _make_generate_fn(dtm: DTM, sweeps: int, every: int, trajectory: bool):
         s_in = jnp.where(jax.random.bernoulli(k_in, 0.5, (n, cfg.n_visible)), 1.0, -1.0)
         traj = []
         for k in reversed(range(cfg.num_diffusion_steps)):
-            key, k_init, k_run = jax.random.split(key, 3)
-            bias = params["b"][k][None] + _visible_bias(g.n_nodes, visible, J[k], s_in)
-            p = smp.make_params(lat, params["W"][k], bias, None, n)
-            x0, x1 = smp.to_lattice(lat, _init_spins(k_init, bias, cfg.beta), fill=1.0)
-
-            def observe(acc, x0, x1):
-                return acc, smp.from_lattice(lat, x0, x1)[:, visible].astype(jnp.int8)
-
-            if trajectory:  # first record is the initial state, then one every `every` sweeps
-                _, _, _, outs = smp.run_chains(
-                    lat, p, k_run, x0, x1, betas, n_warmup=0, n_samples=sweeps // every + 1,
-                    steps_per_sample=every, observe=observe, acc=None,
-                )  # fmt: skip
-            else:
-                _, _, _, outs = smp.run_chains(
-                    lat, p, k_run, x0, x1, betas, n_warmup=sweeps, n_samples=1,
-                    steps_per_sample=1, observe=observe, acc=None,
-                )  # fmt: skip
-            traj.append(outs)
+            key, sub = jax.random.split(key)
+            params_k = {name: a[k] for name, a in params.items()}
+            outs = _step_chains(lat, visible, cfg.n_visible, params_k, J[k], s_in, sub, betas, every, cfg.beta)
+            traj.append(outs if trajectory else outs[-1:])
             s_in = outs[-1].astype(jnp.float32)
-        return (s_in > 0).astype(jnp.uint8), jnp.stack(traj)
+        return (s_in > 0).astype(jnp.uint8), jnp.concatenate(traj)
 
     return generate

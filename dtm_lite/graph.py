@@ -110,8 +110,7 @@ class GridGraph:
                 )
         if self.torus and side % 2:
             raise ValueError(
-                f"a torus needs an even side to stay two-coloured (got side={side}); "
-                "use an even side or torus=False"
+                f"a torus needs an even side to stay two-coloured (got side={side}); use an even side or torus=False"
             )
         offsets = np.array(
             [rot for dx, dy in jumps for rot in ((dx, dy), (-dy, dx), (-dx, -dy), (dy, -dx))], dtype=np.int64

@@ -73,9 +73,7 @@ class IteratorDataLoader:
         if not 0.0 <= threshold < 1.0:
             raise ValueError(f"threshold must lie in [0, 1), got {threshold!r}")
         if image_preprocessing is not None and not callable(image_preprocessing):
-            raise ValueError(
-                f"image_preprocessing must be a callable frames -> frames, got {image_preprocessing!r}"
-            )
+            raise ValueError(f"image_preprocessing must be a callable frames -> frames, got {image_preprocessing!r}")
         if not isinstance(data_iterator, Iterable):
             raise ValueError(
                 f"data_iterator must be an iterable of frames, got {type(data_iterator).__name__}; "
@@ -108,8 +106,7 @@ class IteratorDataLoader:
         """Bits per frame, ``H * W * C * L``; raises if the image shape is not known yet."""
         if self._image_shape is None:
             raise ValueError(
-                "n_bits is unknown until the first item has been read; "
-                "iterate once or pass image_shape=(H, W, C)"
+                "n_bits is unknown until the first item has been read; iterate once or pass image_shape=(H, W, C)"
             )
         h, w, c = self._image_shape
         return h * w * c * self.n_grayscale_levels
@@ -154,8 +151,7 @@ class IteratorDataLoader:
             arr = np.asarray(self.image_preprocessing(arr))
             if arr.ndim != 4:
                 raise ValueError(
-                    f"{where}: image_preprocessing returned shape {arr.shape}; "
-                    "it must return a stack (n, H, W, C)"
+                    f"{where}: image_preprocessing returned shape {arr.shape}; it must return a stack (n, H, W, C)"
                 )
         _check_values(arr, where)
         if self._image_shape is None:

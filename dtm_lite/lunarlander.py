@@ -315,9 +315,7 @@ class LunarLanderFrames:
             _check_size(getattr(self, name), name)
         if self.episodes is not None:
             if isinstance(self.episodes, bool) or not isinstance(self.episodes, int) or self.episodes < 0:
-                raise ValueError(
-                    f"episodes must be a non-negative integer or None (endless), got {self.episodes!r}"
-                )
+                raise ValueError(f"episodes must be a non-negative integer or None (endless), got {self.episodes!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int | np.integer) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
         if self.policy not in POLICIES:

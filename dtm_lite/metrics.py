@@ -49,9 +49,7 @@ def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: n
     cov1, cov2 = np.atleast_2d(np.asarray(cov1, np.float64)), np.atleast_2d(np.asarray(cov2, np.float64))
     k = mu1.shape[0]
     if mu2.shape != (k,) or cov1.shape != (k, k) or cov2.shape != (k, k):
-        raise ValueError(
-            f"shape mismatch: mu1 {mu1.shape}, cov1 {cov1.shape}, mu2 {mu2.shape}, cov2 {cov2.shape}"
-        )
+        raise ValueError(f"shape mismatch: mu1 {mu1.shape}, cov1 {cov1.shape}, mu2 {mu2.shape}, cov2 {cov2.shape}")
     s1_half = _psd_sqrt(cov1)
     middle = s1_half @ cov2 @ s1_half
     middle = 0.5 * (middle + middle.T)
@@ -117,9 +115,7 @@ class FDPCA:
         self._fitted()
         x = _flatten(images)
         if x.shape[1] != self.mean.shape[0]:
-            raise ValueError(
-                f"images have {x.shape[1]} values each, the PCA was fitted on {self.mean.shape[0]}"
-            )
+            raise ValueError(f"images have {x.shape[1]} values each, the PCA was fitted on {self.mean.shape[0]}")
         return (x - self.mean) @ self.components.T
 
     def score(self, images: np.ndarray) -> float:
@@ -138,10 +134,7 @@ class FDPCA:
         binary and multi-level marginals are both reproduced exactly, with no correlations.
         """
         self._fitted()
-        rng = np.random.default_rng(rng)
-        rows = rng.integers(0, len(self.holdout), size=(n, self.holdout.shape[1]))
-        x = np.take_along_axis(self.holdout, rows, axis=0)
-        return x.reshape((n, *self.image_shape))
+        return independent_pixels(self.holdout.reshape((-1, *self.image_shape)), n, rng)
 
     def marginal_error(self, images: np.ndarray) -> float:
         """Mean over pixel-channels of ``|mean(images) - mean(holdout)|``."""
@@ -149,13 +142,24 @@ class FDPCA:
         return float(np.mean(np.abs(_flatten(images).mean(axis=0) - self.mean)))
 
 
+def independent_pixels(images: np.ndarray, n: int, rng: Rng = None) -> np.ndarray:
+    """n images, each pixel-channel drawn independently from its values in ``images`` (m, H, W, C):
+    pixel-channel ``d`` of image ``i`` is ``images[r[i, d], d]`` with ``r`` uniform row indices."""
+    x = _flatten(images).astype(np.float32)
+    rng = np.random.default_rng(rng)
+    rows = rng.integers(0, len(x), size=(n, x.shape[1]))
+    return np.take_along_axis(x, rows, axis=0).reshape((n, *np.shape(images)[1:]))
+
+
 def evaluate(fd: FDPCA, samples: np.ndarray, floor_images: np.ndarray, rng: Rng = None) -> dict[str, float]:
     """Scores of model samples with their reference numbers, all in FD-PCA units.
 
-    Returns ``{"fd_pca", "fd_floor", "fd_independent", "marginal_error"}``; the independent-pixel baseline
-    is drawn with ``max(len(samples), 2)`` rows. Use ``len(floor_images) == len(samples)`` for a fair floor.
+    Returns ``{"fd_pca", "fd_floor", "fd_independent", "marginal_error"}``. The floor scores
+    ``floor_images``, a second held-out set disjoint from the fitted one; the independent-pixel baseline
+    is drawn (``max(len(samples), 2)`` rows) from the marginals of that same second set, so that, like the
+    model, it never saw the reference images. Use ``len(floor_images) == len(samples)`` for a fair floor.
     """
-    baseline = fd.independent_pixel_baseline(max(len(samples), 2), rng)
+    baseline = independent_pixels(floor_images, max(len(samples), 2), rng)
     return {
         "fd_pca": fd.score(samples),
         "fd_floor": fd.floor(floor_images),
@@ -169,34 +173,35 @@ def autocorrelation(trajectory: np.ndarray, n_dims: int = 32, seed: int = 0) -> 
 
     ``trajectory`` (T, chains, D) holds the decoded images of each chain over time. They are projected
     onto a fixed Gaussian basis ``B`` (D, n_dims) drawn from ``seed``: ``y = trajectory @ B`` (T, chains,
-    n_dims). Each (chain, dim) series is normalised over time to ``z`` with zero mean and unit variance;
-    then ``R(ℓ) = mean_{chain, dim} [ 1/(T-ℓ) Σ_t z_t z_{t+ℓ} ]`` (unbiased per lag, so R(0) = 1 and late
-    lags are noisier, not shrunk towards 0). Computed with an FFT in O(T log T) per series.
+    n_dims). Each dimension is normalised to ``z`` with zero mean and unit variance over *all* chains and
+    times together; then ``R(ℓ) = mean_{chain, dim} [ 1/(T-ℓ) Σ_t z_t z_{t+ℓ} ]`` (unbiased per lag, so
+    late lags are noisier, not shrunk towards 0). Computed with an FFT in O(T log T) per series.
 
-    A constant series (zero variance: a stuck chain) counts as perfectly correlated, R(ℓ) = 1 at every
-    lag, rather than NaN.
+    Normalising over chains as well as time is what makes R a mixing diagnostic: a chain stuck away from
+    the common mean keeps ``z_t z_{t+ℓ} > 0`` at every lag, whereas per-series centring would hide it (and
+    turn a slow drift into a negative correlation). A dimension with no variance at all (every chain
+    stuck on the same image) counts as perfectly correlated, R(ℓ) = 1, rather than NaN.
     """
     x = np.asarray(trajectory, np.float64)
     if x.ndim != 3:
         raise ValueError(f"trajectory must be (T, chains, D), got shape {x.shape}")
-    t, _, d = x.shape
+    t, chains, d = x.shape
     basis = np.random.default_rng(seed).standard_normal((d, n_dims)) / np.sqrt(d)
-    y = (x @ basis).reshape(t, -1)  # (T, S) with S = chains * n_dims
-    scale = np.abs(y).max(axis=0)
-    y = y - y.mean(axis=0)
-    std = y.std(axis=0)
-    constant = std <= 1e-10 * scale  # relative test: round-off of a stuck chain is not variance
-    z = y[:, ~constant] / std[~constant]
+    y = x @ basis  # (T, chains, n_dims)
+    scale = np.abs(y).max(axis=(0, 1))
+    y = y - y.mean(axis=(0, 1))
+    std = y.std(axis=(0, 1))
+    constant = std <= 1e-10 * np.maximum(scale, 1e-300)  # relative test: round-off is not variance
+    z = (y[:, :, ~constant] / std[~constant]).reshape(t, -1)
     spectrum = np.fft.rfft(z, n=2 * t, axis=0)
     lagged_sums = np.fft.irfft(np.abs(spectrum) ** 2, n=2 * t, axis=0)[:t]  # (T, S'): Σ_t z_t z_{t+ℓ}
     per_lag = lagged_sums.sum(axis=1) / np.arange(t, 0, -1)
-    r = (per_lag + constant.sum()) / constant.size
-    r[0] = 1.0
-    return r
+    return (per_lag + chains * constant.sum()) / (chains * constant.size)
 
 
 def autocorrelation_scalar(r: np.ndarray, last: int | None = None) -> float:
-    """Mean of R over the ``last`` lags; default ``max(1, len(R) // 10)`` (the last 10% of lags)."""
+    """Mean of R over the ``last`` lags; default ``max(1, len(R) // 10)`` (the last 10% of lags).
+    For the paper's window (lags 1,100-1,200 sweeps) pass the matching slice of R instead."""
     r = np.asarray(r, np.float64)
     if r.ndim != 1 or len(r) == 0:
         raise ValueError(f"R must be a non-empty 1-D array, got shape {r.shape}")

@@ -77,9 +77,7 @@ def show_images(
 ) -> Figure:
     """Show an image grid with matplotlib; returns the Figure (new, unless ``ax`` is given)."""
     grid = image_grid(images, ncols)
-    fig, ax = _figure_axes(
-        ax, figsize=(min(8.0, 1.0 + grid.shape[1] / 16), min(8.0, 1.0 + grid.shape[0] / 16))
-    )
+    fig, ax = _figure_axes(ax, figsize=(min(8.0, 1.0 + grid.shape[1] / 16), min(8.0, 1.0 + grid.shape[0] / 16)))
     ax.imshow(grid, interpolation="nearest")
     ax.set_axis_off()
     if title:
@@ -226,9 +224,7 @@ def draw_neighbourhood(graph: GridGraph, node: int | None = None, ax: Axes | Non
     ax.plot(nbr_j, nbr_i, "o", color="tab:orange", ms=marker, label=f"{len(nbr_i)} neighbours")
     ax.plot([j], [i], "o", color="tab:red", ms=1.5 * marker, label=f"node {node}")
     ax.add_patch(_frame(side))
-    ax.set_title(
-        f"{graph.name or 'custom'}: side {side}, degree {graph.degree}" + (", torus" if graph.torus else "")
-    )
+    ax.set_title(f"{graph.name or 'custom'}: side {side}, degree {graph.degree}" + (", torus" if graph.torus else ""))
     ax.legend(loc="upper right", fontsize="small")
     ax.set_aspect("equal")
     return fig
@@ -259,9 +255,7 @@ def capacity_diagram(graph: GridGraph, n_visible: int, ax: Axes | None = None) -
     kind[c0[:n_visible]] = 0
     colours = ["tab:green", "#b0c4de", "#e6e6e6"]
     fig, ax = _figure_axes(ax, figsize=(5.5, 5.5))
-    ax.imshow(
-        kind.reshape(side, side), cmap=ListedColormap(colours), vmin=-0.5, vmax=2.5, interpolation="nearest"
-    )
+    ax.imshow(kind.reshape(side, side), cmap=ListedColormap(colours), vmin=-0.5, vmax=2.5, interpolation="nearest")
     counts = [n_visible, len(c0) - n_visible, graph.n_nodes - len(c0)]
     names = ["visible", "hidden colour 0", "hidden colour 1"]
     handles = [Patch(color=c, label=f"{k}: {m}") for c, k, m in zip(colours, names, counts, strict=True)]

@@ -34,9 +34,7 @@ def adaptive_correlation_penalty(
     if not math.isfinite(cp) or cp < 0:
         raise ValueError(f"correlation penalty cp must be a finite number >= 0, got {cp}")
     if math.isnan(a) or math.isnan(a_prev):
-        raise ValueError(
-            f"autocorrelation must not be NaN (a={a}, a_prev={a_prev}); check the held-out chains"
-        )
+        raise ValueError(f"autocorrelation must not be NaN (a={a}, a_prev={a_prev}); check the held-out chains")
     if not math.isfinite(tau) or tau <= 0:
         raise ValueError(f"threshold tau must be a finite number > 0, got {tau}")
     if not math.isfinite(cp_min) or cp_min < 0:

@@ -35,9 +35,7 @@ def thrml_sampler(
 
     nodes = [thrml.SpinNode() for _ in range(graph.n_nodes)]
     edges = [(nodes[int(u)], nodes[int(v)]) for u, v in graph.edges]
-    ebm = IsingEBM(
-        nodes, edges, jnp.asarray(biases, jnp.float32), jnp.asarray(weights, jnp.float32), jnp.asarray(beta)
-    )
+    ebm = IsingEBM(nodes, edges, jnp.asarray(biases, jnp.float32), jnp.asarray(weights, jnp.float32), jnp.asarray(beta))
     colour = [np.flatnonzero(graph.colors == c) for c in (0, 1)]
     blocks = [thrml.Block([nodes[i] for i in idx]) for idx in colour]
     program = IsingSamplingProgram(ebm, blocks, [])

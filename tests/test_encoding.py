@@ -23,9 +23,7 @@ def test_thermometer_round_trip():
     v = np.arange(levels + 1, dtype=np.float32) / levels
     f = v.reshape(1, -1, 1)
     bits = encode_thermometer(f, levels)
-    assert bits.reshape(-1, levels).tolist() == [
-        [int(q > t) for t in range(levels)] for q in range(levels + 1)
-    ]
+    assert bits.reshape(-1, levels).tolist() == [[int(q > t) for t in range(levels)] for q in range(levels + 1)]
     assert np.allclose(decode(bits, (1, levels + 1, 1), levels), f)
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (5, 4, 4, 3), dtype=np.uint8)

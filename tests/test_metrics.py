@@ -154,11 +154,14 @@ def test_autocorrelation_ar1():
 
 def test_autocorrelation_stuck_chain_no_nan():
     rng = np.random.default_rng(10)
-    traj = rng.standard_normal((50, 4, 10))
-    traj[:, 0] = 0.3  # chain 0 never moves
+    traj = rng.standard_normal((200, 4, 10))
+    mixing = autocorrelation(traj, n_dims=8)
+    assert abs(mixing[1:150].mean()) < 0.05
+    traj[:, 0] = 3.0  # chain 0 never moves, far from where the others wander
     r = autocorrelation(traj, n_dims=8)
     assert np.all(np.isfinite(r))
-    assert r[1:].mean() == pytest.approx(0.25, abs=0.05)  # 1 stuck chain of 4 contributes 1
+    # it carries much of the variance, and being stuck it stays correlated at every lag
+    assert r[1:150].mean() > 0.3
     stuck = autocorrelation(np.ones((20, 3, 5)), n_dims=4)
     np.testing.assert_allclose(stuck, 1.0)
 

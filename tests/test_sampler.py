@@ -67,9 +67,7 @@ def test_beta_schedule_per_sweep():
     total = n_warmup + (n_samples - 1) * sps
     kw = dict(clamped=clamped, n_warmup=n_warmup, n_samples=n_samples, steps_per_sample=sps)
     const = gibbs_sample(jax.random.key(4), g, w, b, s0, beta=np.full(total, 0.9), **kw)
-    assert np.array_equal(
-        np.asarray(const), np.asarray(gibbs_sample(jax.random.key(4), g, w, b, s0, beta=0.9, **kw))
-    )
+    assert np.array_equal(np.asarray(const), np.asarray(gibbs_sample(jax.random.key(4), g, w, b, s0, beta=0.9, **kw)))
     # hot start, then the target temperature: the samples follow the per-sweep value
     betas = np.where(np.arange(total) < 10, 0.05, 0.9)
     ramped = gibbs_sample(jax.random.key(5), g, w, b, s0, beta=betas, **kw)
@@ -98,9 +96,7 @@ def test_agrees_with_thrml():
     s0 = np.where(rng.random((n_chains, g.n_nodes)) < 0.5, -1, 1).astype(np.int8)
     sched = dict(n_warmup=50, n_samples=40, steps_per_sample=3)
     ours = np.asarray(gibbs_sample(jax.random.key(1), g, w, b, s0, **sched), np.float64)
-    theirs = np.asarray(
-        thrml_sampler(g, w, b, **sched)(jax.random.split(jax.random.key(2), n_chains), s0), np.float64
-    )
+    theirs = np.asarray(thrml_sampler(g, w, b, **sched)(jax.random.split(jax.random.key(2), n_chains), s0), np.float64)
     assert ours.shape == theirs.shape
     m1, se1 = chain_means_and_se(ours)
     m2, se2 = chain_means_and_se(theirs)

@@ -1,0 +1,175 @@
+"""train_from_iterator: resume equivalence, atomic checkpoints, Ctrl-C, evaluation, the CLI."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dtm_lite import DTM, DTMConfig
+from dtm_lite.loader import IteratorDataLoader
+from dtm_lite.lunarlander import LunarLanderFrames
+from dtm_lite.training import CHECKPOINT_NAME, EvalSettings, evaluate_dtm
+
+TINY = DTMConfig(
+    image_shape=(8, 8, 3), preset="20_8", batch_size=8, steps_warmup=10, n_samples=4, steps_per_sample=2,
+    generation_sweeps=20, lr_decay_batches=12, seed=3,
+)  # fmt: skip
+
+
+def stream(epoch: int, n_batches: int = 4, batch_size: int = 8) -> list[np.ndarray]:
+    """A deterministic stream of frame batches, different every epoch."""
+    rng = np.random.default_rng([7, epoch])
+    return [rng.integers(0, 256, (batch_size, 8, 8, 3), dtype=np.uint8) for _ in range(n_batches)]
+
+
+class Interrupt:
+    """A factory whose stream raises KeyboardInterrupt (as Ctrl-C would) at (epoch, batch)."""
+
+    def __init__(self, at: tuple[int, int]):
+        self.at = at
+
+    def __call__(self, epoch: int):
+        for i, batch in enumerate(stream(epoch)):
+            if (epoch, i) == self.at:
+                raise KeyboardInterrupt
+            yield batch
+
+
+def _same_params(a: DTM, b: DTM) -> bool:
+    return all(np.array_equal(np.asarray(a.params[k]), np.asarray(b.params[k])) for k in ("W", "b"))
+
+
+@pytest.mark.parametrize("prefetch", [0, 2])
+def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, prefetch):
+    full = DTM(TINY)
+    full.train_from_iterator(3, stream, 3, prefetch=prefetch, progress=False)
+
+    run = tmp_path / "run"
+    part = DTM(TINY)
+    with pytest.raises(KeyboardInterrupt):
+        part.train_from_iterator(3, Interrupt((1, 2)), 3, checkpoint_dir=run, prefetch=prefetch, progress=False)
+    assert (run / CHECKPOINT_NAME).exists()
+    assert part.state.step == 5  # epoch 0 (3 batches) + 2 batches of epoch 1, saved by the Ctrl-C handler
+    resumed = DTM(TINY)
+    resumed.train_from_iterator(3, stream, 3, checkpoint_dir=run, resume=True, prefetch=prefetch, progress=False)
+    assert resumed.state.step == full.state.step == 9
+    assert _same_params(resumed, full)
+    assert not _same_params(DTM(TINY), full)
+
+
+def test_n_epochs_is_the_total(tmp_path):
+    a = DTM(TINY)
+    a.train_from_iterator(2, stream, 3, checkpoint_dir=tmp_path, progress=False)
+    b = DTM(TINY)
+    hist = b.train_from_iterator(3, stream, 3, checkpoint_dir=tmp_path, resume=True, progress=False)
+    assert b.state.step == 9 and [r["epoch"] for r in hist] == [1, 2, 3]
+    c = DTM(TINY)
+    c.train_from_iterator(3, stream, 3, progress=False)
+    assert _same_params(b, c)
+
+
+def test_checkpoint_round_trip_and_atomic_write(tmp_path, monkeypatch):
+    dtm = DTM(TINY)
+    dtm.train_from_iterator(1, stream, 2, progress=False)
+    path = tmp_path / "ckpt.npz"
+    dtm.save(path)
+    loaded = DTM.load(path)
+    assert loaded.config == dtm.config and loaded.state.step == 2 and _same_params(loaded, dtm)
+    assert np.array_equal(loaded.generate(4, key=1), dtm.generate(4, key=1))
+    # same optimiser state and RNG: one more step gives the same parameters
+    batch = dtm.encode(stream(9)[0])
+    dtm.train_step(batch)
+    loaded.train_step(batch)
+    assert _same_params(loaded, dtm)
+
+    before = path.read_bytes()
+
+    def broken_savez(f, **arrays):
+        f.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", broken_savez)
+    with pytest.raises(OSError, match="disk full"):
+        dtm.save(path)
+    assert path.read_bytes() == before
+    assert DTM.load(path).state.step == 2
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.npz"]  # no temporary file left behind
+
+
+def test_resume_refuses_another_config(tmp_path):
+    DTM(TINY).train_from_iterator(1, stream, 1, checkpoint_dir=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="another config.*batch_size"):
+        DTM(TINY.replace(batch_size=4)).train_from_iterator(2, stream, 1, checkpoint_dir=tmp_path, resume=True)
+
+
+def test_bad_stream_items_name_the_batch():
+    def bad(epoch):
+        yield np.zeros((8, 5), np.uint8)
+
+    with pytest.raises(ValueError, match="expects \\(H, W, C\\)|shape \\(batch, 192\\)"):
+        DTM(TINY).train_from_iterator(1, bad, 1, progress=False)
+    with pytest.raises(ValueError, match="needs a holdout"):
+        DTM(TINY).train_from_iterator(1, stream, 1, evaluate_every=1)
+
+
+def test_training_on_lunarlander_improves_fd_pca(tmp_path):
+    """Two short epochs on a small preset from a LunarLanderFrames stream beat the untrained model."""
+    cfg = DTMConfig(
+        image_shape=(16, 16, 3), preset="50_12", batch_size=20, steps_warmup=60, n_samples=10, steps_per_sample=3,
+        generation_sweeps=100, lr_decay_batches=30, seed=0,
+    )  # fmt: skip
+
+    def factory(epoch):
+        frames = LunarLanderFrames(resolution=16, frames_per_episode=16, episodes=40, seed=100 * epoch, frame_stride=2)
+        return IteratorDataLoader(frames, 20, max_batches_per_epoch=15, shuffle_buffer=128, seed=epoch)
+
+    held = np.concatenate([e.frames for e in LunarLanderFrames(resolution=16, frames_per_episode=16, episodes=32,
+                                                               seed=10**6, frame_stride=4)])  # fmt: skip
+    settings = EvalSettings.quick()
+    dtm = DTM(cfg)
+    before = evaluate_dtm(dtm, held, settings)
+    hist = dtm.train_from_iterator(2, factory, 15, evaluate_every=1, holdout=held, checkpoint_dir=tmp_path,
+                                   eval_settings=settings, progress=False)  # fmt: skip
+    after = hist[-1]
+    assert after["fd_pca"] < 0.75 * before["fd_pca"], (before, after)
+    assert after["marginal_error"] < before["marginal_error"]
+    assert after["fd_floor"] < after["fd_independent"]
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert {"metrics.csv", "samples_epoch002.png", "trajectory_epoch002.gif", CHECKPOINT_NAME} <= set(files)
+    lines = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert len(lines) == 3 and lines[0].startswith("epoch,batches,seconds,gap,lr,fd_pca")
+
+
+def test_cli_help_documents_every_flag():
+    out = subprocess.run([sys.executable, "-m", "dtm_lite", "train", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0
+    for flag in ["--preset", "--levels", "--diffusion-steps", "--epochs", "--batches-per-epoch", "--out",
+                 "--resume", "--quick", "--seed", "--policy", "--num-envs"]:  # fmt: skip
+        assert flag in out.stdout
+
+
+def test_cli_quick_run_and_resume(tmp_path, capsys):
+    from dtm_lite.cli import main
+
+    out = tmp_path / "run"
+    common = ["train", "--quick", "--out", str(out), "--no-progress", "--batches-per-epoch", "3"]
+    assert main([*common, "--epochs", "1", "--evaluate-every", "1"]) == 0
+    text = capsys.readouterr().out
+    assert f"run folder: {out.resolve()}" in text and "FD-PCA" in text and "independent-pixel baseline" in text
+    assert main([*common, "--epochs", "2", "--evaluate-every", "1", "--resume"]) == 0
+    assert "2 epochs, 6 batches" in capsys.readouterr().out
+    assert (out / "metrics.png").exists() and (out / "run.json").exists()
+
+
+MEMORY_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "memory.py"
+
+
+def test_memory_stays_flat():
+    out = subprocess.run([sys.executable, str(MEMORY_SCRIPT), "--quick"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    line = [ln for ln in out.stdout.splitlines() if ln.startswith("peak RSS")][-1]
+    after2, after6 = (float(v) for v in re.findall(r"([0-9.]+) MB", line)[:2])
+    assert after6 - after2 < 50, line
