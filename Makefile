@@ -21,11 +21,17 @@ test: $(STAMP)
 	DTM_LITE_QUICK=1 MPLBACKEND=Agg $(BIN)/python -m pytest tests/ $(wildcard notebooks/*.ipynb) --nbval-lax -p no:cacheprovider
 
 train: $(STAMP)
-	$(BIN)/python -m dtm_lite train
+	$(BIN)/python -m dtm_lite train --out runs/default
+
+figures: $(STAMP)
+	$(BIN)/python -m dtm_lite figures --run runs/default --out figures
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/sampler_vs_thrml.py
 	$(BIN)/python benchmarks/train_step.py
+	$(BIN)/python benchmarks/epoch_times.py
+	$(BIN)/python benchmarks/frames_source.py
+	$(BIN)/python benchmarks/memory.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,4 +1,5 @@
-"""Command line: ``python -m dtm_lite train`` trains a DTM on streaming LunarLander frames.
+"""Command line: ``python -m dtm_lite train`` trains a DTM on streaming LunarLander frames;
+``python -m dtm_lite figures`` makes the README's figures from a run.
 
 Defaults are the seed's configuration (32x32 RGB binary on 80_12, batch 50, 300 warm-up sweeps,
 30 samples 6 sweeps apart, learning rate 0.03) for as many epochs as fit in about 10 minutes on a
@@ -78,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
     _add_run_args(t)
+    f = sub.add_parser("figures", help="make the README figures from a training run")
+    f.add_argument("--run", type=Path, default=Path("runs/default"), help="run folder (default runs/default)")
+    f.add_argument("--out", type=Path, default=Path("figures"), help="output folder (default figures/)")
     return ap
 
 
@@ -185,6 +189,12 @@ def train(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "figures":
+        from .figures import make_figures
+
+        for path in make_figures(args.run, args.out):
+            print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB)")
+        return 0
     if args.command == "train":
         try:
             return train(args)

@@ -236,23 +236,29 @@ def _frame(side: int):
     return Rectangle((-0.5, -0.5), side, side, fill=False, ec="black", lw=0.8)
 
 
-def capacity_diagram(graph: GridGraph, n_visible: int, ax: Axes | None = None) -> Figure:
-    """Which sites are visible (the first ``n_visible`` colour-0 sites in raster order) and which hidden.
+def capacity_diagram(graph: GridGraph, n_visible: int | np.ndarray, ax: Axes | None = None) -> Figure:
+    """Which sites are visible and which hidden.
 
-    Three classes, with counts in the legend: visible, hidden colour-0, colour-1 (always hidden).
-    Returns the Figure.
+    ``n_visible`` is either a count (the first ``n_visible`` colour-0 sites in raster order) or the array of
+    node indices that host the visible bits (e.g. ``dtm.visible``, the model's placement). Three classes,
+    with counts in the legend: visible, hidden colour-0, colour-1 (always hidden). Returns the Figure.
     """
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
 
     side, c0 = graph.side, np.flatnonzero(graph.colors == 0)
+    placed = None if np.ndim(n_visible) == 0 else np.asarray(n_visible, np.int64)
+    if placed is not None:
+        if np.any(graph.colors[placed] != 0) or len(np.unique(placed)) != len(placed):
+            raise ValueError("visible sites must be distinct colour-0 nodes")
+        n_visible = len(placed)
     if not 0 <= n_visible <= len(c0):
         raise ValueError(
             f"n_visible={n_visible} does not fit: graph {graph.name or 'custom'} has {len(c0)} colour-0 sites"
         )
     kind = np.full(graph.n_nodes, 2)
     kind[c0] = 1
-    kind[c0[:n_visible]] = 0
+    kind[c0[:n_visible] if placed is None else placed] = 0
     colours = ["tab:green", "#b0c4de", "#e6e6e6"]
     fig, ax = _figure_axes(ax, figsize=(5.5, 5.5))
     ax.imshow(kind.reshape(side, side), cmap=ListedColormap(colours), vmin=-0.5, vmax=2.5, interpolation="nearest")
