@@ -497,7 +497,7 @@ def phase_moments(
     bias = b[None] + _visible_bias(g.n_nodes, visible, j, s_in)  # (B, n_nodes)
     bias2 = jnp.concatenate([bias, bias])
     spins = _init_spins(k_init, bias2, beta).at[:B, visible].set(s_start)
-    params = smp.make_params(lat, W, bias2, clamp, 2 * B)
+    params = smp.make_params(lat, W, bias2, clamp)
     x0, x1 = smp.to_lattice(lat, spins, fill=1.0)
 
     def observe(acc, x0, x1):
@@ -561,7 +561,7 @@ def _step_chains(lat, visible, n_visible, params_k, j_k, s_in, key, betas, every
     g = lat.graph
     k_init, k_run = jax.random.split(key)
     bias = params_k["b"][None] + _visible_bias(g.n_nodes, visible, j_k, s_in)
-    p = smp.make_params(lat, params_k["W"], bias, None, s_in.shape[0])
+    p = smp.make_params(lat, params_k["W"], bias, None)
     x0, x1 = smp.to_lattice(lat, _init_spins(k_init, bias, init_beta), fill=1.0)
 
     def observe(acc, x0, x1):

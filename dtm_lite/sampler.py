@@ -195,7 +195,7 @@ class Params(NamedTuple):
     clamp1: Array
 
 
-def make_params(lat: Lattice, weights: Array, biases: Array, clamped: Array | None, n_chains: int) -> Params:
+def make_params(lat: Lattice, weights: Array, biases: Array, clamped: Array | None) -> Params:
     """Convert node/edge-layout parameters to lattice layout. biases: (n_nodes,) or (C, n_nodes)."""
     w0, w1 = weight_planes(lat, jnp.asarray(weights, jnp.float32))
     b = jnp.asarray(biases, jnp.float32)
@@ -205,7 +205,7 @@ def make_params(lat: Lattice, weights: Array, biases: Array, clamped: Array | No
     else:
         c = jnp.asarray(clamped, bool)
         c = c if c.ndim == 2 else c[None]
-    # padding sites of odd-sided grids have no edges; clamp them so they never draw randomness.
+    # padding sites of odd-sided grids have no edges; clamp them so they stay put.
     c0, c1 = to_lattice(lat, c, fill=True)
     return Params(w0, w1, b0, b1, c0, c1)
 
@@ -296,7 +296,7 @@ def beta_schedule(beta: float | Array, n: int) -> Array:
 
 @functools.partial(jax.jit, static_argnames=("lat", "n_warmup", "n_samples", "steps_per_sample"))
 def _gibbs_sample_jit(key, lat, weights, biases, spins0, clamped, betas, n_warmup, n_samples, steps_per_sample):
-    params = make_params(lat, weights, biases, clamped, spins0.shape[0])
+    params = make_params(lat, weights, biases, clamped)
     x0, x1 = to_lattice(lat, spins0.astype(jnp.float32), fill=1.0)
 
     def observe(acc, x0, x1):

@@ -132,3 +132,23 @@ def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         gibbs_sample(jax.random.key(0), g, args["weights"], args["biases"], args["spins0"],
                      clamped=args.get("clamped"), **sched)  # fmt: skip
+
+
+def test_hash_uniforms_are_uniform_and_independent():
+    """The per-sweep hash: uniform marginals, no correlation between neighbouring counters or sweeps."""
+    import jax.numpy as jnp
+
+    from dtm_lite.sampler import _uniforms
+
+    n = 200_000
+    counter = jnp.arange(n, dtype=jnp.uint32)
+    a = np.asarray(_uniforms(jnp.array([1, 2], jnp.uint32), counter), np.float64)
+    b = np.asarray(_uniforms(jnp.array([1, 3], jnp.uint32), counter), np.float64)
+    c = np.asarray(_uniforms(jnp.array([2, 2], jnp.uint32), counter), np.float64)
+    assert a.min() >= 0 and a.max() < 1
+    counts = np.bincount((a * 64).astype(int), minlength=64)
+    chi2 = ((counts - n / 64) ** 2 / (n / 64)).sum()
+    assert chi2 < 63 + 6 * np.sqrt(2 * 63)  # chi-square with 63 dof, ~6 sigma
+    tol = 5 / np.sqrt(n)
+    for x, y in ((a[:-1], a[1:]), (a, b), (a, c), (b, c)):
+        assert abs(np.corrcoef(x, y)[0, 1]) < tol
