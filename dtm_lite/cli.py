@@ -45,7 +45,7 @@ RUN_ARGS: list[tuple[str, Any, str]] = [
     ("frame_stride", 2, "keep every k-th simulator step"),
     ("episodes_per_epoch", 200, "episodes the stream offers each epoch (new seeds every epoch)"),
     ("shuffle_buffer", 1024, "frames in the seeded shuffle buffer"),
-    ("holdout_episodes", 64, "held-out episodes (other seeds) for evaluation"),
+    ("holdout_episodes", 256, "held-out episodes (other seeds) for evaluation, 4 frames each"),
 ]
 
 
@@ -93,7 +93,7 @@ def _resolve(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
     if quick:
         settings.update(
             preset="50_12", resolution=16, warmup=60, samples=10, steps_per_sample=3, generation_sweeps=100,
-            epochs=2, batches_per_epoch=8, evaluate_every=1, episodes_per_epoch=40, holdout_episodes=32,
+            epochs=2, batches_per_epoch=8, evaluate_every=1, episodes_per_epoch=40, holdout_episodes=96,
             shuffle_buffer=256,
         )  # fmt: skip
     out = args.out
@@ -157,8 +157,10 @@ def train(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     holdout_stream = LunarLanderFrames(
-        resolution=res, frames_per_episode=16, episodes=s["holdout_episodes"], seed=10**9 + s["seed"],
-        policy=s["policy"], frame_stride=4,
+        # few frames from many episodes, spread over the steps the training frames cover (32 x stride),
+        # so that the two held-out halves are close to independent samples of the same distribution
+        resolution=res, frames_per_episode=4, episodes=s["holdout_episodes"], seed=10**9 + s["seed"],
+        policy=s["policy"], frame_stride=8 * s["frame_stride"],
     )  # fmt: skip
     holdout = np.concatenate([ep.frames for ep in holdout_stream])
     print(f"held-out frames: {len(holdout)} from {s['holdout_episodes']} episodes ({time.perf_counter() - t0:.1f} s)")

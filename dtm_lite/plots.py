@@ -143,19 +143,21 @@ def _read_rows(rows: list[dict] | str | Path) -> dict[str, np.ndarray]:
     return {k: np.array([num(row.get(k)) for row in rows]) for k in names}
 
 
-def _penalty_columns(names: list[str]) -> list[str]:
-    per_step = [k for k in names if k.startswith("corr_penalty_") and k.rsplit("_", 1)[1].isdigit()]
+def _step_columns(names: list[str], base: str) -> list[str]:
+    """``base`` and/or its per-diffusion-step columns ``base_0``, ``base_1``, ... in step order."""
+    per_step = [k for k in names if k.startswith(base + "_") and k.rsplit("_", 1)[1].isdigit()]
     per_step.sort(key=lambda k: int(k.rsplit("_", 1)[1]))
-    return (["corr_penalty"] if "corr_penalty" in names else []) + per_step
+    return ([base] if base in names else []) + per_step
 
 
 def plot_metrics(rows: list[dict] | str | Path) -> Figure:
     """Training curves vs ``epoch`` from metrics rows or a metrics.csv path; returns a Figure.
 
     Panels, each skipped when its columns are missing: FD-PCA (``fd_pca``, with ``fd_floor`` and
-    ``fd_independent`` dashed, log scale when all positive), ``autocorr``, correlation penalty
-    (``corr_penalty`` and/or ``corr_penalty_0``, ``corr_penalty_1``, ...), ``marginal_error``.
-    Without an ``epoch`` column the row index is used.
+    ``fd_independent`` dashed, log scale when all positive), autocorrelation (``autocorr`` and/or
+    ``autocorr_0``, ``autocorr_1``, ... one per diffusion step), correlation penalty (likewise), and
+    ``marginal_error``. Rows where a column is blank (epochs without evaluation) are skipped for that
+    column, so its points join up. Without an ``epoch`` column the row index is used.
     """
     cols = _read_rows(rows)
     n = len(next(iter(cols.values()))) if cols else 0
@@ -163,8 +165,8 @@ def plot_metrics(rows: list[dict] | str | Path) -> Figure:
     fd = [k for k in ("fd_pca", "fd_floor", "fd_independent") if k in cols]
     panels = [
         ("FD-PCA", fd),
-        ("autocorrelation", [k for k in ("autocorr",) if k in cols]),
-        ("correlation penalty", _penalty_columns(list(cols))),
+        ("autocorrelation", _step_columns(list(cols), "autocorr")),
+        ("correlation penalty", _step_columns(list(cols), "corr_penalty")),
         ("marginal error", [k for k in ("marginal_error",) if k in cols]),
     ]
     panels = [(title, keys) for title, keys in panels if keys]
@@ -179,9 +181,10 @@ def plot_metrics(rows: list[dict] | str | Path) -> Figure:
     labels = {"fd_pca": "model", "fd_floor": "floor (data vs data)", "fd_independent": "independent pixels"}
     for ax, (title, keys) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels, strict=True):
         for k in keys:
+            ok = np.isfinite(cols[k])
             ax.plot(
-                epoch,
-                cols[k],
+                epoch[ok],
+                cols[k][ok],
                 **{"marker": "." if n < 50 else None, "label": labels.get(k, k), **styles.get(k, {})},
             )
         values = np.concatenate([cols[k] for k in keys])
