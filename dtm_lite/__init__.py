@@ -8,14 +8,20 @@ from .capacity import CapacityError, check_capacity, required_side, smallest_pre
 from .dtm import DTM, DTMConfig
 from .encoding import Palette, decode, encode
 from .graph import PRESETS, GridGraph
+from .loader import IteratorDataLoader
+from .lunarlander import LunarLanderFrames
 from .sampler import gibbs_sample
+from .training import EvalSettings, train_from_iterator
 
 __all__ = [
     "DTM",
     "PRESETS",
     "CapacityError",
     "DTMConfig",
+    "EvalSettings",
     "GridGraph",
+    "IteratorDataLoader",
+    "LunarLanderFrames",
     "Palette",
     "check_capacity",
     "decode",
@@ -23,6 +29,7 @@ __all__ = [
     "gibbs_sample",
     "required_side",
     "smallest_preset",
+    "train_from_iterator",
     "visible_capacity",
 ]
 __version__ = "0.1.0"
