@@ -1,0 +1,135 @@
+"""Tests for dtm_lite.widgets: the sample explorer driven from code, its static figure, model loading."""
+
+import dataclasses
+from pathlib import Path
+
+import jax.numpy as jnp
+import matplotlib
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+matplotlib.use("Agg")
+
+pytest.importorskip("ipywidgets")
+
+from dtm_lite import DTM, DTMConfig  # noqa: E402
+from dtm_lite.widgets import SHIPPED_CHECKPOINT, SampleExplorer, load_explorer_model  # noqa: E402
+
+SWEEPS, EVERY = 20, 5
+
+
+@pytest.fixture(scope="module")
+def dtm():
+    """A tiny two-step model with random (not trained, not zero) couplings and biases."""
+    cfg = DTMConfig(image_shape=(6, 6, 1), preset="20_8", num_diffusion_steps=2, batch_size=4, steps_warmup=5,
+                    n_samples=2, steps_per_sample=1, generation_sweeps=SWEEPS)  # fmt: skip
+    model = DTM(cfg)
+    rng = np.random.default_rng(0)
+    params = {k: jnp.asarray(rng.normal(0, 0.3, v.shape), jnp.float32) for k, v in model.params.items()}
+    model.state = dataclasses.replace(model.state, params=params)
+    return model
+
+
+@pytest.fixture()
+def explorer(dtm):
+    ex = SampleExplorer(dtm, n=3, record_every=EVERY, seed=1)
+    ex.widget()
+    return ex
+
+
+def test_widget_layout_and_initial_state(explorer):
+    c = explorer.controls
+    assert c["step"].max == 1 and c["step"].value == 1 and not c["step"].disabled
+    assert (c["sweep"].min, c["sweep"].max, c["sweep"].step, c["sweep"].value) == (0, SWEEPS, EVERY, SWEEPS)
+    assert bytes(c["image"].value).startswith(b"\x89PNG") and bytes(c["final"].value).startswith(b"\x89PNG")
+    assert "k=0" in c["status"].value and "seed 1" in c["status"].value
+    assert explorer.generations == 1
+
+
+def test_sliders_change_the_picture_without_regenerating(explorer):
+    c = explorer.controls
+    seen = {bytes(c["image"].value)}
+    c["sweep"].value = 0
+    assert explorer.sweep == 0
+    seen.add(bytes(c["image"].value))
+    c["step"].value = 0  # generation-order position 0 = the noisiest step, k = T-1 = 1
+    assert explorer.diffusion_step() == 1 and "k=1" in c["status"].value
+    c["sweep"].value = 10
+    seen.add(bytes(c["image"].value))
+    assert len(seen) >= 2, "moving the sliders should change the displayed frames"
+    assert explorer.generations == 1  # only re-rendered from the cached trajectory
+    np.testing.assert_array_equal(explorer.frames(), explorer.generation()[1][0 * explorer.records + 10 // EVERY])
+
+
+def test_beta_and_seed_regenerate_with_cache(explorer):
+    c = explorer.controls
+    final_before = bytes(c["final"].value)
+    c["seed"].value = 2
+    assert explorer.generations == 2 and explorer.seed == 2
+    assert bytes(c["final"].value) != final_before
+    c["beta_start"].value = 0.3
+    c["beta_end"].value = 0.4
+    assert explorer.beta == (0.3, 0.4) and explorer.generations == 4
+    assert "0.3 → 0.4" in c["status"].value
+    c["beta_start"].value = 0.8  # (0.8, 0.4) is new: one more generation
+    c["beta_end"].value = 1.2  # (0.8, 1.2, seed 2) was seen: cached
+    c["seed"].value = 1  # back to the first setting: cached
+    assert explorer.generations == 5
+    assert bytes(c["final"].value) == final_before
+
+
+def test_frames_index_the_trajectory(dtm):
+    ex = SampleExplorer(dtm, n=3, record_every=EVERY)
+    final, traj = ex.generation()
+    assert traj.shape == (2 * (SWEEPS // EVERY + 1), 3, 6, 6, 1)
+    np.testing.assert_array_equal(ex.frames(position=1, sweep=SWEEPS), final)
+    np.testing.assert_array_equal(ex.final(), final)
+    np.testing.assert_array_equal(ex.frames(position=0, sweep=0), traj[0])
+    with pytest.raises(ValueError, match="step position"):
+        ex.frames(position=2)
+    with pytest.raises(ValueError, match="sweep"):
+        ex.frames(sweep=SWEEPS + 1)
+    with pytest.raises(ValueError, match="divide"):
+        SampleExplorer(dtm, record_every=3)
+
+
+def test_same_seed_same_samples_across_explorers(dtm):
+    a = SampleExplorer(dtm, n=3, record_every=EVERY, seed=7).final()
+    b = SampleExplorer(dtm, n=3, record_every=EVERY, seed=7).final()
+    np.testing.assert_array_equal(a, b)
+
+
+def test_static_figure(dtm):
+    ex = SampleExplorer(dtm, n=3, record_every=EVERY)
+    fig = ex.figure(n_show=2, columns=5)
+    assert isinstance(fig, Figure)
+    assert len(fig.axes) == 2 * 5
+
+
+def test_single_step_model_disables_step_slider():
+    cfg = DTMConfig(image_shape=(4, 4, 1), preset="8_8", batch_size=2, steps_warmup=2, n_samples=1,
+                    generation_sweeps=8)  # fmt: skip
+    ex = SampleExplorer(DTM(cfg), n=2)
+    ex.widget()
+    assert ex.controls["step"].disabled
+    ex.controls["sweep"].value = 0
+    assert ex.frames().shape == (2, 4, 4, 1)
+    assert len(ex.figure(n_show=1).axes) >= 2
+
+
+def test_load_explorer_model_takes_first_existing(dtm, tmp_path):
+    path = dtm.save(tmp_path / "model.npz")
+    loaded, source = load_explorer_model([tmp_path / "missing.npz", path])
+    assert str(path) in source and loaded.config == dtm.config
+    np.testing.assert_array_equal(np.asarray(loaded.params["W"]), np.asarray(dtm.params["W"]))
+
+
+def test_shipped_checkpoint_is_small_and_loads():
+    path = Path(__file__).resolve().parents[1] / SHIPPED_CHECKPOINT
+    if not path.exists():
+        pytest.skip(f"{SHIPPED_CHECKPOINT} not shipped")
+    assert path.stat().st_size < 500 * 1024
+    model = DTM.load(path)
+    assert model.state.step > 0
+    assert model.generate(2, key=0, sweeps=4).shape == (2, *model.config.image_shape)
