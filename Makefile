@@ -10,18 +10,20 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install -e ".[dev]"
 	touch $(STAMP)
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
 
+# Every test, then every notebook top to bottom (nbval; DTM_LITE_QUICK=1 shrinks their workloads).
 test: $(STAMP)
-	DTM_LITE_QUICK=1 MPLBACKEND=Agg $(BIN)/python -m pytest tests/ $(wildcard notebooks/*.ipynb) --nbval-lax -p no:cacheprovider
+	DTM_LITE_QUICK=1 MPLBACKEND=Agg $(BIN)/python -m pytest tests/ $(wildcard notebooks/*.ipynb) --nbval-lax \
+		-p no:cacheprovider --durations=10
 
+# Resumes runs/default if it has a checkpoint (n_epochs is the total, so a finished run stops at once).
 train: $(STAMP)
-	$(BIN)/python -m dtm_lite train --out runs/default
+	$(BIN)/python -m dtm_lite train --out runs/default $(if $(wildcard runs/default/latest.npz),--resume)
 
 figures: $(STAMP)
 	$(BIN)/python -m dtm_lite figures --run runs/default --out figures

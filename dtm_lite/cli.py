@@ -126,6 +126,8 @@ def train(args: argparse.Namespace) -> int:
     from .training import CHECKPOINT_NAME, EvalSettings
 
     s, out = _resolve(args)
+    if not args.resume and (out / CHECKPOINT_NAME).exists():
+        raise SystemExit(f"{out} already holds a run: add --resume to continue it, or choose another --out")
     res = s["resolution"]
     config = DTMConfig(
         image_shape=(res, res, 3), preset=s["preset"], grayscale_levels=s["levels"],

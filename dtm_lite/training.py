@@ -252,6 +252,11 @@ def train_from_iterator(
             stacklevel=2,
         )
 
+    if not resume and ckpt is not None and ckpt.exists():
+        raise FileExistsError(
+            f"{ckpt} exists: pass resume=True to continue that run, or use another checkpoint_dir "
+            "(or delete the old checkpoint) to start afresh"
+        )
     start_epoch, skip, history, a_prev = 0, 0, [], [None] * dtm.num_steps
     if resume and ckpt is not None and ckpt.exists():
         start_epoch, skip, history, a_prev = _restore(dtm, ckpt)

@@ -99,6 +99,14 @@ def test_checkpoint_round_trip_and_atomic_write(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt.npz"]  # no temporary file left behind
 
 
+def test_never_overwrites_a_run_without_resume(tmp_path):
+    DTM(TINY).train_from_iterator(1, stream, 1, checkpoint_dir=tmp_path, progress=False)
+    before = (tmp_path / CHECKPOINT_NAME).read_bytes()
+    with pytest.raises(FileExistsError, match="resume=True"):
+        DTM(TINY).train_from_iterator(1, stream, 1, checkpoint_dir=tmp_path, progress=False)
+    assert (tmp_path / CHECKPOINT_NAME).read_bytes() == before
+
+
 def test_resume_refuses_another_config(tmp_path):
     DTM(TINY).train_from_iterator(1, stream, 1, checkpoint_dir=tmp_path, progress=False)
     with pytest.raises(ValueError, match="another config.*batch_size"):
@@ -159,6 +167,8 @@ def test_cli_quick_run_and_resume(tmp_path, capsys):
     assert main([*common, "--epochs", "1", "--evaluate-every", "1"]) == 0
     text = capsys.readouterr().out
     assert f"run folder: {out.resolve()}" in text and "FD-PCA" in text and "independent-pixel baseline" in text
+    with pytest.raises(SystemExit, match="add --resume"):
+        main([*common, "--epochs", "2"])
     assert main([*common, "--epochs", "2", "--evaluate-every", "1", "--resume"]) == 0
     assert "2 epochs, 6 batches" in capsys.readouterr().out
     assert (out / "metrics.png").exists() and (out / "run.json").exists()
