@@ -13,8 +13,9 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install -e ".[dev]"
 	touch $(STAMP)
 
+# Jupyter refuses to run as root without --allow-root (containers, CI machines): pass it only there.
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # Every test, then every notebook top to bottom (nbval; DTM_LITE_QUICK=1 shrinks their workloads).
 test: $(STAMP)
