@@ -476,7 +476,7 @@ def phase_moments(
     b: jax.Array,
     s_start: jax.Array,
     s_in: jax.Array,
-    j: jax.Array | float,
+    j: jax.Array,
     key: jax.Array,
     *,
     beta: float,
@@ -484,28 +484,31 @@ def phase_moments(
     n_samples: int,
     steps_per_sample: int,
 ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
-    """Monte Carlo moments of one diffusion step on one batch, both phases in one sampler run.
+    """Monte Carlo moments of T diffusion steps on one batch: both phases of every step in one sampler run.
 
-    Args: W ``(n_edges,)``, b ``(n_nodes,)``; ``s_start``, ``s_in`` ±1 of shape ``(B, n_visible)``: the
-    clean-side target and the noisier input; ``j`` the input coupling.
-    Returns ``(⟨s⟩₊, ⟨s⟩₋)`` of shape ``(n_nodes,)`` and ``(⟨s_i s_j⟩₊, ⟨s_i s_j⟩₋)`` of shape ``(n_edges,)``,
+    Args: W ``(T, n_edges)``, b ``(T, n_nodes)``; ``s_start``, ``s_in`` ±1 of shape ``(T, B, n_visible)``: each
+    step's clean-side target and noisier input; ``j`` ``(T,)`` the input couplings.
+    Returns ``(⟨s⟩₊, ⟨s⟩₋)`` of shape ``(T, n_nodes)`` and ``(⟨s_i s_j⟩₊, ⟨s_i s_j⟩₋)`` of shape ``(T, n_edges)``,
     averaged over samples and batch. Chains ``[:B]`` are the positive phase (visible clamped to
     ``s_start``), chains ``[B:]`` the negative phase; row r of both phases sees the same input.
+
+    The T models share the lattice arrays ``(2, n, n, T, 2B)``: one kernel call updates every step's chains
+    (under ``jax.vmap`` XLA's CPU loop would run several times slower).
     """
     g = lat.graph
-    B = s_start.shape[0]
+    T, B = s_start.shape[:2]
     vis_mask = jnp.zeros(g.n_nodes, bool).at[visible].set(True)
-    clamp = jnp.concatenate([jnp.broadcast_to(vis_mask, (B, g.n_nodes)), jnp.zeros((B, g.n_nodes), bool)])
+    clamp = jnp.concatenate([jnp.broadcast_to(vis_mask, (B, g.n_nodes)), jnp.zeros((B, g.n_nodes), bool)])[None]
     k_init, k_run = jax.random.split(key)
-    bias = b[None] + _visible_bias(g.n_nodes, visible, j, s_in)  # (B, n_nodes)
-    bias2 = jnp.concatenate([bias, bias])
-    spins = _init_spins(k_init, bias2, beta).at[:B, visible].set(s_start)
-    params = smp.make_params(lat, W, bias2, clamp)
-    x0, x1 = smp.to_lattice(lat, spins, fill=1.0)
+    vis_bias = jax.vmap(lambda jk, s: _visible_bias(g.n_nodes, visible, jk, s))(j, s_in)  # (T, B, n_nodes)
+    bias = jnp.concatenate([vis_bias, vis_bias], axis=1) + b[:, None]  # (T, 2B, n_nodes)
+    spins = _init_spins(k_init, bias, beta).at[:, :B, visible].set(s_start)
+    params = smp.make_params(lat, W, bias, clamp)
+    x0, x1 = smp.to_lattice(lat, spins, fill=1.0)  # (2, n, n, T, 2B)
 
     def observe(acc, x0, x1):
         s0, s1, ss = acc
-        prod = smp.edge_products(lat, x0, x1)  # (deg, 2, n, n, 2B)
+        prod = smp.edge_products(lat, x0, x1)  # (deg, 2, n, n, T, 2B)
         ss = ss + jnp.stack([prod[..., :B].sum(-1), prod[..., B:].sum(-1)])
         return (s0 + x0, s1 + x1, ss), None
 
@@ -515,9 +518,9 @@ def phase_moments(
         lat, params, k_run, x0, x1, betas, n_warmup=n_warmup, n_samples=n_samples,
         steps_per_sample=steps_per_sample, observe=observe, acc=zeros,
     )  # fmt: skip
-    m = smp.from_lattice(lat, s0, s1) / n_samples  # (2B, n_nodes)
-    c = jax.vmap(functools.partial(smp.edge_values, lat))(ss) / (B * n_samples)
-    return m[:B].mean(0), m[B:].mean(0), c[0], c[1]
+    m = smp.from_lattice(lat, s0, s1) / n_samples  # (T, 2B, n_nodes)
+    c_pos, c_neg = (smp.edge_values(lat, ss[k]) / (B * n_samples) for k in (0, 1))  # (T, n_edges)
+    return m[:, :B].mean(1), m[:, B:].mean(1), c_pos, c_neg
 
 
 def _make_train_fn(dtm: DTM):
@@ -527,20 +530,18 @@ def _make_train_fn(dtm: DTM):
     J = jnp.asarray(dtm.J, jnp.float32)
     edges = np.asarray(g.edges)
 
-    def one_step(W, b, key, x0_bits, t_k, t_k1, j_k):
-        k_pair, k_run = jax.random.split(key)
-        x_start, x_end = training_pair(k_pair, x0_bits, t_k, t_k1, cfg.image_rate, cfg.diffusion_offset)
-        return phase_moments(
-            lat, visible, W, b, 2.0 * x_start - 1.0, 2.0 * x_end - 1.0, j_k, k_run, beta=cfg.beta,
-            n_warmup=cfg.steps_warmup, n_samples=cfg.n_samples, steps_per_sample=cfg.steps_per_sample,
-        )  # fmt: skip
+    def pair(key, x0_bits, t_k, t_k1):
+        return training_pair(key, x0_bits, t_k, t_k1, cfg.image_rate, cfg.diffusion_offset)
 
     @jax.jit
     def train(params, opt_state, key, batch, corr_penalty):
-        keys = jax.random.split(key, cfg.num_diffusion_steps)
-        m_pos, m_neg, c_pos, c_neg = jax.vmap(one_step, in_axes=(0, 0, 0, None, 0, 0, 0))(
-            params["W"], params["b"], keys, batch, t[:-1], t[1:], J
-        )
+        k_pairs, k_run = jax.random.split(key)
+        keys = jax.random.split(k_pairs, cfg.num_diffusion_steps)
+        x_start, x_end = jax.vmap(pair, in_axes=(0, None, 0, 0))(keys, batch, t[:-1], t[1:])  # (T, B, n_vis)
+        m_pos, m_neg, c_pos, c_neg = phase_moments(
+            lat, visible, params["W"], params["b"], 2.0 * x_start - 1.0, 2.0 * x_end - 1.0, J, k_run,
+            beta=cfg.beta, n_warmup=cfg.steps_warmup, n_samples=cfg.n_samples, steps_per_sample=cfg.steps_per_sample,
+        )  # fmt: skip
         cov_neg = c_neg - m_neg[:, edges[:, 0]] * m_neg[:, edges[:, 1]]
         ascent = {
             "W": cfg.beta * (c_pos - c_neg) - corr_penalty[:, None] * cov_neg,

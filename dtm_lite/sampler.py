@@ -102,15 +102,19 @@ def from_lattice(lat: Lattice, x0: Array, x1: Array) -> Array:
 
 
 def weight_planes(lat: Lattice, weights: Array) -> tuple[Array, Array]:
-    """Edge weights ``(n_edges,)`` (aligned with ``graph.edges``) -> per-colour planes ``(deg, 2, n, n, 1)``.
+    """Edge weights ``(..., n_edges)`` (aligned with ``graph.edges``) -> per-colour planes ``(deg, 2, n, n, ..., 1)``.
 
     Plane ``W0[o, t]`` holds, at each colour-0 site u, the weight of edge (u, u + o); ``W1[o, t]`` holds,
-    at each colour-1 site v, the weight of edge (v - o, v). Missing edges (open grids) are zeros.
+    at each colour-1 site v, the weight of edge (v - o, v). Missing edges (open grids) are zeros. Leading
+    axes of ``weights`` (e.g. one model per diffusion step) become trailing axes before the chain axis.
     """
     g = lat.graph
     sp = lat.side_p
+    lead = weights.shape[:-1]
     i0, j0 = np.divmod(g.edges[:, 0], g.side)
-    planes = jnp.zeros((g.degree, sp, sp), weights.dtype).at[g.edge_offset, i0, j0].set(weights)
+    planes = (
+        jnp.zeros((g.degree, sp, sp) + lead, weights.dtype).at[g.edge_offset, i0, j0].set(jnp.moveaxis(weights, -1, 0))
+    )
     w0 = jnp.stack([jnp.stack([pl[p::2, q::2] for p, q in _COLOR_SUBS[0]]) for pl in planes])
     shifted = [jnp.roll(planes[o], (int(dx), int(dy)), axis=(0, 1)) for o, (dx, dy) in enumerate(g.offsets)]
     w1 = jnp.stack([jnp.stack([pl[p::2, q::2] for p, q in _COLOR_SUBS[1]]) for pl in shifted])
@@ -118,14 +122,14 @@ def weight_planes(lat: Lattice, weights: Array) -> tuple[Array, Array]:
 
 
 def edge_values(lat: Lattice, planes0: Array) -> Array:
-    """Inverse of the colour-0 half of :func:`weight_planes`: ``(deg, 2, n, n)`` -> ``(n_edges,)``."""
+    """Inverse of the colour-0 half of :func:`weight_planes`: ``(deg, 2, n, n, ...)`` -> ``(..., n_edges)``."""
     g = lat.graph
     sp = lat.side_p
-    full = jnp.zeros((g.degree, sp, sp), planes0.dtype)
+    full = jnp.zeros((g.degree, sp, sp) + planes0.shape[4:], planes0.dtype)
     for t, (p, q) in enumerate(_COLOR_SUBS[0]):
         full = full.at[:, p::2, q::2].set(planes0[:, t])
     i0, j0 = np.divmod(g.edges[:, 0], g.side)
-    return full[g.edge_offset, i0, j0]
+    return jnp.moveaxis(full[g.edge_offset, i0, j0], 0, -1)
 
 
 # ----------------------------------------------------------------------------- the kernel
@@ -196,22 +200,27 @@ class Params(NamedTuple):
 
 
 def make_params(lat: Lattice, weights: Array, biases: Array, clamped: Array | None) -> Params:
-    """Convert node/edge-layout parameters to lattice layout. biases: (n_nodes,) or (C, n_nodes)."""
+    """Convert node/edge-layout parameters to lattice layout.
+
+    weights ``(n_edges,)``; biases ``(n_nodes,)`` or ``(C, n_nodes)``; clamped like biases. For several models
+    at once (one per diffusion step, say) give weights ``(T, n_edges)``, biases ``(T, C, n_nodes)`` and
+    clamped ``(1, C, n_nodes)``: the lattice arrays then end in ``(T, C)`` and broadcast per model.
+    """
     w0, w1 = weight_planes(lat, jnp.asarray(weights, jnp.float32))
     b = jnp.asarray(biases, jnp.float32)
-    b0, b1 = to_lattice(lat, b if b.ndim == 2 else b[None])
+    b0, b1 = to_lattice(lat, b if b.ndim >= 2 else b[None])
     if clamped is None:
-        c = jnp.zeros((1, lat.graph.n_nodes), bool)
+        c = jnp.zeros((1,) * max(1, b.ndim - 1) + (lat.graph.n_nodes,), bool)
     else:
         c = jnp.asarray(clamped, bool)
-        c = c if c.ndim == 2 else c[None]
+        c = c if c.ndim >= 2 else c[None]
     # padding sites of odd-sided grids have no edges; clamp them so they stay put.
     c0, c1 = to_lattice(lat, c, fill=True)
     return Params(w0, w1, b0, b1, c0, c1)
 
 
 def sweep(lat: Lattice, params: Params, x0: Array, x1: Array, words: Array, beta: Array) -> tuple[Array, Array]:
-    """One block-Gibbs sweep: colour 0 then colour 1. x*: (2, n, n, C) float32 ±1; words: (2,) uint32."""
+    """One block-Gibbs sweep: colour 0 then colour 1. x*: (2, n, n, ..., C) float32 ±1; words: (2,) uint32."""
     size = x0.size
     counter = jnp.arange(2 * size, dtype=jnp.uint32).reshape((2,) + x0.shape)
     h0 = local_field(lat, 0, params.w0, x1) + params.b0
