@@ -29,7 +29,7 @@ def samples_figure(dtm: DTM, held: np.ndarray, n: int = 24, seed: int = 0):
     from .plots import image_grid
 
     samples = dtm.generate(n, key=seed)
-    fig = Figure(figsize=(10, 4.2))
+    fig = Figure(figsize=(14, 6))
     for ax, imgs, title in zip(
         fig.subplots(1, 2), (dtm.decode(dtm.encode(held[:n])), samples), ("held-out frames (quantized)", "DTM samples"),
         strict=True,
