@@ -195,7 +195,9 @@ class DTM:
     """
 
     def __init__(self, config: DTMConfig | None = None, **overrides: Any) -> None:
-        config = (config or DTMConfig()).replace(**overrides) if overrides else (config or DTMConfig())
+        config = config or DTMConfig()
+        if overrides:
+            config = config.replace(**overrides)
         self.config = config
         self.graph = GridGraph.from_preset(config.preset)
         check_capacity(self.graph, int(np.prod(config.image_shape)), config.grayscale_levels)
@@ -442,9 +444,7 @@ class DTM:
             raise FileNotFoundError(f"no checkpoint at {path}")
         with np.load(path) as z:
             meta = json.loads(z["meta"].tobytes().decode())
-            config = DTMConfig.from_dict(
-                {**meta["config"], "generation_beta": tuple(meta["config"]["generation_beta"])}
-            )
+            config = DTMConfig.from_dict(meta["config"])  # lists from JSON become tuples on validation
             dtm = cls(config)
             params = {"W": jnp.asarray(z["W"]), "b": jnp.asarray(z["b"])}
             treedef = jax.tree.structure(dtm.state.opt_state)
