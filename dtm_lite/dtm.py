@@ -209,10 +209,10 @@ class DTM:
         self.times = time_grid(T, config.schedule)
         self.J = couplings(T, config.schedule, config.image_rate)
         self.corr_penalty = np.full(T, float(config.corr_penalty))
-        self.optimizer = optax.adamw(
-            optax.cosine_decay_schedule(config.learning_rate, config.lr_decay_batches, config.lr_final_fraction),
-            b1=0.9, b2=0.999, weight_decay=config.weight_decay,
-        )  # fmt: skip
+        self.lr_schedule = optax.cosine_decay_schedule(
+            config.learning_rate, config.lr_decay_batches, config.lr_final_fraction
+        )
+        self.optimizer = optax.adamw(self.lr_schedule, b1=0.9, b2=0.999, weight_decay=config.weight_decay)
         params = {
             "W": jnp.zeros((T, self.graph.n_edges), jnp.float32),
             "b": jnp.zeros((T, self.graph.n_nodes), jnp.float32),
@@ -298,9 +298,8 @@ class DTM:
         return out
 
     def learning_rate(self, step: int | None = None) -> float:
-        c = self.config
-        sched = optax.cosine_decay_schedule(c.learning_rate, c.lr_decay_batches, c.lr_final_fraction)
-        return float(sched(self.state.step if step is None else step))
+        """The learning rate at ``step`` (default: the next batch): cosine decay counted in batches."""
+        return float(self.lr_schedule(self.state.step if step is None else step))
 
     def train_from_iterator(
         self,
@@ -559,7 +558,7 @@ def _make_train_fn(dtm: DTM):
     return train
 
 
-def _step_chains(lat, visible, n_visible, params_k, j_k, s_in, key, betas, every, init_beta):
+def _step_chains(lat, visible, params_k, j_k, s_in, key, betas, every, init_beta):
     """Free chains of one diffusion step from inputs ``s_in`` (n, n_visible) ±1: the visible spins every
     ``every`` sweeps, (len(betas) // every + 1, n, n_visible) int8, the first record being the start."""
     g = lat.graph
@@ -585,7 +584,7 @@ def _make_free_run_fn(dtm: DTM, sweeps: int, every: int):
 
     @jax.jit
     def free_run(params_k, j_k, s_in, key):
-        outs = _step_chains(lat, visible, cfg.n_visible, params_k, j_k, s_in, key, betas, every, cfg.beta)
+        outs = _step_chains(lat, visible, params_k, j_k, s_in, key, betas, every, cfg.beta)
         return (outs > 0).astype(jnp.uint8)
 
     return free_run
@@ -604,7 +603,7 @@ def _make_generate_fn(dtm: DTM, sweeps: int, every: int, trajectory: bool):
         for k in reversed(range(cfg.num_diffusion_steps)):
             key, sub = jax.random.split(key)
             params_k = {name: a[k] for name, a in params.items()}
-            outs = _step_chains(lat, visible, cfg.n_visible, params_k, J[k], s_in, sub, betas, every, cfg.beta)
+            outs = _step_chains(lat, visible, params_k, J[k], s_in, sub, betas, every, cfg.beta)
             traj.append(outs if trajectory else outs[-1:])
             s_in = outs[-1].astype(jnp.float32)
         return (s_in > 0).astype(jnp.uint8), jnp.concatenate(traj)

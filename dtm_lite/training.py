@@ -276,9 +276,8 @@ def train_from_iterator(
             metrics = _train_epoch(dtm, data_iterator_factory, epoch, n_epochs, batches_per_epoch,
                                    skip if epoch == start_epoch else 0, prefetch, progress)  # fmt: skip
             row: dict[str, Any] = {"epoch": epoch + 1, "batches": dtm.state.step, **metrics}
-            if held is not None and (
-                dtm.config.adaptive_penalty or (evaluate_every and (epoch + 1) % evaluate_every == 0)
-            ):
+            evaluate_now = held is not None and evaluate_every > 0 and (epoch + 1) % evaluate_every == 0
+            if held is not None and (dtm.config.adaptive_penalty or evaluate_now):
                 for k in range(dtm.num_steps):
                     a = step_autocorrelation(dtm, held, k, settings, key=seed * 1000 + 17 * k + 1)
                     row[f"autocorr_{k}"] = a
@@ -291,7 +290,7 @@ def train_from_iterator(
                             dtm.config.corr_penalty_min,
                         )
                     a_prev[k] = a
-            if held is not None and evaluate_every and (epoch + 1) % evaluate_every == 0:
+            if evaluate_now:
                 row.update(_evaluate(dtm, held, settings, epoch, run_dir))
             row.update({f"corr_penalty_{k}": float(c) for k, c in enumerate(dtm.corr_penalty)})
             row["seconds"] = time.perf_counter() - t0
