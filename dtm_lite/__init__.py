@@ -6,7 +6,7 @@ streaming loader :mod:`dtm_lite.loader`, the LunarLander source :mod:`dtm_lite.l
 
 from .capacity import CapacityError, check_capacity, required_side, smallest_preset, visible_capacity
 from .dtm import DTM, DTMConfig
-from .encoding import Palette, decode, encode
+from .encoding import Encoding, Palette, decode, encode
 from .graph import PRESETS, GridGraph
 from .loader import IteratorDataLoader
 from .lunarlander import LunarLanderFrames
@@ -18,6 +18,7 @@ __all__ = [
     "PRESETS",
     "CapacityError",
     "DTMConfig",
+    "Encoding",
     "EvalSettings",
     "GridGraph",
     "IteratorDataLoader",

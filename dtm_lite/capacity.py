@@ -53,13 +53,19 @@ def smallest_preset(n_pixels: int, levels: int = 1, n_labels: int = 0, degree: i
     return None
 
 
-def check_capacity(graph: GridGraph, n_pixels: int, levels: int = 1, n_labels: int = 0) -> None:
-    """Raise CapacityError, with the numbers and a preset that would fit, if the bits do not fit."""
+def check_capacity(
+    graph: GridGraph, n_pixels: int, levels: int = 1, n_labels: int = 0, *, unit: str = "pixel values"
+) -> None:
+    """Raise CapacityError, with the numbers and a preset that would fit, if the bits do not fit.
+
+    ``n_pixels`` values of ``levels`` bits each: channel values x levels for binary / thermometer codes,
+    or (``unit="pixels"``) pixels x the code width of a palette (``Encoding.capacity_counts``).
+    """
     bits = _bits(n_pixels, levels, n_labels)
     cap = visible_capacity(graph)
     if bits <= cap:
         return
-    what = f"{n_pixels} pixel values x {levels} level(s)" + (f" + {n_labels} label bits" if n_labels else "")
+    what = f"{n_pixels} {unit} x {levels} bit(s) each" + (f" + {n_labels} label bits" if n_labels else "")
     head = f"{what} = {bits} visible spins do not fit {graph!r}, which has {cap} colour-0 sites."
     same_degree = smallest_preset(n_pixels, levels, n_labels, degree=graph.degree)
     any_degree = smallest_preset(n_pixels, levels, n_labels)
@@ -71,6 +77,6 @@ def check_capacity(graph: GridGraph, n_pixels: int, levels: int = 1, n_labels: i
         side = required_side(n_pixels, levels, n_labels)
         fix = (
             f" No preset fits: you need side >= {side} ({side + side % 2} for a torus), e.g. "
-            f"GridGraph({side + side % 2}, jumps), or fewer levels / a smaller image."
+            f"GridGraph({side + side % 2}, jumps), or fewer bits / a smaller image."
         )
     raise CapacityError(head + fix)

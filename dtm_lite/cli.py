@@ -23,8 +23,9 @@ QUICK_ENV = "DTM_LITE_QUICK"
 
 # (argument, default, help) for the model and data; saved to run.json so --resume rebuilds the same run.
 RUN_ARGS: list[tuple[str, Any, str]] = [
-    ("preset", "80_12", "graph preset side_degree; must hold H*W*C*levels visible spins"),
+    ("preset", "80_12", "graph preset side_degree; must hold the encoding's visible spins"),
     ("resolution", 32, "frame side in pixels (frames are resolution x resolution x 3)"),
+    ("encoding", "auto", "binary, thermometer or palette (LunarLander's 4 colours, 2 bits a pixel); auto: by --levels"),
     ("levels", 1, "spins per channel value: 1 = binary threshold, L > 1 = thermometer code"),
     ("diffusion_steps", 1, "number of diffusion steps T (1 = a plain EBM)"),
     ("schedule", "log", "time grid: log or linear"),
@@ -36,7 +37,7 @@ RUN_ARGS: list[tuple[str, Any, str]] = [
     ("lr", 0.03, "peak learning rate (cosine decay over all batches to 0.2 of it)"),
     ("image_rate", 0.8, "forward-process rate lambda"),
     ("diffusion_offset", 0.1, "diffusion offset delta"),
-    ("corr_penalty", 0.0, "initial correlation penalty"),
+    ("corr_penalty", 0.0, "initial correlation penalty (with --adaptive-penalty at least cp_min = 1e-3)"),
     ("adaptive_penalty", False, "adapt the correlation penalty from the held-out autocorrelation each epoch"),
     ("placement", "spatial", "visible-site placement: spatial, raster or random"),
     ("seed", 0, "seed of the model, the data stream and the evaluation"),
@@ -131,6 +132,7 @@ def train(args: argparse.Namespace) -> int:
     res = s["resolution"]
     config = DTMConfig(
         image_shape=(res, res, 3), preset=s["preset"], grayscale_levels=s["levels"],
+        encoding=None if s["encoding"] == "auto" else s["encoding"],
         num_diffusion_steps=s["diffusion_steps"], schedule=s["schedule"], diffusion_offset=s["diffusion_offset"],
         image_rate=s["image_rate"], placement=s["placement"], batch_size=s["batch_size"],
         steps_warmup=s["warmup"], n_samples=s["samples"], steps_per_sample=s["steps_per_sample"],
@@ -153,7 +155,7 @@ def train(args: argparse.Namespace) -> int:
     def factory(epoch: int) -> IteratorDataLoader:
         stream = frames(epoch, s["episodes_per_epoch"], s["seed"] * 1_000_003 + epoch * s["episodes_per_epoch"])
         return IteratorDataLoader(
-            stream, s["batch_size"], n_grayscale_levels=s["levels"], max_batches_per_epoch=s["batches_per_epoch"],
+            stream, s["batch_size"], encoding=dtm.encoding, max_batches_per_epoch=s["batches_per_epoch"],
             shuffle_buffer=s["shuffle_buffer"], seed=s["seed"] + epoch, image_shape=(res, res, 3),
         )  # fmt: skip
 

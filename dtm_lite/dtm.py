@@ -36,7 +36,7 @@ import optax
 from . import sampler as smp
 from .capacity import check_capacity
 from .diffusion import SCHEDULES, couplings, time_grid, training_pair
-from .encoding import decode, encode, n_bits
+from .encoding import ENCODINGS, LUNARLANDER_COLORS, PALETTE_CODES, Encoding, Palette
 from .graph import GridGraph, preset_name
 
 PLACEMENTS = ("spatial", "raster", "random")
@@ -49,12 +49,28 @@ class DTMConfig:
     Defaults are the seed's LunarLander configuration: 32x32 RGB binary on 80_12, one log-schedule
     step, batch 50, 300 warm-up sweeps then 30 samples 6 sweeps apart, 400 generation sweeps with β
     ramped 0.8 -> 1.2, learning rate 0.03 with cosine decay (counted in batches) to 0.2 of it.
+
+    Encoding (``dtm_lite.encoding.Encoding``): ``encoding`` is ``"binary"`` (``threshold``, 1 bit a
+    channel value), ``"thermometer"`` (``grayscale_levels`` bits a channel value) or ``"palette"``
+    (nearest of ``palette``'s RGB colours in [0, 1] to the pixel binarised at ``threshold``, so that blends
+    never snap to a mid-tone colour; ``palette_code`` ``"binary"``: ceil(log2 K) bits a
+    pixel, or ``"onehot"``: K bits a pixel; needs C = 3). Left unset (None) it is ``"binary"`` for
+    ``grayscale_levels == 1`` and ``"thermometer"`` otherwise, which is what configs saved before the
+    field existed meant.
+
+    Correlation penalty (section 7.6, :mod:`dtm_lite.regularization`): ``corr_penalty`` is the initial
+    λ_cp; with ``adaptive_penalty`` it starts at ``max(corr_penalty, corr_penalty_min)`` and follows the
+    held-out autocorrelation against ``autocorr_tau`` once per epoch (``corr_penalty_min`` = 1e-3, the
+    research code's ``cp_min``).
     """
 
     image_shape: tuple[int, int, int] = (32, 32, 3)
     preset: str = "80_12"
+    encoding: str | None = None
     grayscale_levels: int = 1
     threshold: float = 0.5
+    palette: tuple[tuple[float, float, float], ...] = LUNARLANDER_COLORS
+    palette_code: str = "binary"
     num_diffusion_steps: int = 1
     schedule: str = "log"
     diffusion_offset: float = 0.1
@@ -73,7 +89,7 @@ class DTMConfig:
     weight_decay: float = 0.0
     corr_penalty: float = 0.0
     adaptive_penalty: bool = False
-    corr_penalty_min: float = 1e-5
+    corr_penalty_min: float = 1e-3
     autocorr_tau: float = 0.016
     seed: int = 0
 
@@ -111,6 +127,7 @@ class DTMConfig:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.placement not in PLACEMENTS:
             raise ValueError(f"placement must be one of {PLACEMENTS}, got {self.placement!r}")
+        self._check_encoding()
         if len(self.generation_beta) != 2 or min(self.generation_beta) <= 0:
             raise ValueError(f"generation_beta must be (start, end) > 0, got {self.generation_beta!r}")
         if self.schedule == "linear":
@@ -120,15 +137,46 @@ class DTMConfig:
                 stacklevel=3,
             )
 
+    def _check_encoding(self) -> None:
+        """Resolve ``encoding=None`` (binary / thermometer by level count) and validate the encoding fields."""
+        if self.encoding is None:
+            object.__setattr__(self, "encoding", "binary" if self.grayscale_levels == 1 else "thermometer")
+        if self.encoding not in ENCODINGS:
+            raise ValueError(f"encoding must be one of {ENCODINGS}, got {self.encoding!r}")
+        if self.encoding == "binary" and self.grayscale_levels != 1:
+            raise ValueError(
+                f"encoding='binary' has 1 bit a channel value, but grayscale_levels={self.grayscale_levels}; "
+                "use encoding='thermometer' for several levels (or leave encoding unset)"
+            )
+        if self.encoding == "palette" and self.grayscale_levels != 1:
+            raise ValueError(
+                f"encoding='palette' codes whole pixels, so grayscale_levels must stay 1, got {self.grayscale_levels}"
+            )
+        if self.encoding == "palette" and self.image_shape[2] != 3:
+            raise ValueError(f"encoding='palette' needs RGB frames: image_shape (H, W, 3), got {self.image_shape}")
+        if self.palette_code not in PALETTE_CODES:
+            raise ValueError(f"palette_code must be one of {PALETTE_CODES}, got {self.palette_code!r}")
+        try:
+            colors = tuple(tuple(float(v) for v in c) for c in self.palette)
+            Palette(colors, self.palette_code)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"palette must be RGB colours (r, g, b) in [0, 1], at least two: {err}") from None
+        object.__setattr__(self, "palette", colors)
+
     @property
     def n_visible(self) -> int:
-        return n_bits(self.image_shape, self.grayscale_levels)
+        """Visible bits of one image: ``H * W * bits_per_pixel`` of the encoding."""
+        return Encoding.from_config(self).n_bits
 
     @property
     def sweeps_per_phase(self) -> int:
         return smp.n_sweeps(self.steps_warmup, self.n_samples, self.steps_per_sample)
 
     def replace(self, **changes: Any) -> DTMConfig:
+        """A copy with ``changes``. A new ``grayscale_levels`` without an ``encoding`` re-derives binary /
+        thermometer from it, as the constructor does (a palette encoding is kept)."""
+        if "grayscale_levels" in changes and "encoding" not in changes and self.encoding != "palette":
+            changes["encoding"] = None
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -143,23 +191,41 @@ class DTMConfig:
         return cls(**d)
 
 
-def place_visible(graph: GridGraph, image_shape: tuple[int, int, int], levels: int, how: str, seed: int) -> np.ndarray:
+def place_visible(
+    graph: GridGraph,
+    image_shape: tuple[int, int, int],
+    levels: int = 1,
+    how: str = "spatial",
+    seed: int = 0,
+    *,
+    bits_per_pixel: int | None = None,
+) -> np.ndarray:
     """Which node hosts each visible bit: int array ``(n_bits,)`` of colour-0 node indices.
+
+    Pixel ``p = h * W + w`` owns the ``bits_per_pixel`` consecutive bits ``p * bpp .. p * bpp + bpp - 1``
+    (default ``bpp = C * levels``, binary and thermometer codes; a palette passes its code's width), so
+    ``n_bits = H * W * bpp``.
 
     - ``"raster"``: bit k on the k-th colour-0 site in raster order.
     - ``"spatial"`` (default): the image is laid over a centred block of the grid, just large enough to
       hold its bits at the colour-0 density, and each bit goes to the free colour-0 site nearest to its
-      pixel's position (greedy, in bit order), so neighbouring pixels sit on neighbouring sites.
+      pixel's position (greedy, in bit order), so a pixel's bits sit together and neighbouring pixels
+      on neighbouring sites.
     - ``"random"``: a seeded random choice of colour-0 sites.
     """
     sites = np.flatnonzero(graph.colors == 0)
-    nb = n_bits(image_shape, levels)
+    h, w, c = image_shape
+    bpp = c * levels if bits_per_pixel is None else int(bits_per_pixel)
+    if bpp < 1:
+        raise ValueError(f"bits_per_pixel must be >= 1, got {bits_per_pixel}")
+    nb = h * w * bpp
+    if nb > len(sites):
+        raise ValueError(f"{nb} visible bits do not fit the {len(sites)} colour-0 sites of {graph!r}")
     if how == "raster":
         return sites[:nb].copy()
     if how == "random":
         return np.sort(np.random.default_rng(seed).choice(sites, nb, replace=False))
-    h, w, c = image_shape
-    pix = np.arange(nb) // (levels * c)
+    pix = np.arange(nb) // bpp
     # pixel pitch on the grid: fill a centred block at the colour-0 density, never beyond the grid.
     pitch = min(graph.side / max(h, w), float(np.sqrt(2.0 * nb / (h * w))))
     ty = (pix // w + 0.5) * pitch + (graph.side - h * pitch) / 2 - 0.5
@@ -192,6 +258,9 @@ class DTM:
     >>> dtm = DTM(DTMConfig(image_shape=(8, 8, 1), preset="20_8", steps_warmup=20, n_samples=4))
     >>> metrics = dtm.train_step(bits)          # bits: (batch, 64) in {0, 1}
     >>> images = dtm.generate(16)               # (16, 8, 8, 1) in [0, 1]
+
+    ``dtm.encoding`` (a :class:`~dtm_lite.encoding.Encoding` built from the config) owns frames <-> bits:
+    ``dtm.encode``, ``dtm.decode`` and ``IteratorDataLoader(..., encoding=dtm.encoding)`` all go through it.
     """
 
     def __init__(self, config: DTMConfig | None = None, **overrides: Any) -> None:
@@ -200,15 +269,20 @@ class DTM:
             config = config.replace(**overrides)
         self.config = config
         self.graph = GridGraph.from_preset(config.preset)
-        check_capacity(self.graph, int(np.prod(config.image_shape)), config.grayscale_levels)
+        self.encoding = Encoding.from_config(config)
+        n_values, bits_each, unit = self.encoding.capacity_counts
+        check_capacity(self.graph, n_values, bits_each, unit=unit)
         self.lattice = smp.lattice(self.graph)
         self.visible = place_visible(
-            self.graph, config.image_shape, config.grayscale_levels, config.placement, config.seed
-        )
+            self.graph, config.image_shape, how=config.placement, seed=config.seed,
+            bits_per_pixel=self.encoding.bits_per_pixel,
+        )  # fmt: skip
         T = config.num_diffusion_steps
         self.times = time_grid(T, config.schedule)
         self.J = couplings(T, config.schedule, config.image_rate)
-        self.corr_penalty = np.full(T, float(config.corr_penalty))
+        # the adaptive rule starts each update from max(cp, cp_min) (section 7.6): train with that from batch 1
+        cp0 = max(config.corr_penalty, config.corr_penalty_min) if config.adaptive_penalty else config.corr_penalty
+        self.corr_penalty = np.full(T, float(cp0))
         self.lr_schedule = optax.cosine_decay_schedule(
             config.learning_rate, config.lr_decay_batches, config.lr_final_fraction
         )
@@ -235,24 +309,20 @@ class DTM:
     def __repr__(self) -> str:
         c = self.config
         return (
-            f"DTM({c.image_shape} x {c.grayscale_levels} level(s) = {c.n_visible} visible on {self.graph!r}, "
+            f"DTM({c.image_shape} {self.encoding.describe()} = {c.n_visible} visible on {self.graph!r}, "
             f"T={c.num_diffusion_steps} {c.schedule}, trained {self.state.step} batches)"
         )
 
     # ------------------------------------------------------------------ data
 
     def encode(self, frames: np.ndarray) -> np.ndarray:
-        """Frames ``(..., H, W, C)`` -> visible bits ``(..., n_visible)`` with this model's quantization."""
-        frames = np.asarray(frames)
-        if tuple(frames.shape[-3:]) != self.config.image_shape:
-            raise ValueError(
-                f"frames have shape {frames.shape[-3:]}, this model expects (H, W, C) = {self.config.image_shape}"
-            )
-        return encode(frames, self.config.grayscale_levels, self.config.threshold)
+        """Frames ``(..., H, W, C)`` -> visible bits ``(..., n_visible)`` with this model's encoding."""
+        return self.encoding.encode(frames)
 
     def decode(self, bits: np.ndarray) -> np.ndarray:
-        """Visible bits (or ±1 spins) ``(..., n_visible)`` -> images ``(..., H, W, C)`` in [0, 1]."""
-        return decode(np.asarray(bits), self.config.image_shape, self.config.grayscale_levels)
+        """Visible bits (or ±1 spins) ``(..., n_visible)`` -> images ``(..., H, W, C)`` in [0, 1]
+        (a palette model: RGB in the palette's colours)."""
+        return self.encoding.decode(bits)
 
     def check_batch(self, batch_bits: Any) -> np.ndarray:
         """Validate a batch of visible bits ``(batch_size, n_visible)`` in {0, 1}; returns it as uint8."""
@@ -260,9 +330,9 @@ class DTM:
         want = (self.config.batch_size, self.config.n_visible)
         if b.ndim != 2 or b.shape[1] != want[1]:
             raise ValueError(
-                f"batch must be bits of shape (batch, {want[1]}) (= H*W*C*levels for image_shape "
-                f"{self.config.image_shape}, levels {self.config.grayscale_levels}), got {b.shape}; "
-                "encode frames with dtm.encode(frames)"
+                f"batch must be bits of shape (batch, {want[1]}) (image_shape {self.config.image_shape}, "
+                f"{self.encoding.describe()}), got {b.shape}; encode frames with dtm.encode(frames), or build "
+                "the loader with IteratorDataLoader(..., encoding=dtm.encoding) or encode=False"
             )
         if b.shape[0] != want[0]:
             raise ValueError(

@@ -9,12 +9,17 @@ Encodings:
 - thermometer (L levels, the reference's "Poisson-binomial"): ``q = round(v * L)`` in 0..L,
   ``b_t = [q > t]`` for t = 0..L-1; decode ``v = (sum_t b_t) / L``. L spins give L + 1 values.
 - palette: each pixel becomes the nearest of K colours, coded one-hot (K bits) or in
-  ``ceil(log2 K)`` binary digits; it suits rendered frames with a few flat colours.
+  ``ceil(log2 K)`` binary digits; it suits rendered frames with a few flat colours. Pixel
+  ``p = h * W + w`` owns bits ``p * bpp .. p * bpp + bpp - 1`` (bpp = bits per pixel).
+
+A model's choice among the three lives in one :class:`Encoding` (``Encoding.from_config(config)``), which
+owns ``encode``, ``decode``, the bit count and the capacity numbers; everything else dispatches through it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -106,10 +111,17 @@ class Palette:
 
     ``Palette.lunarlander()`` holds the colours of LunarLander's renderer. One pixel costs K bits
     (one-hot) or ceil(log2 K) bits (binary code) instead of 3 bits per channel-threshold.
+
+    With ``threshold`` set, each channel is first binarised (``v > threshold``) and the nearest colour
+    is taken to that corner of the RGB cube. Area-resized frames hold blends: a grey terrain edge
+    (0.5, 0.5, 0.5) is nearest to LunarLander's mid-tone purple lander, so plain nearest-colour turns
+    every terrain edge into "lander"; binarised first it stays sky or terrain, while the lander's
+    pixels (blue-dominant) still map to purple.
     """
 
     colors: tuple[tuple[float, float, float], ...]
     code: str = "binary"
+    threshold: float | None = None
 
     def __post_init__(self) -> None:
         cols = np.asarray(self.colors, dtype=np.float64)
@@ -119,12 +131,15 @@ class Palette:
             raise ValueError("palette colours must be floats in [0, 1]")
         if self.code not in ("onehot", "binary"):
             raise ValueError(f"code must be 'onehot' or 'binary', got {self.code!r}")
+        if self.threshold is not None and not 0.0 <= self.threshold < 1.0:
+            raise ValueError(f"threshold must be None or in [0, 1), got {self.threshold}")
 
     @classmethod
-    def lunarlander(cls, code: str = "binary") -> Palette:
-        """Black sky, white terrain, purple lander body, yellow flags (LunarLander-v3's renderer)."""
+    def lunarlander(cls, code: str = "binary", threshold: float | None = 0.5) -> Palette:
+        """Black sky, white terrain, purple lander body, yellow flags (LunarLander-v3's renderer),
+        binarised at 0.5 first (see the class docstring)."""
         rgb = ((0, 0, 0), (255, 255, 255), (128, 102, 230), (204, 204, 0))
-        return cls(tuple(tuple(v / 255 for v in c) for c in rgb), code)
+        return cls(tuple(tuple(v / 255 for v in c) for c in rgb), code, threshold)
 
     @property
     def bits_per_pixel(self) -> int:
@@ -132,10 +147,13 @@ class Palette:
         return k if self.code == "onehot" else max(1, int(np.ceil(np.log2(k))))
 
     def indices(self, frames: np.ndarray) -> np.ndarray:
-        """Index of the nearest palette colour per pixel, ``(..., H, W)``."""
+        """Index of the nearest palette colour per pixel (to the binarised pixel when ``threshold`` is
+        set), ``(..., H, W)``."""
         v = to_unit_float(frames)
         if v.shape[-1] != 3:
             raise ValueError(f"palette encoding needs RGB frames (C = 3), got C = {v.shape[-1]}")
+        if self.threshold is not None:
+            v = (v > self.threshold).astype(np.float32)
         d = ((v[..., None, :] - np.asarray(self.colors, np.float32)) ** 2).sum(-1)
         return d.argmin(-1)
 
@@ -159,3 +177,117 @@ class Palette:
         else:
             idx = np.minimum((b * (1 << np.arange(self.bits_per_pixel))).sum(-1), k - 1)
         return np.asarray(self.colors, np.float32)[idx]
+
+
+ENCODINGS = ("binary", "thermometer", "palette")
+PALETTE_CODES = ("binary", "onehot")
+LUNARLANDER_COLORS: tuple[tuple[float, float, float], ...] = Palette.lunarlander().colors
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """How a model turns frames ``(..., H, W, C)`` into visible bits ``(..., n_bits)`` and back.
+
+    - ``"binary"``: one bit per channel value, ``b = [v > threshold]``; bits per pixel ``C``.
+    - ``"thermometer"``: ``levels`` bits per channel value; bits per pixel ``C * levels``.
+    - ``"palette"``: the nearest of ``palette``'s colours to the pixel binarised at ``threshold``,
+      one-hot or binary-coded; needs ``C = 3``;
+      bits per pixel ``palette.bits_per_pixel``; decodes to RGB ``(..., H, W, 3)`` in the palette colours.
+
+    ``n_bits = H * W * bits_per_pixel``, and a pixel's bits are contiguous in bit order.
+    """
+
+    kind: str
+    image_shape: tuple[int, int, int]
+    levels: int = 1
+    threshold: float = 0.5
+    palette: Palette | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ENCODINGS:
+            raise ValueError(f"encoding must be one of {ENCODINGS}, got {self.kind!r}")
+        shape = tuple(int(v) for v in self.image_shape)
+        if len(shape) != 3 or min(shape) < 1:
+            raise ValueError(f"image_shape must be (H, W, C) with positive sizes, got {self.image_shape!r}")
+        object.__setattr__(self, "image_shape", shape)
+        _check_levels(self.levels)
+        if self.kind == "binary" and self.levels != 1:
+            raise ValueError(
+                f"encoding 'binary' has one bit per channel value, but levels = {self.levels}; "
+                "use encoding 'thermometer' for several levels"
+            )
+        if not 0.0 <= self.threshold < 1.0:
+            raise ValueError(f"threshold must be in [0, 1), got {self.threshold}")
+        if self.kind == "palette":
+            if self.palette is None:
+                raise ValueError("encoding 'palette' needs a Palette, e.g. Palette.lunarlander()")
+            if shape[2] != 3:
+                raise ValueError(f"encoding 'palette' needs RGB frames (C = 3), got image_shape {shape}")
+            if self.levels != 1:
+                raise ValueError(f"a palette codes whole pixels: levels must be 1, got {self.levels}")
+
+    @classmethod
+    def from_config(cls, config: Any) -> Encoding:
+        """The encoding of a :class:`~dtm_lite.dtm.DTMConfig` (fields ``encoding``, ``image_shape``,
+        ``grayscale_levels``, ``threshold``, ``palette``, ``palette_code``)."""
+        palette = Palette(config.palette, config.palette_code, config.threshold) if config.encoding == "palette" else None
+        return cls(config.encoding, config.image_shape, config.grayscale_levels, config.threshold, palette)
+
+    @property
+    def bits_per_pixel(self) -> int:
+        """Visible bits of one pixel (all its channels): ``C``, ``C * L`` or the palette code's width."""
+        if self.kind == "palette":
+            assert self.palette is not None
+            return self.palette.bits_per_pixel
+        return self.image_shape[2] * self.levels
+
+    @property
+    def n_bits(self) -> int:
+        """Visible bits of one image, ``H * W * bits_per_pixel``."""
+        h, w, _ = self.image_shape
+        return h * w * self.bits_per_pixel
+
+    @property
+    def capacity_counts(self) -> tuple[int, int, str]:
+        """``(n_values, bits_each, what)`` for :func:`~dtm_lite.capacity.check_capacity`:
+        channel values x levels for binary/thermometer, pixels x code width for a palette."""
+        h, w, c = self.image_shape
+        if self.kind == "palette":
+            return h * w, self.bits_per_pixel, "pixels"
+        return h * w * c, self.levels, "pixel values"
+
+    def describe(self) -> str:
+        """A short human-readable name, e.g. ``"palette (4 colours, binary code, 2 bits a pixel)"``."""
+        if self.kind == "binary":
+            return f"binary (threshold {self.threshold:g}, 1 bit a channel value)"
+        if self.kind == "thermometer":
+            return f"thermometer ({self.levels} bits a channel value)"
+        assert self.palette is not None
+        k = len(self.palette.colors)
+        return f"palette ({k} colours, {self.palette.code} code, {self.bits_per_pixel} bits a pixel)"
+
+    def encode(self, frames: np.ndarray) -> np.ndarray:
+        """Frames ``(..., H, W, C)`` (uint8 in [0, 255] or float in [0, 1]) -> uint8 bits ``(..., n_bits)``."""
+        frames = np.asarray(frames)
+        if tuple(frames.shape[-3:]) != self.image_shape:
+            raise ValueError(
+                f"frames have shape {frames.shape[-3:]}, but the encoding expects (H, W, C) = {self.image_shape}"
+            )
+        if self.kind == "palette":
+            assert self.palette is not None
+            return self.palette.encode(frames)
+        if self.kind == "binary":
+            return encode_binary(frames, self.threshold)
+        return encode_thermometer(frames, self.levels)
+
+    def decode(self, bits: np.ndarray) -> np.ndarray:
+        """Bits (or ±1 spins) ``(..., n_bits)`` -> float32 images ``(..., H, W, C)`` in [0, 1]."""
+        b = np.asarray(bits)
+        if b.shape[-1:] != (self.n_bits,):
+            raise ValueError(
+                f"expected {self.n_bits} bits per image ({self.describe()} of {self.image_shape}), got shape {b.shape}"
+            )
+        if self.kind == "palette":
+            assert self.palette is not None
+            return self.palette.decode(b, self.image_shape[:2])
+        return decode(b, self.image_shape, self.levels)

@@ -1,7 +1,10 @@
 """Streaming batches of bits from an iterator of frames, for training without a dataset in memory.
 
 ``IteratorDataLoader`` pulls items from a stream, splits them into frames, optionally shuffles them in a
-bounded buffer, and yields uint8 bit batches ``(batch_size, H*W*C*L)`` made by ``dtm_lite.encoding.encode``.
+bounded buffer, and yields uint8 bit batches ``(batch_size, n_bits)``: encoded with a model's own encoding
+(``encoding=dtm.encoding``: binary, thermometer or palette), with ``n_grayscale_levels``/``threshold``
+(``dtm_lite.encoding.encode``), or not at all (``encode=False``: frame batches ``(batch_size, H, W, C)``, which
+``DTM.train_from_iterator`` encodes with the model's encoding).
 
 A stream item is one of
 - a frame ``(H, W, C)``,
@@ -20,13 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from dtm_lite.encoding import encode
+from dtm_lite.encoding import Encoding, encode
 
 Preprocess = Callable[[np.ndarray], np.ndarray]
 
 
 class IteratorDataLoader:
-    """Batches of bits ``(batch_size, H*W*C*L)`` uint8 from a stream of frames; one ``iter()`` is one epoch.
+    """Batches of bits ``(batch_size, n_bits)`` uint8 from a stream of frames; one ``iter()`` is one epoch.
 
     Args:
         data_iterator: an iterable of stream items (see the module docstring). A re-iterable source (a list,
@@ -45,7 +48,12 @@ class IteratorDataLoader:
             end of the stream the rest comes out in random order. Every frame is emitted exactly once, and
             frames move at most about k positions: mixing is local, so make k span several episodes.
         seed: seed of the shuffle; epoch t uses ``np.random.default_rng([seed, t])``.
-        image_shape: optional expected (H, W, C); otherwise it is taken from the first frame.
+        image_shape: optional expected (H, W, C); otherwise it is taken from the first frame (or ``encoding``).
+        encoding: a model's :class:`~dtm_lite.encoding.Encoding` (``dtm.encoding``) to encode with instead of
+            ``n_grayscale_levels``/``threshold``; the only way to get palette bits, and a guarantee that the bits
+            match the model.
+        encode: False yields the frames themselves, ``(batch_size, H, W, C)`` (uint8, or float32 in [0, 1] when
+            the stream mixes dtypes), for ``DTM.train_from_iterator`` to encode with the model's encoding.
 
     An epoch that stops at ``max_batches_per_epoch`` discards what it had read but not batched (the rest
     of the current item, the shuffle buffer); a one-shot iterator then resumes at the next item.
@@ -63,6 +71,8 @@ class IteratorDataLoader:
         shuffle_buffer: int = 0,
         seed: int = 0,
         image_shape: tuple[int, int, int] | None = None,
+        encoding: Encoding | None = None,
+        encode: bool = True,
     ):
         _check_int(batch_size, "batch_size", minimum=1)
         _check_int(n_grayscale_levels, "n_grayscale_levels", minimum=1)
@@ -83,6 +93,20 @@ class IteratorDataLoader:
             image_shape = tuple(int(v) for v in image_shape)
             if len(image_shape) != 3 or min(image_shape) < 1:
                 raise ValueError(f"image_shape must be (H, W, C) with positive sizes, got {image_shape}")
+        if encoding is not None:
+            if not isinstance(encoding, Encoding):
+                raise ValueError(f"encoding must be a dtm_lite.encoding.Encoding (e.g. dtm.encoding), got {encoding!r}")
+            if n_grayscale_levels != 1 or threshold != 0.5:
+                raise ValueError(
+                    "pass either encoding= (the model's dtm.encoding) or n_grayscale_levels/threshold, not both"
+                )
+            if not encode:
+                raise ValueError("encode=False yields frames, so an encoding would be unused; pass one or the other")
+            if image_shape is not None and image_shape != encoding.image_shape:
+                raise ValueError(
+                    f"image_shape {image_shape} differs from the encoding's {encoding.image_shape}; they must agree"
+                )
+            image_shape = encoding.image_shape
         self.data_iterator = data_iterator
         self.batch_size = batch_size
         self.n_grayscale_levels = n_grayscale_levels
@@ -92,6 +116,8 @@ class IteratorDataLoader:
         self.drop_last = drop_last
         self.shuffle_buffer = shuffle_buffer
         self.seed = seed
+        self.encoding = encoding
+        self.encode = bool(encode)
         self._image_shape: tuple[int, int, int] | None = image_shape
         self._epoch = 0
         self._item_index = 0  # position in the stream, counted across epochs for one-shot iterators
@@ -103,7 +129,11 @@ class IteratorDataLoader:
 
     @property
     def n_bits(self) -> int:
-        """Bits per frame, ``H * W * C * L``; raises if the image shape is not known yet."""
+        """Bits per frame: the encoding's, else ``H * W * C * L``; raises if the image shape is not known yet."""
+        if not self.encode:
+            raise ValueError("this loader yields frames (encode=False), not bits; the model encodes them")
+        if self.encoding is not None:
+            return self.encoding.n_bits
         if self._image_shape is None:
             raise ValueError(
                 "n_bits is unknown until the first item has been read; iterate once or pass image_shape=(H, W, C)"
@@ -158,8 +188,9 @@ class IteratorDataLoader:
             self._image_shape = tuple(int(v) for v in arr.shape[1:])
         if arr.shape[1:] != self._image_shape:
             raise ValueError(
-                f"{where}, frame 0 has shape {arr.shape[1:]} but the stream's frames have shape "
-                f"{self._image_shape}; resize or crop frames to one shape (e.g. with image_preprocessing)"
+                f"{where}, frame 0 has shape {arr.shape[1:]} but this loader's frames have shape "
+                f"{self._image_shape} (from image_shape, the encoding or the first frame); resize or crop frames "
+                "to that shape (e.g. with image_preprocessing)"
             )
         return arr
 
@@ -183,11 +214,16 @@ class IteratorDataLoader:
             frames.close()  # stops a re-iterable source's pass now (e.g. closes its environments)
 
     def _encode(self, batch: list[np.ndarray]) -> np.ndarray:
-        """Frames -> uint8 bits ``(len(batch), n_bits)``; mixed dtypes go through floats in [0, 1]."""
+        """Frames -> uint8 bits ``(len(batch), n_bits)`` (or the frames ``(len(batch), H, W, C)`` with
+        ``encode=False``); mixed dtypes go through float32 in [0, 1]."""
         if all(f.dtype == np.uint8 for f in batch):
             stack = np.stack(batch)
         else:
             stack = np.stack([f.astype(np.float32) / 255.0 if f.dtype == np.uint8 else f for f in batch])
+        if not self.encode:
+            return stack
+        if self.encoding is not None:
+            return self.encoding.encode(stack)
         return encode(stack, self.n_grayscale_levels, self.threshold)
 
 

@@ -14,11 +14,34 @@ same number of images.
 
 All image inputs are numpy arrays ``(n, H, W, C)`` of floats in ``[0, 1]``; they are flattened to
 ``(n, D)`` with ``D = H * W * C`` inside.
+
+FD-PCA is blind to small objects (LunarLander's lander is a few pixels at 32 x 32), so the *object metric*
+looks at them directly. An ``ObjectClass`` says which pixels belong to a class (a predicate on the images,
+or a palette colour with a tolerance; ``LANDER`` is "blue-dominant", ``B > 0.5 and G <= 0.5``). A *blob* is
+an 8-connected component of class pixels with at least ``min_size`` pixels (default 2). ``object_stats``
+gives per-frame counts, sizes, stray pixels and positions; ``compare_objects(data, samples)`` returns
+these CSV-ready numbers:
+
+* ``obj_one_rate`` / ``obj_one_rate_data``: fraction of model / data frames with exactly one blob (a
+  lander drawn as one object, not as scattered pixels or several pieces);
+* ``obj_stray`` / ``obj_stray_data``: mean number of class pixels per frame outside the frame's largest
+  blob (all class pixels when it has none): scattered pixels;
+* ``obj_size_dist``: 1-Wasserstein distance between the largest-blob sizes of data and model frames (0
+  for a frame without a blob), in pixels: ``W1 = ∫ |F_data(x) - F_model(x)| dx`` over empirical CDFs;
+* ``obj_pos_dist``: 1-Wasserstein distance between the blob-centre rows of data and model frames plus
+  the same for columns, over frames that have a blob, in pixels; NaN when one side has no blob at all.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
+from scipy import ndimage, stats
+
+from .encoding import to_unit_float
 
 Rng = np.random.Generator | int | None
 
@@ -209,3 +232,190 @@ def autocorrelation_scalar(r: np.ndarray, last: int | None = None) -> float:
     if not 1 <= last <= len(r):
         raise ValueError(f"last must be in [1, {len(r)}], got {last}")
     return float(r[-last:].mean())
+
+
+# ---- object metric: small coloured objects ----------------------------------------------------------------
+
+
+def blue_dominant(images: np.ndarray) -> np.ndarray:
+    """LunarLander's lander pixels: ``B > 0.5 and G <= 0.5`` on RGB images (n, H, W, 3) -> mask (n, H, W).
+
+    The lander body (128, 102, 230)/255 decodes to blue (0, 0, 1) or magenta (1, 0, 1) under binary RGB
+    thresholding, to itself under the palette encoding, and to (0.5, 0.5, 1) under a 2- or 4-level
+    thermometer (hence ``G <= 0.5``, not ``< 0.5``); black sky, white terrain and yellow flags never pass,
+    nor does any grey mix of sky and terrain (it would need ``G = B``).
+    """
+    x = np.asarray(images)
+    if x.ndim != 4 or x.shape[-1] != 3:
+        raise ValueError(f"blue_dominant needs RGB images (n, H, W, 3), got shape {x.shape}")
+    return (x[..., 2] > 0.5) & (x[..., 1] <= 0.5)
+
+
+@dataclass(frozen=True)
+class ObjectClass:
+    """Which pixels belong to a class of objects: a predicate or a palette entry (one of the two).
+
+    * ``predicate``: ``f(images (n, H, W, C) float in [0, 1]) -> bool mask (n, H, W)``.
+    * ``color`` with ``tol``: a pixel belongs when ``max_c |v_c - color_c| <= tol`` (per-channel distance,
+      so ``tol`` reads in channel units); ``color`` has one value in [0, 1] per channel.
+
+    ``channels`` is the channel count C the class is defined for (None: any); a palette entry sets it to
+    ``len(color)``. ``mask(images)`` checks the input and the predicate's output.
+    """
+
+    name: str
+    predicate: Callable[[np.ndarray], np.ndarray] | None = None
+    color: tuple[float, ...] | None = None
+    tol: float = 0.1
+    channels: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.predicate is None) == (self.color is None):
+            raise ValueError(
+                f"ObjectClass {self.name!r}: give exactly one of predicate=f(images) -> mask or color=(r, g, b)"
+            )
+        if self.predicate is not None and not callable(self.predicate):
+            raise ValueError(f"ObjectClass {self.name!r}: predicate must be callable, got {self.predicate!r}")
+        if self.color is not None:
+            color = tuple(float(v) for v in np.atleast_1d(self.color))
+            if not color or min(color) < 0 or max(color) > 1:
+                raise ValueError(f"ObjectClass {self.name!r}: color must be values in [0, 1], got {self.color!r}")
+            if self.channels is not None and self.channels != len(color):
+                raise ValueError(
+                    f"ObjectClass {self.name!r}: color has {len(color)} values but channels={self.channels}"
+                )
+            object.__setattr__(self, "color", color)
+            object.__setattr__(self, "channels", len(color))
+        if not (math.isfinite(self.tol) and self.tol >= 0):
+            raise ValueError(f"ObjectClass {self.name!r}: tol must be a finite number >= 0, got {self.tol!r}")
+
+    def mask(self, images: np.ndarray) -> np.ndarray:
+        """Bool mask (n, H, W) of the class's pixels in images (n, H, W, C) (floats in [0, 1] or uint8)."""
+        x = _object_images(images, self)
+        if self.color is not None:
+            return np.abs(x - np.asarray(self.color, np.float32)).max(axis=-1) <= self.tol
+        m = np.asarray(self.predicate(x))
+        if m.shape != x.shape[:3] or m.dtype != np.bool_:
+            raise ValueError(
+                f"ObjectClass {self.name!r}: predicate must return a bool mask of shape {x.shape[:3]}, "
+                f"got {m.dtype} of shape {m.shape}"
+            )
+        return m
+
+
+LANDER = ObjectClass("lander", predicate=blue_dominant, channels=3)
+
+
+def _object_images(images: np.ndarray, cls: ObjectClass) -> np.ndarray:
+    """Check images (n >= 1, H, W, C) against ``cls.channels``; return them as float32 in [0, 1]."""
+    shape = np.shape(images)
+    if len(shape) != 4 or shape[0] < 1:
+        raise ValueError(f"object metrics need a batch of images (n >= 1, H, W, C), got shape {shape}")
+    if cls.channels is not None and shape[-1] != cls.channels:
+        raise ValueError(
+            f"object class {cls.name!r} needs images with C = {cls.channels} channels, got shape {shape}; "
+            "pick a class defined for these images (e.g. a predicate on C = 1)"
+        )
+    return to_unit_float(images, name="images")
+
+
+@dataclass(frozen=True)
+class ObjectStats:
+    """Per-frame statistics of a class's blobs (8-connected components of at least ``min_size`` pixels).
+
+    ``n_blobs`` (n,) int: blobs per frame; ``largest`` (n,) int: size of the largest blob, 0 if none;
+    ``stray`` (n,) int: class pixels outside the largest blob (all of them if there is none);
+    ``row``, ``col`` (n,) float: the largest blob's centre (mean pixel row, column), NaN if none;
+    ``row_hist`` (H,) and ``col_hist`` (W,) int: over frames with a blob, how many have their centre in
+    each row / column (centre rounded half up). Ties for the largest blob go to the one whose first
+    pixel comes first in raster order.
+    """
+
+    n_blobs: np.ndarray
+    largest: np.ndarray
+    stray: np.ndarray
+    row: np.ndarray
+    col: np.ndarray
+    row_hist: np.ndarray
+    col_hist: np.ndarray
+
+    @property
+    def has_blob(self) -> np.ndarray:
+        """(n,) bool: frames with at least one blob."""
+        return self.n_blobs > 0
+
+
+def object_stats(images: np.ndarray, cls: ObjectClass = LANDER, min_size: int = 2) -> ObjectStats:
+    """Blob statistics of class ``cls`` in each of images (n, H, W, C); see :class:`ObjectStats`.
+
+    Components are 8-connected (diagonal neighbours join) within a frame, found by ``scipy.ndimage.label``
+    on the whole batch at once with a structuring element that never links two frames.
+    """
+    if isinstance(min_size, bool) or not isinstance(min_size, int | np.integer) or min_size < 1:
+        raise ValueError(f"min_size must be an integer >= 1, got {min_size!r}")
+    mask = cls.mask(images)
+    n, h, w = mask.shape
+    structure = np.zeros((3, 3, 3), bool)
+    structure[1] = True  # 8-connectivity inside a frame, none across frames
+    labels, k = ndimage.label(mask, structure=structure)
+    flat = labels.ravel()
+    size = np.bincount(flat, minlength=k + 1)[1:]  # (k,) pixels per component
+    frame_ix, row_ix, col_ix = (a.ravel() for a in np.indices(mask.shape))
+    safe = np.maximum(size, 1)
+    frame = np.rint(np.bincount(flat, weights=frame_ix, minlength=k + 1)[1:] / safe).astype(np.int64)
+    row_c = np.bincount(flat, weights=row_ix, minlength=k + 1)[1:] / safe
+    col_c = np.bincount(flat, weights=col_ix, minlength=k + 1)[1:] / safe
+    blob = size >= min_size
+    n_blobs = np.bincount(frame[blob], minlength=n)
+    largest = np.zeros(n, np.int64)
+    row, col = np.full(n, np.nan), np.full(n, np.nan)
+    ids = np.flatnonzero(blob)  # labels are numbered in raster order, so ids is sorted by first pixel
+    order = ids[np.lexsort((ids, -size[ids], frame[ids]))]  # by frame, then largest first, then first pixel
+    first = order[np.r_[True, frame[order][1:] != frame[order][:-1]]] if len(order) else order
+    largest[frame[first]] = size[first]
+    row[frame[first]], col[frame[first]] = row_c[first], col_c[first]
+    stray = mask.reshape(n, -1).sum(axis=1) - largest
+    row_hist = np.bincount(np.floor(row_c[first] + 0.5).astype(np.int64), minlength=h)
+    col_hist = np.bincount(np.floor(col_c[first] + 0.5).astype(np.int64), minlength=w)
+    return ObjectStats(n_blobs, largest, stray, row, col, row_hist, col_hist)
+
+
+def compare_objects(
+    data_images: np.ndarray, sample_images: np.ndarray, cls: ObjectClass = LANDER, min_size: int = 2
+) -> dict[str, float]:
+    """Object statistics of model samples next to those of data frames; see the module docstring.
+
+    Both inputs are (n, H, W, C) (their n may differ, H, W, C must agree). Returns ``obj_one_rate``,
+    ``obj_one_rate_data``, ``obj_stray``, ``obj_stray_data``, ``obj_size_dist`` (1-Wasserstein distance
+    between the largest-blob sizes of all frames, 0 counting for no blob, in pixels) and ``obj_pos_dist``
+    (1-Wasserstein distance between the blob-centre rows plus that between the columns, over frames with
+    a blob, in pixels; NaN when either side has no blob at all).
+    """
+    if np.shape(data_images)[1:] != np.shape(sample_images)[1:]:
+        raise ValueError(
+            f"data and samples must share (H, W, C), got {np.shape(data_images)} and {np.shape(sample_images)}"
+        )
+    d, s = object_stats(data_images, cls, min_size), object_stats(sample_images, cls, min_size)
+    if d.has_blob.any() and s.has_blob.any():
+        pos = wasserstein_1d(d.row[d.has_blob], s.row[s.has_blob]) + wasserstein_1d(
+            d.col[d.has_blob], s.col[s.has_blob]
+        )
+    else:
+        pos = math.nan
+    return {
+        "obj_one_rate": float(np.mean(s.n_blobs == 1)),
+        "obj_one_rate_data": float(np.mean(d.n_blobs == 1)),
+        "obj_stray": float(np.mean(s.stray)),
+        "obj_stray_data": float(np.mean(d.stray)),
+        "obj_size_dist": wasserstein_1d(d.largest, s.largest),
+        "obj_pos_dist": float(pos),
+    }
+
+
+def wasserstein_1d(u: np.ndarray, v: np.ndarray) -> float:
+    """1-Wasserstein distance between the empirical distributions of samples u (n,) and v (m,):
+    ``W1 = ∫ |F_u(x) - F_v(x)| dx`` with F the empirical CDFs (``scipy.stats.wasserstein_distance``)."""
+    u, v = np.asarray(u, np.float64).ravel(), np.asarray(v, np.float64).ravel()
+    if len(u) == 0 or len(v) == 0:
+        raise ValueError("wasserstein_1d needs at least one value on each side")
+    return float(stats.wasserstein_distance(u, v))

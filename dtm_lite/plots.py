@@ -153,11 +153,13 @@ def _step_columns(names: list[str], base: str) -> list[str]:
 def plot_metrics(rows: list[dict] | str | Path) -> Figure:
     """Training curves vs ``epoch`` from metrics rows or a metrics.csv path; returns a Figure.
 
-    Panels, each skipped when its columns are missing: FD-PCA (``fd_pca``, with ``fd_floor`` and
-    ``fd_independent`` dashed, log scale when all positive), autocorrelation (``autocorr`` and/or
-    ``autocorr_0``, ``autocorr_1``, ... one per diffusion step), correlation penalty (likewise), and
-    ``marginal_error``. Rows where a column is blank (epochs without evaluation) are skipped for that
-    column, so its points join up. Without an ``epoch`` column the row index is used.
+    Panels, each skipped when its columns are missing (or all blank): FD-PCA (``fd_pca``, with ``fd_floor``
+    and ``fd_independent`` dashed, log scale when all positive), autocorrelation (``autocorr`` and/or
+    ``autocorr_0``, ``autocorr_1``, ... one per diffusion step), correlation penalty (likewise),
+    ``marginal_error``, and the object metric: the one-blob rate (``obj_one_rate``, data
+    ``obj_one_rate_data`` dashed) and stray pixels per frame (``obj_stray``, ``obj_stray_data`` dashed).
+    Rows where a column is blank (epochs without evaluation) are skipped for that column, so its points
+    join up. Without an ``epoch`` column the row index is used. At most four panels a row.
     """
     cols = _read_rows(rows)
     n = len(next(iter(cols.values()))) if cols else 0
@@ -168,18 +170,36 @@ def plot_metrics(rows: list[dict] | str | Path) -> Figure:
         ("autocorrelation", _step_columns(list(cols), "autocorr")),
         ("correlation penalty", _step_columns(list(cols), "corr_penalty")),
         ("marginal error", [k for k in ("marginal_error",) if k in cols]),
+        ("object: one-blob rate", [k for k in ("obj_one_rate", "obj_one_rate_data") if k in cols]),
+        ("object: stray pixels / frame", [k for k in ("obj_stray", "obj_stray_data") if k in cols]),
     ]
-    panels = [(title, keys) for title, keys in panels if keys]
-    fig = Figure(figsize=(4.0 * max(1, len(panels)), 3.2), layout="constrained")
+    panels = [(title, keys) for title, keys in panels if any(np.isfinite(cols[k]).any() for k in keys)]
+    ncols = min(4, max(1, len(panels)))
+    nrows = max(1, math.ceil(len(panels) / ncols))
+    fig = Figure(figsize=(4.0 * ncols, 3.2 * nrows), layout="constrained")
     if not panels:
         fig.text(0.5, 0.5, "no metrics to plot", ha="center", va="center")
         return fig
+    data_style = dict(ls="--", color="gray", marker=None)
     styles = {
-        "fd_floor": dict(ls="--", color="gray", marker=None),
+        "fd_floor": data_style,
         "fd_independent": dict(ls="--", color="tab:red", marker=None),
+        "obj_one_rate_data": data_style,
+        "obj_stray_data": data_style,
     }
-    labels = {"fd_pca": "model", "fd_floor": "floor (data vs data)", "fd_independent": "independent pixels"}
-    for ax, (title, keys) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels, strict=True):
+    labels = {
+        "fd_pca": "model",
+        "fd_floor": "floor (data vs data)",
+        "fd_independent": "independent pixels",
+        "obj_one_rate": "model",
+        "obj_one_rate_data": "data",
+        "obj_stray": "model",
+        "obj_stray_data": "data",
+    }
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in axes[len(panels) :]:
+        ax.remove()
+    for ax, (title, keys) in zip(axes, panels, strict=False):
         for k in keys:
             ok = np.isfinite(cols[k])
             ax.plot(

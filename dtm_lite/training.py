@@ -8,8 +8,12 @@ memory, e.g. from other seeds) it also runs what the seed had to disable:
 - the autocorrelation diagnostic of each step's free chains (reference section 9),
 - the adaptive correlation penalty, once per epoch (section 7.6, when ``config.adaptive_penalty``),
 - an evaluation every ``evaluate_every`` epochs: FD-PCA of generated samples next to the data floor and
-  the independent-pixel baseline, the per-pixel marginal error, a sample grid PNG and a GIF of the
-  denoising trajectory, one row appended to ``metrics.csv``.
+  the independent-pixel baseline, the per-pixel marginal error, the object metric (``obj_*``: does the
+  model draw small objects such as the lander as one blob, see :mod:`dtm_lite.metrics`), a sample grid
+  PNG and a GIF of the denoising trajectory.
+
+Every epoch appends one row to ``metrics.csv``. Without a ``holdout``, ``evaluate_every`` still saves the
+sample grid and GIF; the held-out metrics and the autocorrelation stay blank (with one warning).
 
 Checkpoints (``checkpoint_dir/latest.npz``) are written atomically after every epoch and on Ctrl-C. They
 record the epoch and how many of its batches were done, so ``resume=True`` continues exactly where the
@@ -35,7 +39,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .diffusion import training_pair
-from .metrics import FDPCA, autocorrelation, autocorrelation_scalar, evaluate
+from .metrics import FDPCA, LANDER, ObjectClass, autocorrelation, autocorrelation_scalar, compare_objects, evaluate
 from .regularization import adaptive_correlation_penalty
 
 if TYPE_CHECKING:
@@ -56,9 +60,14 @@ class EvalSettings:
     autocorr_window: tuple[int, int] = (1100, 1200)  # the scalar: mean R over these lags (in sweeps)
     gif_images: int = 16
     gif_every: int = 20  # sweeps between GIF frames
+    object_class: ObjectClass | None = LANDER  # the object metric's class (None: no object metric)
+    object_min_size: int = 2  # pixels a blob needs to count as an object
 
     def __post_init__(self) -> None:
-        for name in ("n_samples", "n_components", "autocorr_chains", "autocorr_sweeps", "autocorr_every"):
+        if self.object_class is not None and not isinstance(self.object_class, ObjectClass):
+            raise ValueError(f"object_class must be a dtm_lite.metrics.ObjectClass or None, got {self.object_class!r}")
+        for name in ("n_samples", "n_components", "autocorr_chains", "autocorr_sweeps", "autocorr_every",
+                     "object_min_size"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
         if self.autocorr_sweeps % self.autocorr_every:
@@ -146,30 +155,65 @@ class Prefetcher:
 
 
 def _as_bits(dtm: DTM, batch: Any, position: str) -> np.ndarray:
+    """A stream batch as bits ``(B, n_visible)``: frames ``(B, H, W, C)`` are encoded with the model's encoding."""
     arr = np.asarray(batch[0] if isinstance(batch, tuple) else batch)
     if arr.ndim == 4:
         arr = dtm.encode(arr)
+    n = dtm.config.n_visible
     if arr.ndim != 2:
+        raise ValueError(f"{position}: expected bits (B, {n}) or frames (B, H, W, C), got shape {arr.shape}")
+    if arr.shape[1] != n:
         raise ValueError(
-            f"{position}: expected bits (B, {dtm.config.n_visible}) or frames (B, H, W, C), got shape {arr.shape}"
+            f"{position}: the batch has {arr.shape[1]} bits a frame, but the model's encoding "
+            f"({dtm.encoding.describe()}) expects bits of shape (batch, {n}): the loader encodes differently "
+            "from the model; build it with IteratorDataLoader(..., encoding=dtm.encoding), or with encode=False "
+            "to pass frames"
         )
     return arr
 
 
+OBJECT_COLUMNS = ("obj_one_rate", "obj_one_rate_data", "obj_stray", "obj_stray_data", "obj_size_dist", "obj_pos_dist")
+
+
 class MetricsLog:
-    """``metrics.csv`` in the run folder: a fixed header, one row appended (and flushed) per evaluation."""
+    """``metrics.csv`` in the run folder: a fixed header, one row appended (and flushed) per epoch.
+
+    Columns without a value in a row (epochs without evaluation, metrics that need a hold-out set) are
+    blank. A file from an older version with another header (a resumed run) is rewritten once, atomically,
+    with this header plus any columns only it has, its old rows blank in the new columns.
+    """
 
     def __init__(self, path: Path, num_steps: int) -> None:
         self.path = path
         steps = range(num_steps)
         self.columns = (
             ["epoch", "batches", "seconds", "gap", "lr", "fd_pca", "fd_floor", "fd_independent", "marginal_error"]
+            + list(OBJECT_COLUMNS)
             + [f"autocorr_{k}" for k in steps]
             + [f"corr_penalty_{k}" for k in steps]
         )
+        self._checked = False
+
+    def _upgrade_header(self) -> None:
+        """Rewrite an existing file whose header differs from ``columns`` (see the class docstring)."""
+        with self.path.open(newline="") as f:
+            reader = csv.DictReader(f)
+            old, rows = list(reader.fieldnames or []), list(reader)
+        if old == self.columns:
+            return
+        self.columns = self.columns + [c for c in old if c not in self.columns]
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with tmp.open("w", newline="") as f:
+            w = csv.DictWriter(f, self.columns, restval="", extrasaction="ignore")
+            w.writeheader()
+            w.writerows(rows)
+        tmp.replace(self.path)
 
     def append(self, row: dict[str, Any]) -> None:
         new = not self.path.exists()
+        if not new and not self._checked:
+            self._upgrade_header()
+        self._checked = True
         with self.path.open("a", newline="") as f:
             w = csv.DictWriter(f, self.columns, extrasaction="ignore")
             if new:
@@ -221,7 +265,8 @@ def train_from_iterator(
             ``(batch_size, n_visible)``, e.g. from :class:`~dtm_lite.loader.IteratorDataLoader`, or frames
             ``(batch_size, H, W, C)``). Make it deterministic for exact resumes.
         batches_per_epoch: batches per epoch (an epoch whose stream ends earlier ends early, with a warning).
-        evaluate_every: evaluate every this many epochs (0 = never); needs ``holdout``.
+        evaluate_every: evaluate every this many epochs (0 = never). Without ``holdout`` an evaluation only
+            saves the sample grid and GIF (the metrics stay blank), with a warning.
         holdout: held-out frames ``(n, H, W, C)`` (from other seeds), kept in memory.
         checkpoint_dir: where ``latest.npz`` is written after each epoch and on Ctrl-C.
         resume: continue from ``checkpoint_dir/latest.npz`` if it exists.
@@ -233,8 +278,6 @@ def train_from_iterator(
                         ("evaluate_every", evaluate_every, 0), ("prefetch", prefetch, 0)):  # fmt: skip
         if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < lo:
             raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
-    if evaluate_every and holdout is None:
-        raise ValueError("evaluate_every needs a holdout: pass held-out frames (n, H, W, C) from other seeds")
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs checkpoint_dir")
     settings = eval_settings or EvalSettings()
@@ -243,6 +286,14 @@ def train_from_iterator(
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
     log = MetricsLog(run_dir / "metrics.csv", dtm.num_steps) if run_dir is not None else None
+    if evaluate_every and holdout is None:
+        warnings.warn(
+            "evaluate_every without holdout: FD-PCA, the object metric and autocorrelation need held-out frames, "
+            "so evaluations only save a sample grid and a denoising GIF"
+            + (" (and, without checkpoint_dir= or run_dir=, there is nowhere to save them)" if run_dir is None else "")
+            + "; pass holdout=frames (n, H, W, C) from other seeds for the metrics",
+            stacklevel=2,
+        )
 
     planned = n_epochs * batches_per_epoch
     if dtm.config.lr_decay_batches < planned:
@@ -258,10 +309,20 @@ def train_from_iterator(
             "(or delete the old checkpoint) to start afresh"
         )
     start_epoch, skip, history, a_prev = 0, 0, [], [None] * dtm.num_steps
-    if resume and ckpt is not None and ckpt.exists():
+    resumed = resume and ckpt is not None and ckpt.exists()
+    if resumed:
         start_epoch, skip, history, a_prev = _restore(dtm, ckpt)
     held = Holdout(dtm, holdout, settings) if holdout is not None else None
     seed = dtm.config.seed
+
+    def autocorr(k: int) -> float:  # same held-out inputs and chain seeds every epoch: changes are the model's
+        assert held is not None
+        return step_autocorrelation(dtm, held, k, settings, key=seed * 1000 + 17 * k + 1)
+
+    if held is not None and dtm.config.adaptive_penalty and not resumed:
+        # as the research code does: measure before the first epoch, so that the first penalty update
+        # already knows whether the autocorrelation is rising (a resumed run has a_prev from its checkpoint)
+        a_prev = [autocorr(k) for k in range(dtm.num_steps)]
 
     def save(epoch: int, batches_done: int) -> None:
         if ckpt is not None:
@@ -276,10 +337,10 @@ def train_from_iterator(
             metrics = _train_epoch(dtm, data_iterator_factory, epoch, n_epochs, batches_per_epoch,
                                    skip if epoch == start_epoch else 0, prefetch, progress)  # fmt: skip
             row: dict[str, Any] = {"epoch": epoch + 1, "batches": dtm.state.step, **metrics}
-            evaluate_now = held is not None and evaluate_every > 0 and (epoch + 1) % evaluate_every == 0
+            evaluate_now = evaluate_every > 0 and (epoch + 1) % evaluate_every == 0
             if held is not None and (dtm.config.adaptive_penalty or evaluate_now):
                 for k in range(dtm.num_steps):
-                    a = step_autocorrelation(dtm, held, k, settings, key=seed * 1000 + 17 * k + 1)
+                    a = autocorr(k)
                     row[f"autocorr_{k}"] = a
                     if dtm.config.adaptive_penalty:
                         dtm.corr_penalty[k] = adaptive_correlation_penalty(
@@ -301,7 +362,7 @@ def train_from_iterator(
             if on_epoch_end is not None:
                 on_epoch_end(epoch, row)
             if progress and any(k.startswith("fd_") for k in row):
-                tqdm.write(_summary(row))
+                tqdm.write(_summary(row, settings))
     except KeyboardInterrupt:
         done = dtm.state.step - epoch_start_step
         save(epoch, done)
@@ -346,22 +407,33 @@ def _train_epoch(dtm, factory, epoch, n_epochs, batches_per_epoch, skip, prefetc
 def evaluate_dtm(
     dtm: DTM, holdout: np.ndarray | Holdout, settings: EvalSettings | None = None, epoch: int = 0
 ) -> dict[str, float]:
-    """FD-PCA of ``dtm``'s samples with the data floor and independent-pixel baseline, and the marginal
-    error, on held-out frames ``(n, H, W, C)``; the same numbers the training loop logs."""
+    """FD-PCA of ``dtm``'s samples with the data floor and independent-pixel baseline, the marginal error
+    and the object metric (``obj_*``, see :mod:`dtm_lite.metrics`), on held-out frames ``(n, H, W, C)``;
+    the same numbers the training loop logs."""
     settings = settings or EvalSettings()
     held = holdout if isinstance(holdout, Holdout) else Holdout(dtm, holdout, settings)
     return _evaluate(dtm, held, settings, epoch, None)
 
 
-def _evaluate(dtm: DTM, held: Holdout, settings: EvalSettings, epoch: int, run_dir: Path | None) -> dict[str, float]:
-    """FD-PCA (with floor and independent baseline), marginal error; sample grid PNG and trajectory GIF."""
-    n = min(settings.n_samples, len(held.images_b))
+def _evaluate(
+    dtm: DTM, held: Holdout | None, settings: EvalSettings, epoch: int, run_dir: Path | None
+) -> dict[str, float]:
+    """FD-PCA (with floor and independent baseline), marginal error and the object metric of
+    ``min(n_samples, len(held.images_b))`` samples against as many held-out frames (half B); a sample grid
+    PNG and a trajectory GIF in ``run_dir``. Without ``held`` only the pictures are made (``gif_images``
+    samples), and nothing at all without ``run_dir``."""
+    if held is None and run_dir is None:
+        return {}
+    n = min(settings.n_samples, len(held.images_b)) if held is not None else settings.gif_images
     key = jax.random.fold_in(jax.random.key(dtm.config.seed + 7), epoch)
     every = (
         settings.gif_every if dtm.config.generation_sweeps % settings.gif_every == 0 else dtm.config.generation_sweeps
     )
     samples, traj = dtm.generate(n, key, return_trajectory=True, record_every=every)
-    out = evaluate(held.fd, samples, held.images_b[:n], np.random.default_rng([dtm.config.seed, epoch]))
+    out: dict[str, float] = {}
+    if held is not None:
+        out = evaluate(held.fd, samples, held.images_b[:n], np.random.default_rng([dtm.config.seed, epoch]))
+        out.update(_object_metrics(held.images_b[:n], samples, settings))
     if run_dir is not None:
         from .plots import save_image_grid, save_trajectory_gif
 
@@ -370,11 +442,35 @@ def _evaluate(dtm: DTM, held: Holdout, settings: EvalSettings, epoch: int, run_d
     return out
 
 
-def _summary(row: dict[str, Any]) -> str:
-    return (
+def _object_metrics(data: np.ndarray, samples: np.ndarray, settings: EvalSettings) -> dict[str, float]:
+    """``compare_objects`` with the settings' class; {} when there is none or it does not fit the images."""
+    cls = settings.object_class
+    if cls is None:
+        return {}
+    if cls.channels is not None and np.shape(samples)[-1] != cls.channels:
+        warnings.warn(
+            f"object metric skipped: class {cls.name!r} is defined for images with C = {cls.channels}, the model "
+            f"makes C = {np.shape(samples)[-1]}; pass EvalSettings(object_class=...) with a class for these "
+            "images, or object_class=None",
+            stacklevel=2,
+        )
+        return {}
+    return compare_objects(data, samples, cls, settings.object_min_size)
+
+
+def _summary(row: dict[str, Any], settings: EvalSettings | None = None) -> str:
+    """One line per evaluation: FD-PCA with its references, marginal error, and the object metric if logged."""
+    text = (
         f"epoch {row['epoch']}: FD-PCA {row['fd_pca']:.3f} (data floor {row['fd_floor']:.3f}, "
         f"independent pixels {row['fd_independent']:.3f}), marginal error {row['marginal_error']:.4f}"
     )
+    if row.get("obj_one_rate") is not None:
+        name = settings.object_class.name if settings is not None and settings.object_class is not None else "object"
+        text += (
+            f"; {name} one-blob rate {row['obj_one_rate']:.2f} (data {row['obj_one_rate_data']:.2f}), "
+            f"stray {row['obj_stray']:.2f}/frame (data {row['obj_stray_data']:.2f})"
+        )
+    return text
 
 
 def _restore(dtm: DTM, ckpt: Path) -> tuple[int, int, list, list]:

@@ -215,3 +215,22 @@ def test_argument_validation(kwargs):
 def test_non_iterable_source_rejected():
     with pytest.raises(ValueError, match="iterable"):
         IteratorDataLoader(3, batch_size=2)
+
+
+def test_frames_pass_through_or_use_the_models_encoding():
+    from dtm_lite.encoding import Encoding, Palette
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (6, 4, 5, 3), dtype=np.uint8)
+    raw = list(IteratorDataLoader([frames], batch_size=3, encode=False))
+    assert [b.shape for b in raw] == [(3, 4, 5, 3)] * 2 and np.array_equal(np.concatenate(raw), frames)
+    enc = Encoding("palette", (4, 5, 3), palette=Palette.lunarlander("onehot"))
+    loader = IteratorDataLoader([frames], batch_size=3, encoding=enc)
+    assert loader.image_shape == (4, 5, 3) and loader.n_bits == 4 * 5 * 4
+    np.testing.assert_array_equal(np.concatenate(list(loader)), enc.encode(frames))
+    with pytest.raises(ValueError, match="has shape \\(4, 5, 3\\) but this loader's frames have shape \\(4, 6, 3\\)"):
+        list(IteratorDataLoader([frames], batch_size=3, encoding=Encoding("binary", (4, 6, 3))))
+    with pytest.raises(ValueError, match="not both"):
+        IteratorDataLoader([frames], batch_size=3, encoding=enc, n_grayscale_levels=2)
+    with pytest.raises(ValueError, match="yields frames"):
+        _ = IteratorDataLoader([frames], batch_size=3, encode=False).n_bits

@@ -102,6 +102,48 @@ def test_plot_metrics_from_csv(tmp_path):
     assert (tmp_path / "metrics.png").stat().st_size > 0
 
 
+def test_plot_metrics_object_panels(tmp_path):
+    """A metrics.csv with object columns gets two more panels (model vs data dashed), wrapped onto a second row;
+    the old columns-only CSV above keeps its four panels in one row."""
+    rows = [
+        {
+            "epoch": e + 1,
+            "fd_pca": "" if e == 1 else 2.0,  # an epoch without evaluation: blank
+            "marginal_error": 0.05,
+            "obj_one_rate": "" if e == 1 else 0.2 * e,
+            "obj_one_rate_data": "" if e == 1 else 0.6,
+            "obj_stray": "" if e == 1 else 3.0 - e,
+            "obj_stray_data": "" if e == 1 else 0.1,
+            "obj_pos_dist": "nan",
+        }
+        for e in range(4)
+    ]
+    path = tmp_path / "metrics.csv"
+    write_csv(path, rows)
+    fig = plot_metrics(path)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["FD-PCA", "marginal error", "object: one-blob rate", "object: stray pixels / frame"]
+    rate, stray = fig.axes[2], fig.axes[3]
+    assert [line.get_label() for line in rate.lines] == ["model", "data"]
+    assert rate.lines[1].get_linestyle() == "--"
+    np.testing.assert_array_equal(rate.lines[0].get_xdata(), [1, 3, 4])  # the blank epoch 2 is skipped
+    np.testing.assert_allclose(rate.lines[0].get_ydata(), [0.0, 0.4, 0.6])
+    np.testing.assert_allclose(stray.lines[0].get_ydata(), [3.0, 1.0, 0.0])
+    rows[0]["autocorr_0"] = rows[0]["corr_penalty_0"] = 0.1
+    rows[0]["fd_floor"] = 1.0
+    write_csv(path, rows)
+    fig = plot_metrics(path)
+    assert len(fig.axes) == 6 and fig.axes[4].get_title() == "object: one-blob rate"
+    assert fig.get_size_inches()[1] == pytest.approx(2 * 3.2)  # two rows of at most four panels
+    fig.savefig(tmp_path / "metrics.png")
+
+
+def test_plot_metrics_skips_all_blank_columns():
+    """A run without a hold-out set logs blank FD and object columns: those panels are left out."""
+    rows = [{"epoch": e, "fd_pca": "", "obj_one_rate": "", "obj_stray": "", "corr_penalty_0": 0.1} for e in (1, 2)]
+    assert [ax.get_title() for ax in plot_metrics(rows).axes] == ["correlation penalty"]
+
+
 def test_plot_metrics_skips_missing_columns():
     fig = plot_metrics([{"epoch": 0, "fd_pca": 1.0, "corr_penalty": 0.1}, {"epoch": 1, "fd_pca": 0.5}])
     assert [ax.get_title() for ax in fig.axes] == ["FD-PCA", "correlation penalty"]

@@ -1,5 +1,6 @@
 """train_from_iterator: resume equivalence, atomic checkpoints, Ctrl-C, evaluation, the CLI."""
 
+import json
 import re
 import subprocess
 import sys
@@ -8,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dtm_lite import DTM, DTMConfig
+from dtm_lite import DTM, DTMConfig, training
 from dtm_lite.loader import IteratorDataLoader
 from dtm_lite.lunarlander import LunarLanderFrames
 from dtm_lite.training import CHECKPOINT_NAME, EvalSettings, evaluate_dtm
@@ -58,6 +59,27 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, prefetch):
     assert resumed.state.step == full.state.step == 9
     assert _same_params(resumed, full)
     assert not _same_params(DTM(TINY), full)
+
+
+def test_adaptive_penalty_measures_before_a_fresh_run_only_and_resumes_exactly(tmp_path, monkeypatch):
+    cfg = TINY.replace(adaptive_penalty=True)
+    kw = {"holdout": np.concatenate(stream(99)), "eval_settings": EvalSettings.quick(), "progress": False}
+    calls = []
+    measure = training.step_autocorrelation
+    monkeypatch.setattr(training, "step_autocorrelation", lambda *a, **k: calls.append(1) or measure(*a, **k))
+    full = DTM(cfg)
+    assert full.corr_penalty.tolist() == [cfg.corr_penalty_min]  # an adaptive run starts at cp_min, not 0
+    full.train_from_iterator(2, stream, 3, **kw)
+    assert len(calls) == 3  # once before the first epoch (as the research code does), then after each epoch
+
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        DTM(cfg).train_from_iterator(2, Interrupt((1, 1)), 3, checkpoint_dir=run, **kw)
+    calls.clear()
+    resumed = DTM(cfg)
+    resumed.train_from_iterator(2, stream, 3, checkpoint_dir=run, resume=True, **kw)
+    assert len(calls) == 1  # after epoch 2 only: the earlier measurement comes from the checkpoint
+    assert _same_params(resumed, full) and np.array_equal(resumed.corr_penalty, full.corr_penalty)
 
 
 def test_n_epochs_is_the_total(tmp_path):
@@ -113,14 +135,54 @@ def test_resume_refuses_another_config(tmp_path):
         DTM(TINY.replace(batch_size=4)).train_from_iterator(2, stream, 1, checkpoint_dir=tmp_path, resume=True)
 
 
+def test_old_checkpoint_without_encoding_loads_as_before(tmp_path):
+    """A checkpoint written before DTMConfig had encoding / palette / palette_code loads as the same model."""
+    cfg = TINY.replace(image_shape=(4, 4, 3), grayscale_levels=2)  # thermometer, by the old meaning of levels
+    dtm = DTM(cfg)
+    dtm.train_step(dtm.encode(stream(0)[0][:, :4, :4]))
+    path = dtm.save(tmp_path / "new.npz")
+    with np.load(path) as z:
+        arrays = dict(z)
+    meta = json.loads(arrays["meta"].tobytes().decode())
+    for key in ("encoding", "palette", "palette_code"):
+        del meta["config"][key]
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    np.savez(tmp_path / "old.npz", **arrays)
+    old = DTM.load(tmp_path / "old.npz")
+    assert old.config == dtm.config and old.config.encoding == "thermometer" and old.config.n_visible == 96
+    assert np.array_equal(old.visible, dtm.visible) and _same_params(old, dtm)
+    assert np.array_equal(old.generate(3, key=2), dtm.generate(3, key=2))
+
+
+def test_palette_model_trains_on_lunarlander_frames_and_draws_palette_colours():
+    cfg = TINY.replace(encoding="palette")  # 8x8 RGB on 20_8: LunarLander's 4 colours, 2 bits a pixel
+    frames = LunarLanderFrames(resolution=8, frames_per_episode=8, episodes=1, seed=0)
+    dtm = DTM(cfg)
+    assert cfg.n_visible == 8 * 8 * 2 and len(dtm.visible) == 128
+    # the loader passes frames through; train_from_iterator encodes them with the model's palette
+    dtm.train_from_iterator(1, lambda: IteratorDataLoader(frames, 8, encode=False), 1, progress=False)
+    assert dtm.state.step == 1 and np.abs(np.asarray(dtm.params["b"])).max() > 0
+    # a loader that encodes with the model's own encoding gives the same bits, hence the same parameters
+    same = DTM(cfg)
+    same.train_from_iterator(1, lambda: IteratorDataLoader(frames, 8, encoding=same.encoding), 1, progress=False)
+    assert _same_params(same, dtm)
+    images = dtm.generate(6, key=0)
+    assert images.shape == (6, 8, 8, 3)
+    palette = np.asarray(cfg.palette, np.float32)
+    assert np.all(np.abs(images.reshape(-1, 1, 3) - palette).max(-1).min(-1) < 1e-6)  # palette colours only
+    # bits made by a loader with another encoding (RGB thresholds: 192 bits a frame) are refused, with the fix
+    with pytest.raises(ValueError, match="192 bits a frame.*palette.*shape \\(batch, 128\\).*encoding=dtm.encoding"):
+        DTM(cfg).train_from_iterator(1, lambda: IteratorDataLoader(frames, 8), 1, progress=False)
+
+
 def test_bad_stream_items_name_the_batch():
     def bad(epoch):
         yield np.zeros((8, 5), np.uint8)
 
     with pytest.raises(ValueError, match="expects \\(H, W, C\\)|shape \\(batch, 192\\)"):
         DTM(TINY).train_from_iterator(1, bad, 1, progress=False)
-    with pytest.raises(ValueError, match="needs a holdout"):
-        DTM(TINY).train_from_iterator(1, stream, 1, evaluate_every=1)
+    with pytest.warns(UserWarning, match="without holdout.*nowhere to save them.*pass holdout="):
+        DTM(TINY).train_from_iterator(1, stream, 1, evaluate_every=1, progress=False)  # runs: issue 12
 
 
 def test_training_on_lunarlander_improves_fd_pca(tmp_path):
