@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: lab test train bench figures lint clean
+.PHONY: lab test train pretrained bench figures lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ test: $(STAMP)
 # Resumes runs/default if it has a checkpoint (n_epochs is the total, so a finished run stops at once).
 train: $(STAMP)
 	$(BIN)/python -m dtm_lite train --out runs/default $(if $(wildcard runs/default/latest.npz),--resume)
+
+# The shipped DTM.pretrained("lunarlander"): the parameters of the default run, as package data.
+pretrained: $(STAMP)
+	$(BIN)/python -m dtm_lite export --run runs/default --out dtm_lite/pretrained/lunarlander.npz
 
 figures: $(STAMP)
 	$(BIN)/python -m dtm_lite figures --run runs/default --out figures

@@ -25,7 +25,11 @@ QUICK_ENV = "DTM_LITE_QUICK"
 RUN_ARGS: list[tuple[str, Any, str]] = [
     ("preset", "80_12", "graph preset side_degree; must hold the encoding's visible spins"),
     ("resolution", 32, "frame side in pixels (frames are resolution x resolution x 3)"),
-    ("encoding", "auto", "binary, thermometer or palette (LunarLander's 4 colours, 2 bits a pixel); auto: by --levels"),
+    (
+        "encoding",
+        "palette",
+        "binary, thermometer or palette (LunarLander's 4 colours, 2 bits a pixel); auto: by --levels",
+    ),
     ("levels", 1, "spins per channel value: 1 = binary threshold, L > 1 = thermometer code"),
     ("diffusion_steps", 1, "number of diffusion steps T (1 = a plain EBM)"),
     ("schedule", "log", "time grid: log or linear"),
@@ -39,7 +43,7 @@ RUN_ARGS: list[tuple[str, Any, str]] = [
     ("diffusion_offset", 0.1, "diffusion offset delta"),
     ("corr_penalty", 0.0, "initial correlation penalty (with --adaptive-penalty at least cp_min = 1e-3)"),
     ("adaptive_penalty", False, "adapt the correlation penalty from the held-out autocorrelation each epoch"),
-    ("placement", "spatial", "visible-site placement: spatial, raster or random"),
+    ("placement", "planes", "visible sites: planes (neighbouring pixels coupled directly), spatial, raster, random"),
     ("seed", 0, "seed of the model, the data stream and the evaluation"),
     ("policy", "random", "LunarLander policy: random or heuristic"),
     ("num_envs", 1, "gymnasium vector envs generating episodes"),
@@ -54,7 +58,8 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     for name, default, help_ in RUN_ARGS:
         flag = "--" + name.replace("_", "-")
         if isinstance(default, bool):
-            p.add_argument(flag, action="store_true", default=None, help=help_)
+            action = argparse.BooleanOptionalAction
+            p.add_argument(flag, action=action, default=None, help=f"{help_} (default {default})")
         else:
             p.add_argument(flag, type=type(default), default=None, help=f"{help_} (default {default})")
 
@@ -81,8 +86,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
     _add_run_args(t)
     f = sub.add_parser("figures", help="make the README figures from a training run")
-    f.add_argument("--run", type=Path, default=Path("runs/default"), help="run folder (default runs/default)")
+    f.add_argument("--run", type=Path, default=Path("runs/default"),
+                   help="run folder whose metrics.csv makes metrics.png (default runs/default)")  # fmt: skip
     f.add_argument("--out", type=Path, default=Path("figures"), help="output folder (default figures/)")
+    f.add_argument("--model", default="lunarlander",
+                   help="pretrained name, weights file or checkpoint to show (default lunarlander)")  # fmt: skip
+    e = sub.add_parser("export", help="write a run's parameters as a weights file (what DTM.pretrained loads)")
+    e.add_argument("--run", type=Path, default=Path("runs/default"), help="run folder (default runs/default)")
+    e.add_argument(
+        "--out", type=Path, default=Path("dtm_lite/pretrained/lunarlander.npz"),
+        help="weights file (default dtm_lite/pretrained/lunarlander.npz, shipped as DTM.pretrained('lunarlander'))",
+    )  # fmt: skip
     return ap
 
 
@@ -90,7 +104,7 @@ def _resolve(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
     """Run settings from defaults, --quick, a resumed run's run.json, and explicit flags (in that order)."""
     quick = args.quick or os.environ.get(QUICK_ENV) == "1"
     settings = {name: default for name, default, _ in RUN_ARGS}
-    settings.update(epochs=12, batches_per_epoch=100, evaluate_every=2)
+    settings.update(epochs=20, batches_per_epoch=100, evaluate_every=2)
     if quick:
         settings.update(
             preset="50_12", resolution=16, warmup=60, samples=10, steps_per_sample=3, generation_sweeps=100,
@@ -120,17 +134,33 @@ def _resolve(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
 
 
 def train(args: argparse.Namespace) -> int:
-    from .dtm import DTM, DTMConfig
-    from .loader import IteratorDataLoader
-    from .lunarlander import LunarLanderFrames
-    from .plots import plot_metrics
-    from .training import CHECKPOINT_NAME, EvalSettings
+    from .dtm import DTM
+    from .training import CHECKPOINT_NAME
 
     s, out = _resolve(args)
     if not args.resume and (out / CHECKPOINT_NAME).exists():
         raise SystemExit(f"{out} already holds a run: add --resume to continue it, or choose another --out")
+    config = config_from_settings(s)
+    dtm = DTM(config)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "run.json").write_text(json.dumps({k: v for k, v in s.items() if k != "quick"}, indent=2))
+    print(f"run folder: {out.resolve()}")
+    print(repr(dtm))
+    _train(dtm, s, out, args)
+    return 0
+
+
+def default_settings(quick: bool = False) -> dict[str, Any]:
+    """The run settings of ``python -m dtm_lite train`` with no flags (``quick``: with ``--quick``)."""
+    return _resolve(build_parser().parse_args(["train"] + (["--quick"] if quick else [])))[0]
+
+
+def config_from_settings(s: dict[str, Any]):
+    """The :class:`~dtm_lite.dtm.DTMConfig` of a run's settings (``run.json``)."""
+    from .dtm import DTMConfig
+
     res = s["resolution"]
-    config = DTMConfig(
+    return DTMConfig(
         image_shape=(res, res, 3), preset=s["preset"], grayscale_levels=s["levels"],
         encoding=None if s["encoding"] == "auto" else s["encoding"],
         num_diffusion_steps=s["diffusion_steps"], schedule=s["schedule"], diffusion_offset=s["diffusion_offset"],
@@ -140,11 +170,15 @@ def train(args: argparse.Namespace) -> int:
         lr_decay_batches=s["lr_decay_batches"], corr_penalty=s["corr_penalty"],
         adaptive_penalty=s["adaptive_penalty"], seed=s["seed"],
     )  # fmt: skip
-    dtm = DTM(config)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "run.json").write_text(json.dumps({k: v for k, v in s.items() if k != "quick"}, indent=2))
-    print(f"run folder: {out.resolve()}")
-    print(repr(dtm))
+
+
+def _train(dtm, s: dict[str, Any], out: Path, args: argparse.Namespace) -> None:
+    from .loader import IteratorDataLoader
+    from .lunarlander import LunarLanderFrames
+    from .plots import plot_metrics
+    from .training import CHECKPOINT_NAME, EvalSettings
+
+    res = s["resolution"]
 
     def frames(epoch: int, episodes: int, seed: int) -> LunarLanderFrames:
         return LunarLanderFrames(
@@ -190,7 +224,6 @@ def train(args: argparse.Namespace) -> int:
         f"checkpoint {out / CHECKPOINT_NAME}"
     )
     print(f"run folder: {out.resolve()}")
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -198,8 +231,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "figures":
         from .figures import make_figures
 
-        for path in make_figures(args.run, args.out):
+        for path in make_figures(args.run, args.out, model=args.model):
             print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB)")
+        return 0
+    if args.command == "export":
+        from .dtm import DTM
+        from .training import CHECKPOINT_NAME
+
+        src = args.run / CHECKPOINT_NAME
+        path = DTM.load(src).save_weights(args.out)
+        print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB): the parameters of {src}")
         return 0
     if args.command == "train":
         try:

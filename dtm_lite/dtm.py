@@ -39,7 +39,7 @@ from .diffusion import SCHEDULES, couplings, time_grid, training_pair
 from .encoding import ENCODINGS, LUNARLANDER_COLORS, PALETTE_CODES, Encoding, Palette
 from .graph import GridGraph, preset_name
 
-PLACEMENTS = ("spatial", "raster", "random")
+PLACEMENTS = ("spatial", "planes", "raster", "random")
 
 
 @dataclass(frozen=True)
@@ -191,6 +191,35 @@ class DTMConfig:
         return cls(**d)
 
 
+WEIGHTS_FORMAT = "dtm_lite-weights"
+PRETRAINED_DIR = Path(__file__).parent / "pretrained"
+
+
+def pretrained_names() -> list[str]:
+    """Names accepted by :meth:`DTM.pretrained` (the ``.npz`` files shipped in ``dtm_lite/pretrained``)."""
+    return sorted(p.stem for p in PRETRAINED_DIR.glob("*.npz"))
+
+
+def _atomic_write(path: Path, write: Any) -> Path:
+    """``write(file)`` to a temporary file beside ``path``, flushed and fsynced, then renamed over ``path``:
+    a crash midway leaves the previous file intact."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; give it the usual mode
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
 def place_visible(
     graph: GridGraph,
     image_shape: tuple[int, int, int],
@@ -200,7 +229,7 @@ def place_visible(
     *,
     bits_per_pixel: int | None = None,
 ) -> np.ndarray:
-    """Which node hosts each visible bit: int array ``(n_bits,)`` of colour-0 node indices.
+    """Which node hosts each visible bit: int array ``(n_bits,)`` of node indices.
 
     Pixel ``p = h * W + w`` owns the ``bits_per_pixel`` consecutive bits ``p * bpp .. p * bpp + bpp - 1``
     (default ``bpp = C * levels``, binary and thermometer codes; a palette passes its code's width), so
@@ -211,7 +240,15 @@ def place_visible(
       hold its bits at the colour-0 density, and each bit goes to the free colour-0 site nearest to its
       pixel's position (greedy, in bit order), so a pixel's bits sit together and neighbouring pixels
       on neighbouring sites.
+    - ``"planes"``: bit t of every pixel's code forms its own H x W plane of *adjacent* sites (both
+      colours), planes tiled side by side in a centred block: pixel (r, c)'s bit t sits at
+      ``(r0 + (t // k) * H + r, c0 + (t % k) * W + c)`` with ``k = side // W`` planes a row. Neighbouring
+      pixels' same bits are then joined by an edge of their own (a direct coupling W_ij), which is what
+      lets a model hold a small object together (the lander); the other placements only couple them
+      through a shared hidden site. The rest of the grid is hidden.
     - ``"random"``: a seeded random choice of colour-0 sites.
+
+    All placements but ``"planes"`` use colour-0 sites only (reference section 3).
     """
     sites = np.flatnonzero(graph.colors == 0)
     h, w, c = image_shape
@@ -219,6 +256,8 @@ def place_visible(
     if bpp < 1:
         raise ValueError(f"bits_per_pixel must be >= 1, got {bits_per_pixel}")
     nb = h * w * bpp
+    if how == "planes":
+        return _plane_sites(graph, h, w, bpp)
     if nb > len(sites):
         raise ValueError(f"{nb} visible bits do not fit the {len(sites)} colour-0 sites of {graph!r}")
     if how == "raster":
@@ -240,6 +279,25 @@ def place_visible(
         free[j] = False
         out[k] = sites[j]
     return out
+
+
+def _plane_sites(graph: GridGraph, h: int, w: int, bpp: int) -> np.ndarray:
+    """Node of bit t of pixel (r, c) for the ``"planes"`` placement, in bit order ``(H * W * bpp,)``."""
+    per_row = graph.side // w
+    plane_rows = -(-bpp // per_row) if per_row else math.inf
+    if plane_rows * h > graph.side:
+        need = next((s for s in range(graph.side, 10 * graph.side) if (s // w) and -(-bpp // (s // w)) * h <= s), None)
+        raise ValueError(
+            f"placement 'planes' needs {bpp} planes of {h}x{w} sites side by side, which do not fit the "
+            f"{graph.side}x{graph.side} grid of {graph!r}; use a preset "
+            f"with side >= {need}, or placement='spatial'"
+        )
+    r0 = (graph.side - plane_rows * h) // 2
+    c0 = (graph.side - min(bpp, per_row) * w) // 2
+    k = np.arange(h * w * bpp)
+    pix, bit = np.divmod(k, bpp)
+    pr, pc = np.divmod(bit, per_row)
+    return (r0 + pr * h + pix // w) * graph.side + (c0 + pc * w + pix % w)
 
 
 @dataclass
@@ -485,20 +543,45 @@ class DTM:
             "meta": np.frombuffer(json.dumps(meta).encode(), np.uint8),
         }
         arrays.update({f"opt_{i}": np.asarray(leaf) for i, leaf in enumerate(leaves)})
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-                f.flush()
-                os.fsync(f.fileno())
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; give it the usual mode
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return _atomic_write(path, lambda f: np.savez(f, **arrays))
+
+    def save_weights(self, path: str | os.PathLike) -> Path:
+        """Write the parameters only (config, ``W``, ``b``, batches trained; no optimiser or RNG state) to
+        ``path`` (.npz, compressed, atomic): what ships as package data for :meth:`pretrained`."""
+        meta = {"format": WEIGHTS_FORMAT, "version": 1, "config": self.config.to_dict(), "step": self.state.step}
+        arrays = {
+            "W": np.asarray(self.state.params["W"], np.float32),
+            "b": np.asarray(self.state.params["b"], np.float32),
+            "meta": np.frombuffer(json.dumps(meta).encode(), np.uint8),
+        }
+        return _atomic_write(Path(path), lambda f: np.savez_compressed(f, **arrays))
+
+    @classmethod
+    def load_weights(cls, path: str | os.PathLike) -> DTM:
+        """A DTM with the parameters written by :meth:`save_weights` (fresh optimiser state)."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no weights file at {path}")
+        with np.load(path) as z:
+            meta = json.loads(z["meta"].tobytes().decode()) if "meta" in z else {}
+            if meta.get("format") != WEIGHTS_FORMAT:
+                raise ValueError(f"{path} is not a dtm_lite weights file (made by DTM.save_weights)")
+            dtm = cls(DTMConfig.from_dict(meta["config"]))
+            params = {"W": jnp.asarray(z["W"]), "b": jnp.asarray(z["b"])}
+        for name, a in params.items():
+            if a.shape != dtm.state.params[name].shape:
+                raise ValueError(f"{path}: {name} has shape {a.shape}, its config needs {dtm.state.params[name].shape}")
+        dtm.state = TrainState(params, dtm.optimizer.init(params), int(meta["step"]), dtm.state.key)
+        return dtm
+
+    @classmethod
+    def pretrained(cls, name: str = "lunarlander") -> DTM:
+        """A shipped, trained model (package data, no download): ``DTM.pretrained("lunarlander")`` is the
+        model that the default ``make train`` produced. :func:`pretrained_names` lists what is shipped."""
+        names = pretrained_names()
+        if name not in names:
+            raise ValueError(f"no pretrained model named {name!r}; available: {', '.join(names) or 'none'}")
+        return cls.load_weights(PRETRAINED_DIR / f"{name}.npz")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> DTM:

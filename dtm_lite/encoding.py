@@ -230,7 +230,9 @@ class Encoding:
     def from_config(cls, config: Any) -> Encoding:
         """The encoding of a :class:`~dtm_lite.dtm.DTMConfig` (fields ``encoding``, ``image_shape``,
         ``grayscale_levels``, ``threshold``, ``palette``, ``palette_code``)."""
-        palette = Palette(config.palette, config.palette_code, config.threshold) if config.encoding == "palette" else None
+        palette = None
+        if config.encoding == "palette":
+            palette = Palette(config.palette, config.palette_code, config.threshold)
         return cls(config.encoding, config.image_shape, config.grayscale_levels, config.threshold, palette)
 
     @property

@@ -1,13 +1,21 @@
-"""The README's figures, made from a training run: ``python -m dtm_lite figures --run runs/default``.
+"""The README's figures: ``python -m dtm_lite figures --run runs/default --out figures [--model M]``.
 
-Writes to ``figures/``: ``samples.png`` (held-out frames next to generated ones), ``denoising.gif`` (the
-Gibbs trajectory of generation), ``metrics.png`` (FD-PCA with its floor and baseline, autocorrelation,
-penalty), ``capacity.png`` (the 80_12 grid: a node's neighbourhood and where 3,072 visible bits go) and
-``resize.png`` (area averaging against bilinear on a LunarLander frame).
+The model shown is ``DTM.pretrained("lunarlander")`` (the shipped weights of the default ``make train``)
+unless ``model`` names another: a pretrained name, a weights file (``python -m dtm_lite export``) or a
+training checkpoint (``runs/<run>/latest.npz``). The run folder supplies ``metrics.csv`` for
+``metrics.png`` when it has one. Every figure names its model in its title.
+
+Writes to ``figures/``: ``samples.png`` (held-out frames next to generated ones, with the lander
+statistics of both, see :func:`dtm_lite.metrics.compare_objects`), ``denoising.gif`` (the Gibbs
+trajectory of generation), ``metrics.png`` (FD-PCA with its floor and baseline, autocorrelation,
+penalty, object metric), ``capacity.png`` (the model's grid: a node's neighbourhood and where its
+visible bits go) and ``resize.png`` (area averaging against bilinear on a LunarLander frame).
 """
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -17,43 +25,79 @@ from .graph import GridGraph
 from .lunarlander import LunarLanderFrames, crop_frame, resize_area, resize_bilinear
 from .training import CHECKPOINT_NAME
 
+DEFAULT_MODEL = "lunarlander"
+
+
+def load_model(model: str | os.PathLike) -> tuple[DTM, str]:
+    """``(dtm, how it was loaded)`` for a pretrained name (``DTM.pretrained``), a weights file
+    (``DTM.save_weights``) or a training checkpoint (``DTM.load``)."""
+    from .dtm import WEIGHTS_FORMAT, pretrained_names
+
+    if isinstance(model, str) and model in pretrained_names():
+        return DTM.pretrained(model), f"DTM.pretrained({model!r})"
+    path = Path(model)
+    if not path.is_file():
+        names = ", ".join(pretrained_names()) or "none shipped"
+        raise ValueError(f"model {str(model)!r} is neither a pretrained name ({names}) nor a file")
+    with np.load(path) as z:
+        meta = json.loads(z["meta"].tobytes().decode()) if "meta" in z else {}
+    if meta.get("format") == WEIGHTS_FORMAT:
+        return DTM.load_weights(path), f"weights {path}"
+    return DTM.load(path), f"checkpoint {path}"
+
 
 def _save(fig, path: Path) -> Path:
     fig.savefig(path, dpi=90, bbox_inches="tight")
     return path
 
 
-def samples_figure(dtm: DTM, held: np.ndarray, n: int = 24, seed: int = 0):
+def samples_figure(dtm: DTM, held: np.ndarray, n: int = 24, seed: int = 0, label: str | None = None):
+    """Held-out frames (quantized by the model's encoding) next to ``n`` samples; the panel titles give the
+    lander statistics (:func:`~dtm_lite.metrics.compare_objects`) of all of ``held`` and of the samples."""
     from matplotlib.figure import Figure
 
-    from .plots import image_grid
+    from .metrics import compare_objects
+    from .plots import image_grid, model_label
 
     samples = dtm.generate(n, key=seed)
-    fig = Figure(figsize=(14, 6))
-    for ax, imgs, title in zip(
-        fig.subplots(1, 2), (dtm.decode(dtm.encode(held[:n])), samples), ("held-out frames (quantized)", "DTM samples"),
-        strict=True,
-    ):  # fmt: skip
+    data = dtm.decode(dtm.encode(held))
+    obj = compare_objects(data, samples)
+    fig = Figure(figsize=(14, 6.6), layout="constrained")
+    panels = (
+        (data[:n], f"held-out frames (quantized), lander over {len(data)} frames:\n"
+                   f"one blob {obj['obj_one_rate_data']:.0%}, stray {obj['obj_stray_data']:.2f} px/frame"),
+        (samples, f"DTM samples, lander over these {n}:\n"
+                  f"one blob {obj['obj_one_rate']:.0%}, stray {obj['obj_stray']:.2f} px/frame"),
+    )  # fmt: skip
+    for ax, (imgs, title) in zip(fig.subplots(1, 2), panels, strict=True):
         ax.imshow(image_grid(imgs, ncols=6), interpolation="nearest")
         ax.set_title(title)
         ax.axis("off")
+    fig.suptitle(
+        f"{label or model_label(dtm)}\nlander size / position distance to the data (1-Wasserstein, pixels): "
+        f"{obj['obj_size_dist']:.2f} / {obj['obj_pos_dist']:.2f}"
+    )
     return fig
 
 
-def capacity_figure(preset: str = "80_12", visible: int | np.ndarray = 32 * 32 * 3):
+def capacity_figure(preset: str = "80_12", visible: int | np.ndarray = 32 * 32 * 3, label: str | None = None):
+    """A node's neighbourhood on ``preset`` and where the visible bits go (a count of colour-0 sites, or a
+    model's ``dtm.visible``, which may use both colours); ``label`` becomes the suptitle."""
     from matplotlib.figure import Figure
 
     from .plots import capacity_diagram, draw_neighbourhood
 
     g = GridGraph.from_preset(preset)
-    fig = Figure(figsize=(11, 5.2))
+    fig = Figure(figsize=(11, 5.6), layout="constrained")
     a, b = fig.subplots(1, 2)
     draw_neighbourhood(g, ax=a)
     capacity_diagram(g, visible, ax=b)
+    if label:
+        fig.suptitle(label)
     return fig
 
 
-def resize_figure(seed: int = 3, res: int = 32):
+def resize_figure(seed: int = 3, res: int = 32, label: str | None = None):
     import gymnasium as gym
     from matplotlib.figure import Figure
 
@@ -73,27 +117,35 @@ def resize_figure(seed: int = 3, res: int = 32):
         ax.imshow(img, interpolation="nearest")
         ax.set_title(title)
         ax.axis("off")
+    if label:
+        fig.suptitle(label)
     return fig
 
 
-def make_figures(run_dir: str | Path, out_dir: str | Path = "figures", seed: int = 0) -> list[Path]:
-    """All README figures from a run folder made by ``python -m dtm_lite train``."""
-    from .plots import plot_metrics, save_trajectory_gif
+def make_figures(
+    run_dir: str | Path, out_dir: str | Path = "figures", seed: int = 0, model: str | os.PathLike | None = DEFAULT_MODEL
+) -> list[Path]:
+    """All README figures for ``model`` (a pretrained name, a weights file or a checkpoint; ``None``: the
+    run's own ``latest.npz``), with ``metrics.png`` from ``run_dir/metrics.csv`` when it exists."""
+    from .plots import model_label, plot_metrics, save_trajectory_gif
 
     run_dir, out = Path(run_dir), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    dtm = DTM.load(run_dir / CHECKPOINT_NAME)
+    dtm, source = load_model(run_dir / CHECKPOINT_NAME if model is None else model)
+    label = model_label(dtm, source)
     res = dtm.config.image_shape[0]
-    held = np.concatenate([e.frames for e in LunarLanderFrames(resolution=res, frames_per_episode=8, episodes=12,
-                                                               seed=10**9 + 12345, frame_stride=8)])  # fmt: skip
+    held = np.concatenate([e.frames for e in LunarLanderFrames(resolution=res, frames_per_episode=4, episodes=64,
+                                                               seed=10**9 + 12345, frame_stride=16)])  # fmt: skip
     sweeps = dtm.config.generation_sweeps
     _, traj = dtm.generate(12, key=seed, return_trajectory=True, record_every=max(1, sweeps // 40))
     paths = [
-        _save(samples_figure(dtm, held, seed=seed), out / "samples.png"),
-        save_trajectory_gif(traj, out / "denoising.gif", fps=10, scale=3, ncols=6),
-        _save(capacity_figure(dtm.config.preset, dtm.visible), out / "capacity.png"),
-        _save(resize_figure(res=res), out / "resize.png"),
+        _save(samples_figure(dtm, held, seed=seed, label=label), out / "samples.png"),
+        save_trajectory_gif(traj, out / "denoising.gif", fps=10, scale=3, ncols=6, caption=label),
+        _save(capacity_figure(dtm.config.preset, dtm.visible, label=label), out / "capacity.png"),
+        _save(resize_figure(res=res, label=f"{res}x{res} input frames of {label}"), out / "resize.png"),
     ]
     if (run_dir / "metrics.csv").exists():
-        paths.append(_save(plot_metrics(run_dir / "metrics.csv"), out / "metrics.png"))
+        fig = plot_metrics(run_dir / "metrics.csv")
+        fig.suptitle(f"the training run {run_dir} (its metrics.csv)")
+        paths.append(_save(fig, out / "metrics.png"))
     return paths

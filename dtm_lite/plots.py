@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import math
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -85,14 +86,63 @@ def show_images(
     return fig
 
 
+def image_rows(rows: list[tuple[str, np.ndarray]], ncols: int = 8, label_width: float = 2.0) -> Figure:
+    """One labelled row of images per ``(label, images (n, H, W, C))`` pair, e.g. the samples of several
+    models under held-out frames; the first ``ncols`` images of each row are shown. Returns the Figure."""
+    if not rows:
+        raise ValueError("image_rows needs at least one (label, images) row")
+    grids = [image_grid(np.asarray(images)[:ncols], ncols) for _, images in rows]
+    row_h = 8.0 * max(g.shape[0] for g in grids) / max(g.shape[1] for g in grids) + 0.1  # an 8-inch strip + gap
+    fig = Figure(figsize=(8.0 + label_width, row_h * len(rows)), layout="constrained")
+    axes = fig.subplots(len(rows), 2, squeeze=False, width_ratios=[label_width, 8.0])
+    for (label_ax, ax), (label, _), grid in zip(axes, rows, grids, strict=True):
+        label_ax.set_axis_off()
+        label_ax.text(1.0, 0.5, textwrap.fill(label, 22), ha="right", va="center", fontsize="small")
+        ax.imshow(grid, interpolation="nearest")
+        ax.set_axis_off()
+    return fig
+
+
+def model_label(dtm, source: str = "DTM") -> str:
+    """What a figure shows, for its title: ``source`` (how the model was loaded, e.g.
+    ``"DTM.pretrained('lunarlander')"``), batches trained, image size, encoding, placement and preset."""
+    c = dtm.config
+    h, w, _ = c.image_shape
+    return f"{source}: {dtm.state.step:,} batches, {h}x{w} {c.encoding}, {c.placement} on {c.preset}"
+
+
+def add_caption(img, text: str):
+    """``img`` (PIL, RGB) below a white band holding ``text`` in black, wrapped to the image width."""
+    from matplotlib import font_manager
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.truetype(font_manager.findfont("DejaVu Sans"), 12)  # matplotlib's font: has β
+    left, top, right, bottom = font.getbbox("Mg")
+    line_h, char_w = bottom - top + 3, max(1, (right - left) // 2)
+    lines = textwrap.wrap(text, max(8, (img.width - 8) // char_w))
+    out = Image.new("RGB", (img.width, img.height + line_h * len(lines) + 6), "white")
+    draw = ImageDraw.Draw(out)
+    draw.fontmode = "1"  # no anti-aliasing: black and white only, so a GIF's palette keeps the frames' colours
+    for i, line in enumerate(lines):
+        draw.text((4, 3 + i * line_h), line, fill="black", font=font)
+    out.paste(img, (0, out.height - img.height))
+    return out
+
+
 def save_trajectory_gif(
-    frames: np.ndarray, path: str | Path, fps: int = 8, scale: int = 4, ncols: int | None = None
+    frames: np.ndarray,
+    path: str | Path,
+    fps: int = 8,
+    scale: int = 4,
+    ncols: int | None = None,
+    caption: str | None = None,
 ) -> Path:
     """Animated GIF of a denoising / Gibbs trajectory; loops forever. Returns the path.
 
     ``frames`` is (T, n, H, W, C): GIF frame ``t`` is ``image_grid(frames[t], ncols)``, upscaled ``scale``
-    times. All frames share one palette (gray for C = 1, an adaptive 256-colour palette for C = 3) so
-    colours do not flicker. Pillow merges identical consecutive frames into one longer frame.
+    times, under a band with ``caption`` (e.g. which model generated it) when given. All frames share one
+    palette (gray for C = 1, an adaptive 256-colour palette for C = 3) so colours do not flicker. Pillow
+    merges identical consecutive frames into one longer frame.
     """
     from PIL import Image
 
@@ -101,12 +151,15 @@ def save_trajectory_gif(
         frames = frames[..., None]
     if frames.ndim != 5 or len(frames) == 0:
         raise ValueError(f"expected frames (T, n, H, W, C), got shape {frames.shape}")
-    grids = [image_grid(f, ncols) for f in frames]
+    images = [_upscale(image_grid(f, ncols), scale) for f in frames]
+    if caption:
+        images = [add_caption(im, caption) for im in images]
     if frames.shape[-1] == 1:
-        images = [_upscale(g, scale).convert("L") for g in grids]
+        images = [im.convert("L") for im in images]
     else:
-        palette = Image.fromarray(np.concatenate(grids[:: max(1, len(grids) // 16)])).quantize(256)
-        images = [_upscale(g, scale).quantize(palette=palette, dither=Image.Dither.NONE) for g in grids]
+        palette = Image.fromarray(np.concatenate([np.asarray(im) for im in images[:: max(1, len(images) // 16)]]))
+        palette = palette.quantize(256)
+        images = [im.quantize(palette=palette, dither=Image.Dither.NONE) for im in images]
     path = Path(path)
     images[0].save(
         path,
@@ -263,33 +316,41 @@ def capacity_diagram(graph: GridGraph, n_visible: int | np.ndarray, ax: Axes | N
     """Which sites are visible and which hidden.
 
     ``n_visible`` is either a count (the first ``n_visible`` colour-0 sites in raster order) or the array of
-    node indices that host the visible bits (e.g. ``dtm.visible``, the model's placement). Three classes,
-    with counts in the legend: visible, hidden colour-0, colour-1 (always hidden). Returns the Figure.
+    node indices that host the visible bits (e.g. ``dtm.visible``, the model's placement; ``"planes"``
+    uses sites of both colours). Three classes, with counts in the legend: visible (either colour), hidden
+    colour-0, hidden colour-1. Returns the Figure.
     """
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
 
     side, c0 = graph.side, np.flatnonzero(graph.colors == 0)
-    placed = None if np.ndim(n_visible) == 0 else np.asarray(n_visible, np.int64)
-    if placed is not None:
-        if np.any(graph.colors[placed] != 0) or len(np.unique(placed)) != len(placed):
-            raise ValueError("visible sites must be distinct colour-0 nodes")
-        n_visible = len(placed)
-    if not 0 <= n_visible <= len(c0):
-        raise ValueError(
-            f"n_visible={n_visible} does not fit: graph {graph.name or 'custom'} has {len(c0)} colour-0 sites"
-        )
-    kind = np.full(graph.n_nodes, 2)
-    kind[c0] = 1
-    kind[c0[:n_visible] if placed is None else placed] = 0
+    if np.ndim(n_visible) == 0:
+        if not 0 <= n_visible <= len(c0):
+            raise ValueError(
+                f"n_visible={n_visible} does not fit: graph {graph.name or 'custom'} has {len(c0)} colour-0 sites"
+            )
+        placed = c0[: int(n_visible)]
+    else:
+        placed = np.asarray(n_visible, np.int64)
+        valid = placed.ndim == 1 and np.all((placed >= 0) & (placed < graph.n_nodes))
+        if not valid or len(np.unique(placed)) != len(placed):
+            raise ValueError(f"visible sites must be distinct node indices in [0, {graph.n_nodes})")
+    n_visible = len(placed)
+    on_c1 = int(np.sum(graph.colors[placed] != 0))
+    kind = np.where(graph.colors == 0, 1, 2)
+    kind[placed] = 0
     colours = ["tab:green", "#b0c4de", "#e6e6e6"]
     fig, ax = _figure_axes(ax, figsize=(5.5, 5.5))
     ax.imshow(kind.reshape(side, side), cmap=ListedColormap(colours), vmin=-0.5, vmax=2.5, interpolation="nearest")
-    counts = [n_visible, len(c0) - n_visible, graph.n_nodes - len(c0)]
+    counts = [n_visible, int(np.sum(kind == 1)), int(np.sum(kind == 2))]
     names = ["visible", "hidden colour 0", "hidden colour 1"]
     handles = [Patch(color=c, label=f"{k}: {m}") for c, k, m in zip(colours, names, counts, strict=True)]
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncols=3, fontsize="small")
-    ax.set_title(f"{graph.name or 'custom'}: {n_visible} of {len(c0)} colour-0 sites visible")
+    if on_c1:  # e.g. placement "planes": visible sites of both colours
+        title = f"{n_visible} of {graph.n_nodes} sites visible ({n_visible - on_c1} colour 0, {on_c1} colour 1)"
+    else:
+        title = f"{n_visible} of {len(c0)} colour-0 sites visible"
+    ax.set_title(f"{graph.name or 'custom'}: {title}")
     ax.set_xticks([])
     ax.set_yticks([])
     return fig

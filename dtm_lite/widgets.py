@@ -5,16 +5,20 @@ sweep within it, the generation β ramp (start, end) and the seed, and shows the
 the chosen step and sweep next to the final generated frames. A generation (one trajectory for every
 sample) is computed once per (β start, β end, seed) and cached; moving the step or sweep slider only
 re-renders. Everything the widget shows is also available without a frontend: ``explorer.frames()``,
-``explorer.figure()`` (a matplotlib Figure, for notebooks read where widgets do not render).
+``explorer.figure()`` (a matplotlib Figure, for notebooks read where widgets do not render), and
+``explorer.show()`` displays the widget with a static PNG of its current picture below it.
 
-``load_explorer_model(candidates)`` loads the first checkpoint that exists, or trains a tiny model in a few
-seconds; ``make_explorer_checkpoint(path)`` writes the small checkpoint shipped in ``figures/``::
+``load_explorer_model(candidates)`` loads the first candidate that exists (a pretrained name such as
+``"lunarlander"``, i.e. ``DTM.pretrained``, or a checkpoint / weights file), or trains a tiny model in a
+few seconds; ``make_explorer_checkpoint(path)`` writes the small 16x16 checkpoint shipped in ``figures/``
+(notebook 04's quick-mode model)::
 
     python -c "from dtm_lite.widgets import make_explorer_checkpoint; make_explorer_checkpoint()"
 """
 
 from __future__ import annotations
 
+import html
 import io
 import os
 from collections import OrderedDict
@@ -23,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .plots import image_grid
+from .plots import add_caption, image_grid, model_label
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -41,11 +45,13 @@ def _record_every(sweeps: int, max_records: int = 40) -> int:
     return sweeps
 
 
-def _png(images: np.ndarray, ncols: int, scale: int) -> bytes:
+def _png(images: np.ndarray, ncols: int, scale: int, caption: str | None = None) -> bytes:
     from PIL import Image
 
     grid = Image.fromarray(image_grid(images, ncols))
     grid = grid.resize((grid.width * scale, grid.height * scale), Image.Resampling.NEAREST)
+    if caption:
+        grid = add_caption(grid, caption)
     buf = io.BytesIO()
     grid.save(buf, format="PNG")
     return buf.getvalue()
@@ -63,6 +69,8 @@ class SampleExplorer:
         seed: the initial seed.
         scale: pixel magnification of the displayed images.
         cache_size: generations kept in memory (one per (β start, β end, seed)).
+        label: which model this is, shown in the widget and the figures (default ``model_label(dtm)``;
+            ``load_explorer_model`` returns one).
 
     The diffusion step control counts in generation order: position 0 is the noisiest step T-1, the last
     position is step 0, whose final sample is the generated image. Sweep 0 is the state before the first
@@ -79,8 +87,10 @@ class SampleExplorer:
         seed: int = 0,
         scale: int = 4,
         cache_size: int = 8,
+        label: str | None = None,
     ) -> None:
         self.dtm = dtm
+        self.label = label or model_label(dtm)
         self.n = int(n)
         self.sweeps = int(sweeps or dtm.config.generation_sweeps)
         self.every = int(record_every or _record_every(self.sweeps))
@@ -176,28 +186,30 @@ class SampleExplorer:
                     step = f"k={self.diffusion_step(pos)}, " if self.dtm.num_steps > 1 else ""
                     ax.set_title(f"{step}sweep {r * self.every}", fontsize=8)
         b0, b1 = self.beta if beta is None else beta
-        fig.suptitle(f"Gibbs trajectory of generation (β {b0:g} → {b1:g}, seed {self.seed if seed is None else seed})",
-                     fontsize=10)  # fmt: skip
+        fig.suptitle(f"{self.label}\nGibbs trajectory of generation (β {b0:g} → {b1:g}, "
+                     f"seed {self.seed if seed is None else seed})", fontsize=10)  # fmt: skip
         return fig
 
     # ------------------------------------------------------------------ widget
 
     def widget(self):
-        """An ipywidgets VBox: controls, a status line, the current frames and the final frames."""
+        """An ipywidgets VBox: the model's name, controls, a status line, the current frames and the final
+        frames."""
         import ipywidgets as W
 
         T = self.dtm.num_steps
+        wide = {"style": {"description_width": "initial"}}  # the whole description, never "diffusion s…"
         step = W.IntSlider(value=self.step_position, min=0, max=T - 1, description="diffusion step",
-                           disabled=T == 1, continuous_update=True)  # fmt: skip
+                           disabled=T == 1, continuous_update=True, **wide)  # fmt: skip
         sweep = W.IntSlider(value=self.sweep, min=0, max=self.sweeps, step=self.every, description="Gibbs sweep",
-                            continuous_update=True)  # fmt: skip
+                            continuous_update=True, **wide)  # fmt: skip
         play = W.Play(value=self.sweep, min=0, max=self.sweeps, step=self.every, interval=120, description="play")
         W.jslink((play, "value"), (sweep, "value"))
         beta0 = W.FloatSlider(value=self.beta[0], min=0.05, max=3.0, step=0.05, description="β start",
-                              continuous_update=False)  # fmt: skip
+                              continuous_update=False, **wide)  # fmt: skip
         beta1 = W.FloatSlider(value=self.beta[1], min=0.05, max=3.0, step=0.05, description="β end",
-                              continuous_update=False)  # fmt: skip
-        seed = W.BoundedIntText(value=self.seed, min=0, max=2**31 - 1, description="seed")
+                              continuous_update=False, **wide)  # fmt: skip
+        seed = W.BoundedIntText(value=self.seed, min=0, max=2**31 - 1, description="seed", **wide)
         status = W.HTML()
         ncols = self.n
         now = W.Image(format="png")
@@ -222,7 +234,27 @@ class SampleExplorer:
         self._w = {"step": step, "sweep": sweep, "play": play, "beta_start": beta0, "beta_end": beta1,
                    "seed": seed, "status": status, "image": now, "final": final}  # fmt: skip
         controls = W.VBox([W.HBox([step, sweep, play]), W.HBox([beta0, beta1, seed])])
-        return W.VBox([controls, status, now_title, now, final_title, final])
+        return W.VBox([W.HTML(f"<b>{html.escape(self.label)}</b>"), controls, status, now_title, now, final_title,
+                       final])  # fmt: skip
+
+    def snapshot_png(self) -> bytes:
+        """A PNG of what the widget shows now: the state at the current step and sweep (top row) over the
+        final frames (bottom row), under a caption naming the model and the controls."""
+        images = np.concatenate([self.frames(), self.final()])
+        caption = f"{self.label}. Top: {self.describe()}. Bottom: the final frames."
+        return _png(images, self.n, self.scale, caption)
+
+    def show(self) -> None:
+        """Display the live widget and, below it, a static picture of it (:meth:`snapshot_png`), so that a
+        notebook read without a kernel or widget state (GitHub, an untrusted notebook) shows the frames
+        instead of the text ``VBox(children=...)``."""
+        from IPython.display import Image, display
+
+        box = self.widget()
+        bundle = box._repr_mimebundle_()
+        bundle["text/plain"] = f"SampleExplorer widget of {self.label} (live in Jupyter; a snapshot follows)"
+        display(bundle, raw=True)
+        display(Image(data=self.snapshot_png()))
 
     @property
     def controls(self) -> dict[str, Any]:
@@ -269,17 +301,19 @@ def train_tiny_model(batches: int = 30, seed: int = 0, progress: bool = False, *
 
 
 def load_explorer_model(candidates: list[str | os.PathLike], train_batches: int = 30) -> tuple[DTM, str]:
-    """The first existing checkpoint among ``candidates`` (``DTM.load``), else a tiny model trained now;
-    returns ``(dtm, description of the source)``."""
-    from .dtm import DTM
+    """The first of ``candidates`` that exists: a pretrained name (``DTM.pretrained``, e.g. ``"lunarlander"``)
+    or a checkpoint / weights file; else a tiny model trained now. Returns ``(dtm, label)``, the label naming
+    the model (:func:`~dtm_lite.plots.model_label`), e.g. ``"DTM.pretrained('lunarlander'): 2,000 batches,
+    32x32 palette, planes on 80_12"``."""
+    from .dtm import pretrained_names
+    from .figures import load_model
 
-    for path in candidates:
-        p = Path(path)
-        if p.is_file():
-            dtm = DTM.load(p)
-            return dtm, f"checkpoint {p} ({dtm.state.step} batches trained)"
+    for candidate in candidates:
+        if (isinstance(candidate, str) and candidate in pretrained_names()) or Path(candidate).is_file():
+            dtm, source = load_model(candidate)
+            return dtm, model_label(dtm, source)
     dtm = train_tiny_model(train_batches)
-    return dtm, f"no checkpoint found; trained a tiny model now ({train_batches} batches)"
+    return dtm, model_label(dtm, "no model found among the candidates; a tiny model trained now")
 
 
 def make_explorer_checkpoint(path: str | os.PathLike = SHIPPED_CHECKPOINT, batches: int = 120) -> Path:

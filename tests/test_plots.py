@@ -16,6 +16,7 @@ from dtm_lite.plots import (  # noqa: E402
     capacity_diagram,
     draw_neighbourhood,
     image_grid,
+    model_label,
     plot_metrics,
     save_image_grid,
     save_trajectory_gif,
@@ -63,6 +64,18 @@ def test_save_trajectory_gif_frames(tmp_path, channels):
         assert img.info.get("loop") == 0
         assert img.info.get("duration") == 200
         np.testing.assert_array_equal(np.asarray(img.convert("RGB"))[::2, ::2], grid)
+
+
+def test_save_trajectory_gif_caption_band_above_the_frames(tmp_path):
+    frames = (np.random.default_rng(1).random((3, 4, 6, 6, 3)) > 0.5).astype(float)
+    path = save_trajectory_gif(frames, tmp_path / "traj.gif", scale=8, caption="a model: 12 batches")
+    grid = image_grid(frames[0])
+    with Image.open(path) as img:
+        assert img.n_frames == 3 and img.width == grid.shape[1] * 8 and img.height > grid.shape[0] * 8
+        rgb = np.asarray(img.convert("RGB"))
+        np.testing.assert_array_equal(rgb[-grid.shape[0] * 8 :: 8, ::8], grid)  # the frames, below the band
+        band = rgb[: img.height - grid.shape[0] * 8]
+        assert (band == 255).all(axis=-1).mean() > 0.5 and (band < 128).all(axis=-1).any()  # white, with text
 
 
 def test_show_images_returns_figure():
@@ -162,6 +175,35 @@ def test_graph_drawings(preset, tmp_path):
     fig.savefig(tmp_path / "cap.png")
     with pytest.raises(ValueError):
         capacity_diagram(graph, n_visible=graph.n_color0 + 1)
+
+
+def test_capacity_diagram_shows_visible_sites_of_both_colours():
+    """The "planes" placement puts visible bits on colour-1 sites too: drawn as visible, counted per colour."""
+    from dtm_lite import DTM, DTMConfig
+
+    dtm = DTM(DTMConfig(image_shape=(4, 4, 3), preset="20_8", encoding="palette", placement="planes"))
+    g = dtm.graph
+    assert (g.colors[dtm.visible] == 1).any()
+    ax = capacity_diagram(g, dtm.visible).axes[0]
+    n1 = int((g.colors[dtm.visible] == 1).sum())
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == [
+        f"visible: {len(dtm.visible)}",
+        f"hidden colour 0: {g.n_color0 - (len(dtm.visible) - n1)}",
+        f"hidden colour 1: {g.n_nodes - g.n_color0 - n1}",
+    ]
+    assert f"{n1} colour 1" in ax.get_title()
+    kind = ax.images[0].get_array().ravel()
+    assert set(np.flatnonzero(kind == 0)) == set(dtm.visible.tolist())
+    with pytest.raises(ValueError, match="distinct"):
+        capacity_diagram(g, np.array([0, 0]))
+
+
+def test_model_label_names_source_batches_encoding_and_placement():
+    from dtm_lite import DTM, DTMConfig
+
+    dtm = DTM(DTMConfig(image_shape=(4, 4, 3), preset="20_8", encoding="palette", placement="planes"))
+    assert model_label(dtm, "DTM.pretrained('x')") == "DTM.pretrained('x'): 0 batches, 4x4 palette, planes on 20_8"
 
 
 def test_draw_neighbourhood_lines_follow_offsets():

@@ -272,3 +272,36 @@ def test_adaptive_penalty_brings_the_autocorrelation_down():
     last = slice(epochs - 5, epochs)
     assert a_on[last].mean() < 0.6 * a_off[last].mean()  # (2) it comes down, far beyond the epoch-to-epoch noise
     assert a_on[last].min() < 0.3 < a_off[last].min()
+
+
+def test_planes_placement_couples_neighbouring_pixels_directly():
+    """'planes': bit t of every pixel in its own H x W block of adjacent sites, so the same bit of
+    neighbouring pixels shares an edge (on both colours); every bit on its own site."""
+    g = GridGraph.from_preset("80_12")
+    v = place_visible(g, (32, 32, 3), how="planes", bits_per_pixel=2).reshape(32, 32, 2)
+    edges = {tuple(e) for e in np.sort(np.asarray(g.edges), axis=1).tolist()}
+    for t in range(2):
+        pairs = [(v[r, c, t], v[r, c + 1, t]) for r in range(32) for c in range(31)]
+        pairs += [(v[r, c, t], v[r + 1, c, t]) for r in range(31) for c in range(32)]
+        assert all(tuple(sorted(p)) in edges for p in pairs)
+    assert len(set(v.ravel().tolist())) == v.size
+    assert set(g.colors[v.ravel()].tolist()) == {0, 1}
+    # exact layout: planes side by side, centred; (r, c, t) -> (r0 + r, c0 + t * 32 + c)
+    assert v[0, 0, 0] == 24 * 80 + 8 and v[0, 0, 1] == 24 * 80 + 40 and v[31, 31, 1] == 55 * 80 + 71
+    # three planes wrap onto a second row of planes
+    v3 = place_visible(g, (32, 32, 3), how="planes").reshape(32, 32, 3)
+    assert v3[0, 0, 2] // 80 == v3[0, 0, 0] // 80 + 32 and v3[0, 0, 2] % 80 == v3[0, 0, 0] % 80
+
+
+def test_planes_placement_that_does_not_fit_names_the_side_needed():
+    with pytest.raises(ValueError, match="placement 'planes'.*side >= 60"):
+        place_visible(GridGraph.from_preset("50_12"), (20, 20, 1), how="planes", bits_per_pixel=5)
+
+
+def test_planes_model_trains_and_generates():
+    cfg = DTMConfig(image_shape=(6, 6, 1), preset="20_8", placement="planes", steps_warmup=10, n_samples=3,
+                    steps_per_sample=2, generation_sweeps=20, batch_size=8)  # fmt: skip
+    dtm = DTM(cfg)
+    bits = (np.random.default_rng(0).random((8, 36)) < 0.5).astype(np.uint8)
+    m = dtm.train_step(bits)
+    assert np.isfinite(m["gap"]) and dtm.generate(4, key=0).shape == (4, 6, 6, 1)

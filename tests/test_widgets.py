@@ -133,3 +133,31 @@ def test_shipped_checkpoint_is_small_and_loads():
     model = DTM.load(path)
     assert model.state.step > 0
     assert model.generate(2, key=0, sweeps=4).shape == (2, *model.config.image_shape)
+
+
+def test_slider_labels_are_not_cut_off_and_the_model_is_named(explorer):
+    c = explorer.controls
+    for name in ("step", "sweep", "beta_start", "beta_end", "seed"):
+        assert c[name].style.description_width == "initial", name
+    explorer.label = "my model: 3 batches"
+    box = explorer.widget()
+    assert "my model: 3 batches" in box.children[0].value
+
+
+def test_show_displays_the_widget_and_a_static_snapshot(explorer, monkeypatch):
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj, **kw: shown.append((obj, kw)))
+    explorer.show()
+    (bundle, kw), (image, _) = shown
+    assert kw.get("raw") and "application/vnd.jupyter.widget-view+json" in bundle
+    assert "VBox" not in bundle["text/plain"] and explorer.label in bundle["text/plain"]
+    assert bytes(image.data).startswith(b"\x89PNG")
+    assert explorer.snapshot_png().startswith(b"\x89PNG")
+
+
+def test_load_explorer_model_skips_a_missing_pretrained_name(dtm, tmp_path):
+    path = dtm.save(tmp_path / "model.npz")
+    loaded, source = load_explorer_model(["no-such-pretrained-model", path])
+    assert source.startswith(f"checkpoint {path}: ") and loaded.config == dtm.config

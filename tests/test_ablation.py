@@ -1,0 +1,82 @@
+"""benchmarks/ablation.py at toy sizes: the script end to end (JSON, PNG), a T = 2 variant with the
+adaptive penalty, and the variant selection."""
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import ablation  # noqa: E402
+
+from dtm_lite import EvalSettings  # noqa: E402
+
+METRICS = ("fd_pca", "fd_floor", "fd_independent", "marginal_error", "obj_one_rate", "obj_one_rate_data", "obj_stray",
+           "obj_stray_data", "obj_size_dist", "train_minutes", "seconds_per_batch", "eval_minutes")  # fmt: skip
+TINY = EvalSettings(n_samples=32, n_components=4, autocorr_chains=4, autocorr_sweeps=40, autocorr_window=(20, 30))
+
+
+def _check_row(row: dict, steps: int) -> None:
+    for key in METRICS:
+        assert isinstance(row[key], float) and math.isfinite(row[key]), (key, row[key])
+    assert 0 <= row["obj_one_rate"] <= 1 and row["seconds_per_batch"] > 0
+    assert row["obj_pos_dist"] is None or math.isfinite(row["obj_pos_dist"])  # None: a side without any blob
+    assert len(row["autocorr"]) == len(row["corr_penalty"]) == row["T"] == steps
+    assert all(math.isfinite(v) for v in row["autocorr"] + row["corr_penalty"])
+
+
+def test_script_quick_writes_table_json_and_samples(tmp_path, capsys):
+    name = "MEBM palette, gen beta 1-1"  # generation only: brings its parent "MEBM palette" along
+    argv = ["--quick", "--batches", "2", "--holdout-episodes", "16", "--only", name, "--out", str(tmp_path)]
+    assert ablation.main(argv) == 0
+    table = capsys.readouterr().out
+    assert "| MEBM palette |" in table and f"| {name} |" in table
+
+    result = json.loads((tmp_path / "ablation.json").read_text())
+    assert result["command"].startswith("python benchmarks/ablation.py --quick")
+    assert result["machine"]["cpu_count"] >= 1 and result["quick"] and result["data"]["resolution"] == 16
+    parent, regen = result["rows"]
+    assert (parent["name"], parent["from"], regen["from"]) == ("MEBM palette", None, "MEBM palette")
+    for row in (parent, regen):
+        _check_row(row, steps=1)
+    assert parent["batches"] == 2 and parent["encoding"] == "palette" and parent["preset"] == "50_12"
+    assert regen["generation_beta"] == [1.0, 1.0] and regen["train_minutes"] == parent["train_minutes"]
+    png = tmp_path / "ablation_samples.png"
+    assert png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size < 300_000
+
+
+def test_run_variant_dtm_with_adaptive_penalty():
+    data = ablation.make_data(8, n_train=40, holdout_episodes=8)  # 8x8 frames on 20_8: compiles fastest
+    overrides = ablation.quick_overrides({"encoding": "palette", "adaptive_penalty": True, **ablation.T4})
+    overrides["num_diffusion_steps"] = 2
+    base = {
+        **ablation.QUICK_BASE,
+        "image_shape": (8, 8, 3),
+        "preset": "20_8",
+        "batch_size": 20,
+        "generation_sweeps": 40,
+    }
+    models = {}
+    row = ablation.run_variant("T=2 + penalty", overrides, data, TINY, batches=2, base=base, epoch_batches=1,
+                               models=models)  # fmt: skip
+    _check_row(row, steps=2)
+    assert row["epochs"] == 2 and len(row["history"]) == 2 and "corr_penalty_1" in row["history"][-1]
+    assert models["T=2 + penalty"][0].config.adaptive_penalty
+    json.dumps(row, allow_nan=False)  # strict JSON
+
+
+def test_select_and_quick_overrides():
+    chosen = ablation.select(["MEBM palette, gen beta 0.8-1.5"])
+    assert [v["name"] for v in chosen] == ["MEBM palette", "MEBM palette, gen beta 0.8-1.5"]
+    with pytest.raises(SystemExit, match="unknown variant"):
+        ablation.select(["no such variant"])
+    assert ablation.quick_overrides({"preset": "80_20", "steps_warmup": 100, "encoding": "palette"}) == {
+        "preset": "50_20",
+        "encoding": "palette",
+    }
+    names = [v["name"] for v in ablation.VARIANTS]
+    assert len(set(names)) == len(names)
+    assert all(v["from"] in names for v in ablation.VARIANTS if v.get("from"))

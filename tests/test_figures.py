@@ -1,0 +1,51 @@
+"""Tests for dtm_lite.figures: which model is shown, and that every figure names it."""
+
+import matplotlib
+import numpy as np
+import pytest
+
+matplotlib.use("Agg")
+
+from dtm_lite import DTM, DTMConfig  # noqa: E402
+from dtm_lite.cli import build_parser, main  # noqa: E402
+from dtm_lite.figures import DEFAULT_MODEL, capacity_figure, load_model, samples_figure  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def dtm():
+    cfg = DTMConfig(image_shape=(6, 6, 3), preset="20_8", encoding="palette", placement="planes", batch_size=4,
+                    steps_warmup=2, n_samples=1, generation_sweeps=4)  # fmt: skip
+    return DTM(cfg)
+
+
+def test_load_model_reads_weights_and_checkpoints_and_names_them(dtm, tmp_path):
+    weights = dtm.save_weights(tmp_path / "w.npz")
+    ckpt = dtm.save(tmp_path / "latest.npz")
+    for path, kind in ((weights, "weights"), (ckpt, "checkpoint")):
+        loaded, source = load_model(path)
+        assert source == f"{kind} {path}" and loaded.config == dtm.config
+    with pytest.raises(ValueError, match="neither a pretrained name"):
+        load_model(tmp_path / "missing.npz")
+
+
+def test_samples_figure_gives_model_and_lander_statistics(dtm):
+    held = np.zeros((8, 6, 6, 3), np.float32)
+    held[:, 1:3, 2:4] = (128 / 255, 102 / 255, 230 / 255)  # one 2x2 purple lander in every frame
+    fig = samples_figure(dtm, held, n=4, label="tiny: 0 batches")
+    titles = [ax.get_title() for ax in fig.axes]
+    assert "one blob 100%, stray 0.00 px/frame" in titles[0] and "over 8 frames" in titles[0]
+    assert "one blob" in titles[1] and "these 4" in titles[1]
+    assert fig._suptitle.get_text().startswith("tiny: 0 batches\nlander size / position distance")
+
+
+def test_capacity_figure_draws_the_model_placement_with_its_name(dtm):
+    fig = capacity_figure(dtm.config.preset, dtm.visible, label="tiny")
+    assert fig._suptitle.get_text() == "tiny" and "colour 1" in fig.axes[1].get_title()
+
+
+def test_figures_cli_shows_the_pretrained_model_unless_told(monkeypatch, tmp_path):
+    assert build_parser().parse_args(["figures"]).model == DEFAULT_MODEL == "lunarlander"
+    calls = []
+    monkeypatch.setattr("dtm_lite.figures.make_figures", lambda run, out, **kw: calls.append((run, out, kw)) or [])
+    assert main(["figures", "--run", str(tmp_path), "--out", str(tmp_path), "--model", "x.npz"]) == 0
+    assert calls == [(tmp_path, tmp_path, {"model": "x.npz"})]

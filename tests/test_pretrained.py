@@ -1,0 +1,50 @@
+"""The shipped model: DTM.pretrained("lunarlander") is the default `make train` run's parameters."""
+
+import numpy as np
+import pytest
+
+from dtm_lite import DTM
+from dtm_lite.cli import config_from_settings, default_settings
+from dtm_lite.dtm import PRETRAINED_DIR, pretrained_names
+
+
+def test_lunarlander_is_shipped_small_and_loads_without_training():
+    assert "lunarlander" in pretrained_names()
+    path = PRETRAINED_DIR / "lunarlander.npz"
+    assert path.stat().st_size <= 2 * 1024 * 1024  # package data, at most 2 MB
+    dtm = DTM.pretrained("lunarlander")
+    assert dtm.state.step > 0 and float(np.abs(np.asarray(dtm.params["W"])).max()) > 0.1  # trained, not zeros
+
+
+def test_pretrained_config_is_the_cli_default():
+    dtm = DTM.pretrained("lunarlander")
+    assert dtm.config == config_from_settings(default_settings())
+    s = default_settings()
+    assert dtm.state.step == s["epochs"] * s["batches_per_epoch"]
+
+
+def test_pretrained_generates_frames_of_the_right_shape():
+    dtm = DTM.pretrained("lunarlander")
+    images = dtm.generate(3, key=0, sweeps=20)
+    assert images.shape == (3, *dtm.config.image_shape) and images.dtype == np.float32
+    colours = {tuple(np.round(c, 3)) for c in images.reshape(-1, 3)}
+    assert colours <= {tuple(np.round(c, 3)) for c in dtm.config.palette}  # a palette model draws palette colours
+
+
+def test_unknown_pretrained_name_lists_the_available_ones():
+    with pytest.raises(ValueError, match="no pretrained model named 'mnist'; available: .*lunarlander"):
+        DTM.pretrained("mnist")
+
+
+def test_weights_round_trip_and_refuse_a_checkpoint(tmp_path):
+    from dtm_lite import DTMConfig
+
+    dtm = DTM(DTMConfig(image_shape=(4, 4, 1), preset="20_8", batch_size=4, steps_warmup=4, n_samples=2))
+    dtm.train_step(np.ones((4, 16), np.uint8))
+    back = DTM.load_weights(dtm.save_weights(tmp_path / "w.npz"))
+    assert back.config == dtm.config and back.state.step == 1
+    for k in ("W", "b"):
+        assert np.array_equal(np.asarray(back.params[k]), np.asarray(dtm.params[k]))
+    dtm.save(tmp_path / "ckpt.npz")
+    with pytest.raises(ValueError, match="not a dtm_lite weights file"):
+        DTM.load_weights(tmp_path / "ckpt.npz")
