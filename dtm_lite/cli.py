@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _resolve(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
     """Run settings from defaults, --quick, a resumed run's run.json, and explicit flags (in that order)."""
-    quick = args.quick or os.environ.get(QUICK_ENV) == "1"
+    quick = args.quick or (os.environ.get(QUICK_ENV) == "1" and not getattr(args, "ignore_env", False))
     settings = {name: default for name, default, _ in RUN_ARGS}
     settings.update(epochs=20, batches_per_epoch=100, evaluate_every=2)
     if quick:
@@ -152,7 +152,9 @@ def train(args: argparse.Namespace) -> int:
 
 def default_settings(quick: bool = False) -> dict[str, Any]:
     """The run settings of ``python -m dtm_lite train`` with no flags (``quick``: with ``--quick``)."""
-    return _resolve(build_parser().parse_args(["train"] + (["--quick"] if quick else [])))[0]
+    args = build_parser().parse_args(["train"] + (["--quick"] if quick else []))
+    args.ignore_env = True  # an explicit quick=False means the full defaults, whatever DTM_LITE_QUICK says
+    return _resolve(args)[0]
 
 
 def config_from_settings(s: dict[str, Any]):

@@ -29,17 +29,17 @@ def _check_row(row: dict, steps: int) -> None:
 
 
 def test_script_quick_writes_table_json_and_samples(tmp_path, capsys):
-    name = "MEBM palette, gen beta 1-1"  # generation only: brings its parent "MEBM palette" along
+    name = "planes, gen beta 1-1"  # generation only: brings its parent "MEBM palette planes" along
     argv = ["--quick", "--batches", "2", "--holdout-episodes", "16", "--only", name, "--out", str(tmp_path)]
     assert ablation.main(argv) == 0
     table = capsys.readouterr().out
-    assert "| MEBM palette |" in table and f"| {name} |" in table
+    assert "| MEBM palette planes |" in table and f"| {name} |" in table
 
     result = json.loads((tmp_path / "ablation.json").read_text())
     assert result["command"].startswith("python benchmarks/ablation.py --quick")
     assert result["machine"]["cpu_count"] >= 1 and result["quick"] and result["data"]["resolution"] == 16
     parent, regen = result["rows"]
-    assert (parent["name"], parent["from"], regen["from"]) == ("MEBM palette", None, "MEBM palette")
+    assert (parent["name"], parent["from"], regen["from"]) == ("MEBM palette planes", None, "MEBM palette planes")
     for row in (parent, regen):
         _check_row(row, steps=1)
     assert parent["batches"] == 2 and parent["encoding"] == "palette" and parent["preset"] == "50_12"
@@ -69,8 +69,8 @@ def test_run_variant_dtm_with_adaptive_penalty():
 
 
 def test_select_and_quick_overrides():
-    chosen = ablation.select(["MEBM palette, gen beta 0.8-1.5"])
-    assert [v["name"] for v in chosen] == ["MEBM palette", "MEBM palette, gen beta 0.8-1.5"]
+    chosen = ablation.select(["planes, gen beta 0.8-1.1"])
+    assert [v["name"] for v in chosen] == ["MEBM palette planes", "planes, gen beta 0.8-1.1"]
     with pytest.raises(SystemExit, match="unknown variant"):
         ablation.select(["no such variant"])
     assert ablation.quick_overrides({"preset": "80_20", "steps_warmup": 100, "encoding": "palette"}) == {
