@@ -100,9 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _resolve(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
-    """Run settings from defaults, --quick, a resumed run's run.json, and explicit flags (in that order)."""
-    quick = args.quick or (os.environ.get(QUICK_ENV) == "1" and not getattr(args, "ignore_env", False))
+def _resolve(args: argparse.Namespace, use_env: bool = True) -> tuple[dict[str, Any], Path]:
+    """Run settings from defaults, --quick (or, with ``use_env``, DTM_LITE_QUICK=1), a resumed run's
+    run.json, and explicit flags (in that order)."""
+    quick = args.quick or (use_env and os.environ.get(QUICK_ENV) == "1")
     settings = {name: default for name, default, _ in RUN_ARGS}
     settings.update(epochs=20, batches_per_epoch=100, evaluate_every=2)
     if quick:
@@ -153,8 +154,7 @@ def train(args: argparse.Namespace) -> int:
 def default_settings(quick: bool = False) -> dict[str, Any]:
     """The run settings of ``python -m dtm_lite train`` with no flags (``quick``: with ``--quick``)."""
     args = build_parser().parse_args(["train"] + (["--quick"] if quick else []))
-    args.ignore_env = True  # an explicit quick=False means the full defaults, whatever DTM_LITE_QUICK says
-    return _resolve(args)[0]
+    return _resolve(args, use_env=False)[0]  # quick=False means the full defaults, whatever DTM_LITE_QUICK says
 
 
 def config_from_settings(s: dict[str, Any]):

@@ -22,7 +22,6 @@ import functools
 import json
 import math
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +36,7 @@ from . import sampler as smp
 from .capacity import check_capacity
 from .diffusion import SCHEDULES, couplings, time_grid, training_pair
 from .encoding import ENCODINGS, LUNARLANDER_COLORS, PALETTE_CODES, Encoding, Palette
+from .files import atomic_write
 from .graph import GridGraph, preset_name
 
 PLACEMENTS = ("spatial", "planes", "raster", "random")
@@ -198,26 +198,6 @@ PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 def pretrained_names() -> list[str]:
     """Names accepted by :meth:`DTM.pretrained` (the ``.npz`` files shipped in ``dtm_lite/pretrained``)."""
     return sorted(p.stem for p in PRETRAINED_DIR.glob("*.npz"))
-
-
-def _atomic_write(path: Path, write: Any) -> Path:
-    """``write(file)`` to a temporary file beside ``path``, flushed and fsynced, then renamed over ``path``:
-    a crash midway leaves the previous file intact."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; give it the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def place_visible(
@@ -385,7 +365,7 @@ class DTM:
     def check_batch(self, batch_bits: Any) -> np.ndarray:
         """Validate a batch of visible bits ``(batch_size, n_visible)`` in {0, 1}; returns it as uint8."""
         b = np.asarray(batch_bits)
-        want = (self.config.batch_size, self.config.n_visible)
+        want = (self.config.batch_size, self.encoding.n_bits)
         if b.ndim != 2 or b.shape[1] != want[1]:
             raise ValueError(
                 f"batch must be bits of shape (batch, {want[1]}) (image_shape {self.config.image_shape}, "
@@ -543,7 +523,7 @@ class DTM:
             "meta": np.frombuffer(json.dumps(meta).encode(), np.uint8),
         }
         arrays.update({f"opt_{i}": np.asarray(leaf) for i, leaf in enumerate(leaves)})
-        return _atomic_write(path, lambda f: np.savez(f, **arrays))
+        return atomic_write(path, lambda f: np.savez(f, **arrays))
 
     def save_weights(self, path: str | os.PathLike) -> Path:
         """Write the parameters only (config, ``W``, ``b``, batches trained; no optimiser or RNG state) to
@@ -554,7 +534,7 @@ class DTM:
             "b": np.asarray(self.state.params["b"], np.float32),
             "meta": np.frombuffer(json.dumps(meta).encode(), np.uint8),
         }
-        return _atomic_write(Path(path), lambda f: np.savez_compressed(f, **arrays))
+        return atomic_write(Path(path), lambda f: np.savez_compressed(f, **arrays))
 
     @classmethod
     def load_weights(cls, path: str | os.PathLike) -> DTM:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import inspect
+import io
 import queue
 import threading
 import time
@@ -39,6 +40,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .diffusion import training_pair
+from .files import atomic_write
 from .metrics import FDPCA, LANDER, ObjectClass, autocorrelation, autocorrelation_scalar, compare_objects, evaluate
 from .regularization import adaptive_correlation_penalty
 
@@ -159,7 +161,7 @@ def _as_bits(dtm: DTM, batch: Any, position: str) -> np.ndarray:
     arr = np.asarray(batch[0] if isinstance(batch, tuple) else batch)
     if arr.ndim == 4:
         arr = dtm.encode(arr)
-    n = dtm.config.n_visible
+    n = dtm.encoding.n_bits
     if arr.ndim != 2:
         raise ValueError(f"{position}: expected bits (B, {n}) or frames (B, H, W, C), got shape {arr.shape}")
     if arr.shape[1] != n:
@@ -202,12 +204,11 @@ class MetricsLog:
         if old == self.columns:
             return
         self.columns = self.columns + [c for c in old if c not in self.columns]
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with tmp.open("w", newline="") as f:
-            w = csv.DictWriter(f, self.columns, restval="", extrasaction="ignore")
-            w.writeheader()
-            w.writerows(rows)
-        tmp.replace(self.path)
+        text = io.StringIO()
+        w = csv.DictWriter(text, self.columns, restval="", extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+        atomic_write(self.path, lambda f: f.write(text.getvalue().encode()))
 
     def append(self, row: dict[str, Any]) -> None:
         new = not self.path.exists()
