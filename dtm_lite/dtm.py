@@ -624,8 +624,9 @@ def phase_moments(
     averaged over samples and batch. Chains ``[:B]`` are the positive phase (visible clamped to
     ``s_start``), chains ``[B:]`` the negative phase; row r of both phases sees the same input.
 
-    The T models share the lattice arrays ``(2, n, n, T, 2B)``: one kernel call updates every step's chains
-    (under ``jax.vmap`` XLA's CPU loop would run several times slower).
+    Several models share the lattice arrays ``(2, n, n, T, 2B)`` and run in one kernel call (under ``jax.vmap``
+    XLA's CPU loop would run several times slower); training calls it one step at a time (``jax.lax.map``),
+    which keeps the arrays in cache and the cost linear in T.
     """
     g = lat.graph
     T, B = s_start.shape[:2]
@@ -665,15 +666,28 @@ def _make_train_fn(dtm: DTM):
     def pair(key, x0_bits, t_k, t_k1):
         return training_pair(key, x0_bits, t_k, t_k1, cfg.image_rate, cfg.diffusion_offset)
 
+    T = cfg.num_diffusion_steps
+
+    def step_moments(args):
+        """``phase_moments`` of one diffusion step, from its slices ``(W_k, b_k, s_start_k, s_in_k, J_k, key_k)``."""
+        W, b, s_start, s_in, j, key = args
+        out = phase_moments(
+            lat, visible, W[None], b[None], s_start[None], s_in[None], j[None], key,
+            beta=cfg.beta, n_warmup=cfg.steps_warmup, n_samples=cfg.n_samples, steps_per_sample=cfg.steps_per_sample,
+        )  # fmt: skip
+        return tuple(o[0] for o in out)
+
+    # The T steps run one after another (lax.map), each on its own (2, n, n, 1, 2B) lattice arrays: the cost
+    # is linear in T, where one joint (2, n, n, T, 2B) kernel outgrew the cache (benchmarks/train_step.py).
     @jax.jit
     def train(params, opt_state, key, batch, corr_penalty):
         k_pairs, k_run = jax.random.split(key)
         keys = jax.random.split(k_pairs, cfg.num_diffusion_steps)
         x_start, x_end = jax.vmap(pair, in_axes=(0, None, 0, 0))(keys, batch, t[:-1], t[1:])  # (T, B, n_vis)
-        m_pos, m_neg, c_pos, c_neg = phase_moments(
-            lat, visible, params["W"], params["b"], 2.0 * x_start - 1.0, 2.0 * x_end - 1.0, J, k_run,
-            beta=cfg.beta, n_warmup=cfg.steps_warmup, n_samples=cfg.n_samples, steps_per_sample=cfg.steps_per_sample,
-        )  # fmt: skip
+        run_keys = jax.random.split(k_run, T) if T > 1 else k_run[None]  # T = 1 keeps its key: same samples
+        m_pos, m_neg, c_pos, c_neg = jax.lax.map(
+            step_moments, (params["W"], params["b"], 2.0 * x_start - 1.0, 2.0 * x_end - 1.0, J, run_keys)
+        )
         cov_neg = c_neg - m_neg[:, edges[:, 0]] * m_neg[:, edges[:, 1]]
         ascent = {
             "W": cfg.beta * (c_pos - c_neg) - corr_penalty[:, None] * cov_neg,
