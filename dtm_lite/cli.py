@@ -136,15 +136,19 @@ def _resolve(args: argparse.Namespace, use_env: bool = True) -> tuple[dict[str, 
 
 def train(args: argparse.Namespace) -> int:
     from .dtm import DTM
+    from .files import atomic_write
     from .training import CHECKPOINT_NAME
 
     s, out = _resolve(args)
-    if not args.resume and (out / CHECKPOINT_NAME).exists():
+    ckpt = out / CHECKPOINT_NAME
+    if not args.resume and ckpt.exists():
         raise SystemExit(f"{out} already holds a run: add --resume to continue it, or choose another --out")
     config = config_from_settings(s)
+    if args.resume and ckpt.exists():
+        _check_resume(config, ckpt)  # before run.json changes: a refused resume leaves the run resumable
     dtm = DTM(config)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "run.json").write_text(json.dumps({k: v for k, v in s.items() if k != "quick"}, indent=2))
+    text = json.dumps({k: v for k, v in s.items() if k != "quick"}, indent=2)
+    atomic_write(out / "run.json", lambda f: f.write(text.encode()))
     print(f"run folder: {out.resolve()}")
     print(repr(dtm))
     _train(dtm, s, out, args)
@@ -172,6 +176,41 @@ def config_from_settings(s: dict[str, Any]):
         lr_decay_batches=s["lr_decay_batches"], corr_penalty=s["corr_penalty"],
         adaptive_penalty=s["adaptive_penalty"], seed=s["seed"],
     )  # fmt: skip
+
+
+# the flag (or run.json setting) behind each DTMConfig field, for --resume's refusal message
+CONFIG_FLAGS = {
+    "image_shape": "--resolution", "preset": "--preset", "encoding": "--encoding", "grayscale_levels": "--levels",
+    "num_diffusion_steps": "--diffusion-steps", "schedule": "--schedule", "diffusion_offset": "--diffusion-offset",
+    "image_rate": "--image-rate", "placement": "--placement", "batch_size": "--batch-size",
+    "steps_warmup": "--warmup", "n_samples": "--samples", "steps_per_sample": "--steps-per-sample",
+    "generation_sweeps": "--generation-sweeps", "learning_rate": "--lr",
+    "lr_decay_batches": "run.json lr_decay_batches", "corr_penalty": "--corr-penalty",
+    "adaptive_penalty": "--adaptive-penalty", "seed": "--seed",
+}  # fmt: skip
+
+
+def _check_resume(config, ckpt: Path) -> None:
+    """Refuse (SystemExit) to resume ``ckpt`` with a model config other than the one it was made with,
+    listing the fields that differ."""
+    from .dtm import checkpoint_config
+
+    try:
+        saved = checkpoint_config(ckpt)
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"--resume: cannot read the run's checkpoint: {err}") from None
+    if saved == config:
+        return
+    diff = [
+        f"{name} ({CONFIG_FLAGS.get(name, 'run.json')}): {getattr(config, name)!r} now, "
+        f"{getattr(saved, name)!r} in the checkpoint"
+        for name in config.to_dict()
+        if getattr(config, name) != getattr(saved, name)
+    ]
+    raise SystemExit(
+        f"--resume: these settings differ from the checkpoint {ckpt}: " + "; ".join(diff) + ". Drop those "
+        "flags to continue the run (or start a new one with another --out); run.json is left unchanged."
+    )
 
 
 def _train(dtm, s: dict[str, Any], out: Path, args: argparse.Namespace) -> None:

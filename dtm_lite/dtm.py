@@ -23,6 +23,7 @@ import json
 import math
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,8 +39,12 @@ from .diffusion import SCHEDULES, couplings, time_grid, training_pair
 from .encoding import ENCODINGS, LUNARLANDER_COLORS, PALETTE_CODES, Encoding, Palette
 from .files import atomic_write
 from .graph import GridGraph, preset_name
+from .validation import check_beta, check_bool, check_float, check_int
 
 PLACEMENTS = ("spatial", "planes", "raster", "random")
+MAX_SEED = 2**64 - 1  # config.seed and integer keys: 0 .. MAX_SEED (see seed_key)
+# generate() runs its chains in chunks of at most this much estimated working memory (DTM.generate)
+GENERATE_CHUNK_BYTES = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -94,42 +99,38 @@ class DTMConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        shape = tuple(int(v) for v in self.image_shape)
-        if len(shape) != 3 or min(shape) < 1:
-            raise ValueError(f"image_shape must be (H, W, C) with positive sizes, got {self.image_shape!r}")
+        # every field is checked for its type as well as its range: NumPy scalars are accepted (and stored
+        # as plain Python numbers), bools are never numbers, strings never booleans, NaN / inf never valid
+        shape = self.image_shape
+        if isinstance(shape, str | bytes) or not isinstance(shape, Sequence | np.ndarray) or len(shape) != 3:
+            raise ValueError(f"image_shape must be (H, W, C) with positive integer sizes, got {shape!r}")
+        shape = tuple(check_int(f"image_shape[{i}]", v, 1) for i, v in enumerate(shape))
         object.__setattr__(self, "image_shape", shape)
         object.__setattr__(self, "preset", preset_name(self.preset))
-        object.__setattr__(self, "generation_beta", tuple(float(b) for b in self.generation_beta))
         ints = {
             "grayscale_levels": 1, "num_diffusion_steps": 1, "batch_size": 1, "steps_warmup": 0,
             "n_samples": 1, "steps_per_sample": 1, "generation_sweeps": 1, "lr_decay_batches": 1,
         }  # fmt: skip
         for name, lo in ints.items():
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < lo:
-                raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
-        positive = ("image_rate", "beta", "learning_rate", "autocorr_tau")
-        for name in positive:
-            v = getattr(self, name)
-            if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
-                raise ValueError(f"{name} must be a positive number, got {v!r}")
-        for name in ("weight_decay", "corr_penalty", "corr_penalty_min"):
-            v = getattr(self, name)
-            if not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
-                raise ValueError(f"{name} must be a non-negative number, got {v!r}")
-        if not 0 <= self.diffusion_offset < 1:
-            raise ValueError(f"diffusion_offset must be in [0, 1), got {self.diffusion_offset}")
-        if not 0 < self.lr_final_fraction <= 1:
-            raise ValueError(f"lr_final_fraction must be in (0, 1], got {self.lr_final_fraction}")
-        if not 0 <= self.threshold < 1:
-            raise ValueError(f"threshold must be in [0, 1), got {self.threshold}")
+            object.__setattr__(self, name, check_int(name, getattr(self, name), lo))
+        object.__setattr__(self, "seed", check_int("seed", self.seed, 0, MAX_SEED))
+        floats = {  # name: (lo, hi, lo_open, hi_open)
+            "threshold": (0, 1, False, True), "diffusion_offset": (0, 1, False, True),
+            "image_rate": (0, None, True, False), "beta": (0, None, True, False),
+            "learning_rate": (0, None, True, False), "lr_final_fraction": (0, 1, True, False),
+            "weight_decay": (0, None, False, False), "corr_penalty": (0, None, False, False),
+            "corr_penalty_min": (0, None, False, False), "autocorr_tau": (0, None, True, False),
+        }  # fmt: skip
+        for name, (lo, hi, lo_open, hi_open) in floats.items():
+            v = check_float(name, getattr(self, name), lo, hi, lo_open=lo_open, hi_open=hi_open)
+            object.__setattr__(self, name, v)
+        object.__setattr__(self, "adaptive_penalty", check_bool("adaptive_penalty", self.adaptive_penalty))
+        object.__setattr__(self, "generation_beta", check_beta("generation_beta", self.generation_beta))
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.placement not in PLACEMENTS:
             raise ValueError(f"placement must be one of {PLACEMENTS}, got {self.placement!r}")
         self._check_encoding()
-        if len(self.generation_beta) != 2 or min(self.generation_beta) <= 0:
-            raise ValueError(f"generation_beta must be (start, end) > 0, got {self.generation_beta!r}")
         if self.schedule == "linear":
             warnings.warn(
                 "a linear schedule never reaches pure noise, yet generation starts from Bernoulli(0.5) "
@@ -189,6 +190,30 @@ class DTMConfig:
         if unknown:
             raise ValueError(f"unknown DTMConfig fields {sorted(unknown)}")
         return cls(**d)
+
+
+def seed_key(seed: int) -> jax.Array:
+    """The JAX key of an integer seed in [0, MAX_SEED]: ``jax.random.key(seed)`` below 2**32; above, the
+    high 32 bits are folded in, since 32-bit JAX keeps only the low ones (``key(2**32)`` is ``key(0)``)."""
+    seed = check_int("seed", seed, 0, MAX_SEED)
+    key = jax.random.key(seed & 0xFFFFFFFF)
+    return jax.random.fold_in(key, seed >> 32) if seed >> 32 else key
+
+
+def _as_key(key: Any, name: str = "key") -> jax.Array:
+    """A JAX key from ``key``: a typed key (``jax.random.key``) as is, a legacy ``uint32[2]`` key
+    (``jax.random.PRNGKey``) wrapped, an integer seed through :func:`seed_key`."""
+    if isinstance(key, jax.Array) and jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        if key.shape != ():
+            raise ValueError(f"{name} must be a single JAX key, got keys of shape {key.shape}")
+        return key
+    if isinstance(key, jax.Array | np.ndarray) and key.dtype == np.uint32 and key.shape == (2,):
+        return jax.random.wrap_key_data(jnp.asarray(key))
+    if isinstance(key, int | np.integer) and not isinstance(key, bool | np.bool_):
+        if not 0 <= key <= MAX_SEED:
+            raise ValueError(f"{name} must be a JAX key or an integer seed in [0, 2**64 - 1], got {key!r}")
+        return seed_key(int(key))
+    raise ValueError(f"{name} must be a JAX key (jax.random.key) or an integer seed >= 0, got {key!r}")
 
 
 WEIGHTS_FORMAT = "dtm_lite-weights"
@@ -329,7 +354,7 @@ class DTM:
             "W": jnp.zeros((T, self.graph.n_edges), jnp.float32),
             "b": jnp.zeros((T, self.graph.n_nodes), jnp.float32),
         }
-        key, self._gen_key = jax.random.split(jax.random.key(config.seed))
+        key, self._gen_key = jax.random.split(seed_key(config.seed))
         self.state = TrainState(params, self.optimizer.init(params), 0, key)
         self._train_fn = _make_train_fn(self)
         self._generate_fns: dict[tuple[int, int, bool], Any] = {}
@@ -440,40 +465,70 @@ class DTM:
         beta: tuple[float, float] | None = None,
         return_trajectory: bool = False,
         record_every: int = 10,
+        max_chunk_bytes: int | None = None,
     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Generate ``n`` images ``(n, H, W, C)`` in [0, 1], from Bernoulli(0.5) inputs through steps T-1..0.
 
         Each step runs ``sweeps`` block-Gibbs sweeps (default ``config.generation_sweeps``) with β ramped
-        linearly over ``beta = (start, end)`` (default ``config.generation_beta``); its last visible
-        sample is the next step's input. ``key`` may be a JAX key or an int seed; None continues the
-        model's own generation stream (repeatable for a given ``config.seed``).
+        linearly over ``beta = (start, end)`` (finite, > 0; default ``config.generation_beta``); its last
+        visible sample is the next step's input. ``key`` may be a JAX key or an integer seed >= 0; None
+        continues the model's own generation stream (repeatable for a given ``config.seed``).
 
         With ``return_trajectory=True`` also returns the decoded visible state every ``record_every``
         sweeps of every step: ``(T * (sweeps // record_every + 1), n, H, W, C)``, noisiest step first.
+
+        Memory: the chains run in chunks whose estimated working memory
+        (:meth:`generation_bytes_per_chain` a chain) stays under ``max_chunk_bytes`` (default
+        :data:`GENERATE_CHUNK_BYTES`, 1 GiB: about 3,500 chains on 80_12), so a large ``n`` never asks
+        for one huge allocation. When ``n`` fits one chunk the result is exactly that of a single run
+        with ``key``; otherwise chunk ``i`` (``ceil(n / chunks)`` chains, the last one fewer) runs with
+        ``jax.random.fold_in(key, i)``: deterministic for a given key, ``n`` and budget, but not the images
+        one big run would give, and another budget moves the chunk boundaries. The returned arrays
+        themselves (``n * H * W * C`` float32 values, times the records for a trajectory) are not bounded.
         """
-        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
-            raise ValueError(f"n must be a positive integer, got {n!r}")
-        sweeps = self.config.generation_sweeps if sweeps is None else int(sweeps)
-        if sweeps < 1:
-            raise ValueError(f"sweeps must be >= 1, got {sweeps}")
-        b0, b1 = self.config.generation_beta if beta is None else beta
+        n = check_int("n", n, 1)
+        sweeps = self.config.generation_sweeps if sweeps is None else check_int("sweeps", sweeps, 1)
+        b0, b1 = self.config.generation_beta if beta is None else check_beta("beta", beta)
+        return_trajectory = check_bool("return_trajectory", return_trajectory)
+        every = check_int("record_every", record_every, 1) if return_trajectory else sweeps
+        if sweeps % every:
+            raise ValueError(f"record_every must divide sweeps ({sweeps}), got {record_every}")
+        budget = GENERATE_CHUNK_BYTES if max_chunk_bytes is None else check_int("max_chunk_bytes", max_chunk_bytes, 1)
         if key is None:
             self._gen_key, key = jax.random.split(self._gen_key)
-        elif isinstance(key, int | np.integer):
-            key = jax.random.key(int(key))
-        every = int(record_every) if return_trajectory else sweeps
-        if every < 1 or sweeps % every:
-            raise ValueError(f"record_every must divide sweeps ({sweeps}), got {record_every}")
-        spec = (sweeps, every, bool(return_trajectory))
+        else:
+            key = _as_key(key)
+        spec = (sweeps, every, return_trajectory)
         if spec not in self._generate_fns:
             self._generate_fns[spec] = _make_generate_fn(self, *spec)
         fn = self._generate_fns[spec]
         betas = jnp.linspace(b0, b1, sweeps, dtype=jnp.float32)
-        final, traj = fn(self.state.params, key, betas, int(n))
-        images = self.decode(np.asarray(final))
+        per_chain = self.generation_bytes_per_chain(sweeps, every if return_trajectory else None)
+        n_chunks = -(-n // max(1, budget // per_chain))
+        size = -(-n // n_chunks)  # at most two chunk sizes, so at most two compilations
+        finals, trajs = [], []
+        for i in range(n_chunks):
+            m = min(size, n - i * size)
+            final, traj = fn(self.state.params, key if n_chunks == 1 else jax.random.fold_in(key, i), betas, m)
+            finals.append(self.decode(np.asarray(final)))
+            if return_trajectory:
+                trajs.append(self.decode(np.asarray(traj).reshape(-1, m, self.config.n_visible)))
+            del final, traj
+        images = finals[0] if n_chunks == 1 else np.concatenate(finals)
         if return_trajectory:
-            return images, self.decode(np.asarray(traj).reshape(-1, n, self.config.n_visible))
+            return images, trajs[0] if n_chunks == 1 else np.concatenate(trajs, axis=1)
         return images
+
+    def generation_bytes_per_chain(self, sweeps: int | None = None, record_every: int | None = None) -> int:
+        """Estimated working memory of one chain of :meth:`generate`, in bytes: about 12 float32 values a
+        node (spins, biases, uniforms and the field's temporaries; XLA's own count on CPU is 8-10), plus,
+        with a trajectory recorded every ``record_every`` sweeps, 3 bytes a visible bit a record (the
+        int8 records, their concatenation and the host copy)."""
+        nbytes = 12 * 4 * self.graph.n_nodes
+        if record_every is not None:
+            sweeps = self.config.generation_sweeps if sweeps is None else sweeps
+            nbytes += 3 * self.num_steps * (sweeps // record_every + 1) * self.config.n_visible
+        return nbytes
 
     def free_run(
         self, step: int, inputs: np.ndarray, sweeps: int, key: jax.Array | int = 0, record_every: int = 1
@@ -481,15 +536,16 @@ class DTM:
         """Free-running chains of diffusion step ``step`` with inputs clamped to ``inputs`` (bits
         ``(n, n_visible)``), at the training β: the visible bits every ``record_every`` sweeps,
         ``(sweeps // record_every + 1, n, n_visible)`` uint8, the first record being the initial state.
-        This is what the autocorrelation diagnostic watches."""
-        if not 0 <= step < self.num_steps:
-            raise ValueError(f"step must be in [0, {self.num_steps}), got {step}")
+        This is what the autocorrelation diagnostic watches. ``key``: a JAX key or an integer seed >= 0."""
+        step = check_int("step", step, 0, self.num_steps - 1)
         bits = np.asarray(inputs)
         if bits.ndim != 2 or bits.shape[1] != self.config.n_visible:
             raise ValueError(f"inputs must be bits of shape (n, {self.config.n_visible}), got {bits.shape}")
-        if sweeps < 1 or record_every < 1 or sweeps % record_every:
-            raise ValueError(f"record_every ({record_every}) must divide sweeps ({sweeps}), both >= 1")
-        key = jax.random.key(int(key)) if isinstance(key, int | np.integer) else key
+        sweeps = check_int("sweeps", sweeps, 1)
+        record_every = check_int("record_every", record_every, 1)
+        if sweeps % record_every:
+            raise ValueError(f"record_every ({record_every}) must divide sweeps ({sweeps})")
+        key = _as_key(key)
         spec = ("free", sweeps, record_every)
         if spec not in self._generate_fns:
             self._generate_fns[spec] = _make_free_run_fn(self, sweeps, record_every)
@@ -509,7 +565,7 @@ class DTM:
         path.parent.mkdir(parents=True, exist_ok=True)
         leaves = jax.tree.leaves(self.state.opt_state)
         meta = {
-            "format": 1,
+            "format": CHECKPOINT_FORMAT,
             "config": self.config.to_dict(),
             "step": self.state.step,
             "corr_penalty": self.corr_penalty.tolist(),
@@ -528,7 +584,12 @@ class DTM:
     def save_weights(self, path: str | os.PathLike) -> Path:
         """Write the parameters only (config, ``W``, ``b``, batches trained; no optimiser or RNG state) to
         ``path`` (.npz, compressed, atomic): what ships as package data for :meth:`pretrained`."""
-        meta = {"format": WEIGHTS_FORMAT, "version": 1, "config": self.config.to_dict(), "step": self.state.step}
+        meta = {
+            "format": WEIGHTS_FORMAT,
+            "version": WEIGHTS_VERSION,
+            "config": self.config.to_dict(),
+            "step": self.state.step,
+        }
         arrays = {
             "W": np.asarray(self.state.params["W"], np.float32),
             "b": np.asarray(self.state.params["b"], np.float32),
@@ -538,20 +599,25 @@ class DTM:
 
     @classmethod
     def load_weights(cls, path: str | os.PathLike) -> DTM:
-        """A DTM with the parameters written by :meth:`save_weights` (fresh optimiser state)."""
+        """A DTM with the parameters written by :meth:`save_weights` (fresh optimiser state). A file that is
+        not one (corrupt, truncated, foreign, a training checkpoint) raises ``ValueError`` naming it."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no weights file at {path}")
-        with np.load(path) as z:
-            meta = json.loads(z["meta"].tobytes().decode()) if "meta" in z else {}
-            if meta.get("format") != WEIGHTS_FORMAT:
-                raise ValueError(f"{path} is not a dtm_lite weights file (made by DTM.save_weights)")
-            dtm = cls(DTMConfig.from_dict(meta["config"]))
-            params = {"W": jnp.asarray(z["W"]), "b": jnp.asarray(z["b"])}
-        for name, a in params.items():
-            if a.shape != dtm.state.params[name].shape:
-                raise ValueError(f"{path}: {name} has shape {a.shape}, its config needs {dtm.state.params[name].shape}")
-        dtm.state = TrainState(params, dtm.optimizer.init(params), int(meta["step"]), dtm.state.key)
+        meta, z = _read_archive(path)
+        fmt = meta.get("format")
+        if fmt == CHECKPOINT_FORMAT:
+            raise ValueError(
+                f"{path} is not a dtm_lite weights file but a training checkpoint (made by DTM.save): load it "
+                "with DTM.load, or write its weights with 'python -m dtm_lite export'"
+            )
+        if fmt != WEIGHTS_FORMAT:
+            raise _corrupt(path, "not a dtm_lite weights file, made by DTM.save_weights")
+        _check_version(path, meta.get("version"), WEIGHTS_VERSION, "weights file version")
+        dtm = cls(_config_of(path, meta))
+        params = _params_of(path, z, dtm)
+        step = _meta_field(path, meta, "step", lambda v: check_int("step", v, 0))
+        dtm.state = TrainState(params, dtm.optimizer.init(params), step, dtm.state.key)
         return dtm
 
     @classmethod
@@ -571,21 +637,149 @@ class DTM:
 
     @classmethod
     def load_with_extra(cls, path: str | os.PathLike) -> tuple[DTM, dict[str, Any]]:
+        """:meth:`load`, and the ``extra`` dict saved with the checkpoint. A file that is not a checkpoint
+        (corrupt, truncated, foreign) raises one ``ValueError`` naming it; one written by a newer
+        dtm_lite (a higher format number) says which format it needs."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no checkpoint at {path}")
-        with np.load(path) as z:
-            meta = json.loads(z["meta"].tobytes().decode())
-            config = DTMConfig.from_dict(meta["config"])  # lists from JSON become tuples on validation
-            dtm = cls(config)
-            params = {"W": jnp.asarray(z["W"]), "b": jnp.asarray(z["b"])}
-            treedef = jax.tree.structure(dtm.state.opt_state)
-            leaves = [jnp.asarray(z[f"opt_{i}"]) for i in range(treedef.num_leaves)]
-            key = jax.random.wrap_key_data(jnp.asarray(z["key"]))
-            dtm._gen_key = jax.random.wrap_key_data(jnp.asarray(z["gen_key"]))
-        dtm.state = TrainState(params, jax.tree.unflatten(treedef, leaves), int(meta["step"]), key)
-        dtm.corr_penalty = np.asarray(meta["corr_penalty"], np.float64)
-        return dtm, meta["extra"]
+        meta, z = _read_archive(path)
+        config = checkpoint_config(path, meta)
+        dtm = cls(config)
+        params = _params_of(path, z, dtm)
+        ref = jax.tree.leaves(dtm.state.opt_state)
+        leaves = [_array_of(path, z, f"opt_{i}", np.shape(a), np.dtype(a.dtype)) for i, a in enumerate(ref)]
+        key_shape = jax.random.key_data(dtm.state.key).shape
+        key = jax.random.wrap_key_data(jnp.asarray(_array_of(path, z, "key", key_shape, np.dtype(np.uint32))))
+        gen_key = jax.random.wrap_key_data(jnp.asarray(_array_of(path, z, "gen_key", key_shape, np.dtype(np.uint32))))
+        step = _meta_field(path, meta, "step", lambda v: check_int("step", v, 0))
+        cp = _meta_field(path, meta, "corr_penalty", lambda v: _penalties(v, dtm.num_steps))
+        extra = _meta_field(path, meta, "extra", _json_object)
+        treedef = jax.tree.structure(dtm.state.opt_state)
+        dtm.state = TrainState(params, jax.tree.unflatten(treedef, [jnp.asarray(a) for a in leaves]), step, key)
+        dtm._gen_key = gen_key
+        dtm.corr_penalty = cp
+        return dtm, extra
+
+
+CHECKPOINT_FORMAT = 1  # "format" of DTM.save's meta record; raise it when old readers could not read a new file
+WEIGHTS_VERSION = 1  # "version" of DTM.save_weights' meta record (its "format" is WEIGHTS_FORMAT)
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # an .npz is a zip archive (the second: an empty one)
+
+
+def checkpoint_config(path: str | os.PathLike, meta: dict[str, Any] | None = None) -> DTMConfig:
+    """The :class:`DTMConfig` stored in a checkpoint written by :meth:`DTM.save`, without building the
+    model (what ``python -m dtm_lite train --resume`` checks its settings against). Same errors as
+    :meth:`DTM.load`."""
+    path = Path(path)
+    if meta is None:
+        if not path.is_file():
+            raise FileNotFoundError(f"no checkpoint at {path}")
+        meta, _ = _read_archive(path)
+    fmt = meta.get("format")
+    if fmt == WEIGHTS_FORMAT:
+        raise ValueError(
+            f"{path} is a dtm_lite weights file (made by DTM.save_weights), not a training checkpoint: "
+            "load it with DTM.load_weights"
+        )
+    _check_version(path, fmt, CHECKPOINT_FORMAT, "checkpoint format")
+    return _config_of(path, meta)
+
+
+def _corrupt(path: Path, why: str) -> ValueError:
+    return ValueError(f"{path}: corrupt or not a dtm_lite checkpoint ({why})")
+
+
+def _json_object(v: Any) -> dict[str, Any]:
+    if not isinstance(v, dict):
+        raise TypeError(f"expected a JSON object, got {type(v).__name__}")
+    return v
+
+
+def _read_archive(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """``(meta, arrays)`` of an .npz written by :meth:`DTM.save` / :meth:`DTM.save_weights`, read whole
+    and without pickle; anything else (not a zip, truncated, object arrays, no JSON ``meta``) raises one
+    ``ValueError`` that names ``path``."""
+    with open(path, "rb") as f:
+        if f.read(4) not in _ZIP_MAGIC:
+            raise _corrupt(path, "not an .npz archive")
+    arrays: dict[str, np.ndarray] = {}
+    name = None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            for name in z.files:
+                arrays[name] = z[name]
+    except MemoryError:
+        raise
+    except ValueError as err:
+        if "pickle" in str(err):
+            raise _corrupt(path, f"array {name!r} holds Python objects, which are never loaded") from None
+        raise _corrupt(path, f"damaged array {name!r}") from None
+    except Exception:  # BadZipFile, zlib.error, EOFError, OSError, ... from a truncated or damaged archive
+        raise _corrupt(path, "truncated or damaged archive") from None
+    m = arrays.get("meta")
+    if not isinstance(m, np.ndarray) or m.dtype != np.uint8 or m.ndim != 1:
+        raise _corrupt(path, "no 'meta' record")
+    try:
+        meta = json.loads(m.tobytes().decode())
+    except ValueError:  # UnicodeDecodeError, JSONDecodeError
+        raise _corrupt(path, "its 'meta' record is not JSON") from None
+    if not isinstance(meta, dict):
+        raise _corrupt(path, "its 'meta' record is not a JSON object")
+    return meta, arrays
+
+
+def _check_version(path: Path, found: Any, known: int, what: str) -> None:
+    """``found`` must be the integer ``known``; a higher one was written by a newer dtm_lite."""
+    if isinstance(found, int) and not isinstance(found, bool) and found > known:
+        from . import __version__
+
+        raise ValueError(
+            f"{path} is a dtm_lite {what} {found}, written by a newer dtm_lite; this one ({__version__}) reads "
+            f"{what} {known} and older: upgrade dtm_lite to a version that reads {what} {found}"
+        )
+    if found != known or isinstance(found, bool):
+        raise _corrupt(path, f"unknown {what} {found!r}")
+
+
+def _config_of(path: Path, meta: dict[str, Any]) -> DTMConfig:
+    d = meta.get("config")
+    if not isinstance(d, dict):
+        raise _corrupt(path, "no config in its 'meta' record")
+    try:
+        return DTMConfig.from_dict(d)  # lists from JSON become tuples on validation
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path}: its stored config is not valid here: {err}") from None
+
+
+def _meta_field(path: Path, meta: dict[str, Any], name: str, convert: Any) -> Any:
+    try:
+        return convert(meta[name])
+    except (KeyError, TypeError, ValueError):
+        raise _corrupt(path, f"missing or bad {name!r} in its 'meta' record") from None
+
+
+def _penalties(v: Any, n: int) -> np.ndarray:
+    cp = np.asarray(v, np.float64)
+    if cp.shape != (n,) or not np.all(np.isfinite(cp)):
+        raise ValueError(cp)
+    return cp
+
+
+def _array_of(path: Path, arrays: dict[str, np.ndarray], name: str, shape: tuple, dtype: np.dtype) -> np.ndarray:
+    a = arrays.get(name)
+    if not isinstance(a, np.ndarray):
+        raise _corrupt(path, f"no array {name!r}")
+    if a.shape != tuple(shape) or np.result_type(a.dtype, dtype) != dtype:
+        raise _corrupt(path, f"{name} is {a.dtype}{list(a.shape)}, its config needs {dtype}{list(shape)}")
+    return a
+
+
+def _params_of(path: Path, arrays: dict[str, np.ndarray], dtm: DTM) -> dict[str, jax.Array]:
+    return {
+        name: jnp.asarray(_array_of(path, arrays, name, ref.shape, np.dtype(ref.dtype)))
+        for name, ref in dtm.state.params.items()
+    }
 
 
 # ---------------------------------------------------------------------- jitted kernels

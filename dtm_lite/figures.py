@@ -14,7 +14,6 @@ visible bits go) and ``resize.png`` (area averaging against bilinear on a LunarL
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -31,7 +30,7 @@ DEFAULT_MODEL = "lunarlander"
 def load_model(model: str | os.PathLike) -> tuple[DTM, str]:
     """``(dtm, how it was loaded)`` for a pretrained name (``DTM.pretrained``), a weights file
     (``DTM.save_weights``) or a training checkpoint (``DTM.load``)."""
-    from .dtm import WEIGHTS_FORMAT, pretrained_names
+    from .dtm import WEIGHTS_FORMAT, _read_archive, pretrained_names
 
     if isinstance(model, str) and model in pretrained_names():
         return DTM.pretrained(model), f"DTM.pretrained({model!r})"
@@ -39,8 +38,7 @@ def load_model(model: str | os.PathLike) -> tuple[DTM, str]:
     if not path.is_file():
         names = ", ".join(pretrained_names()) or "none shipped"
         raise ValueError(f"model {str(model)!r} is neither a pretrained name ({names}) nor a file")
-    with np.load(path) as z:
-        meta = json.loads(z["meta"].tobytes().decode()) if "meta" in z else {}
+    meta, _ = _read_archive(path)  # a junk file gets the loaders' one clear error, not a raw zip error
     if meta.get("format") == WEIGHTS_FORMAT:
         return DTM.load_weights(path), f"weights {path}"
     return DTM.load(path), f"checkpoint {path}"
