@@ -11,13 +11,14 @@ from .graph import PRESETS, GridGraph
 from .loader import IteratorDataLoader
 from .lunarlander import LunarLanderFrames
 from .sampler import gibbs_sample
-from .training import EvalSettings, train_from_iterator
+from .training import EmptyEpochError, EvalSettings, train_from_iterator
 
 __all__ = [
     "DTM",
     "PRESETS",
     "CapacityError",
     "DTMConfig",
+    "EmptyEpochError",
     "Encoding",
     "EvalSettings",
     "GridGraph",

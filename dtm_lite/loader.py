@@ -10,7 +10,10 @@ A stream item is one of
 - a frame ``(H, W, C)``,
 - a stack of frames ``(n, H, W, C)`` (every frame is used, in order),
 - a tuple whose first element is one of the above, e.g. ``(frames, actions, rewards)`` from
-  ``dtm_lite.lunarlander.LunarLanderFrames`` (the other elements are ignored).
+  ``dtm_lite.lunarlander.LunarLanderFrames`` (the other elements are ignored). A tuple with frames in a later
+  element too (``zip`` of two frame streams) is refused rather than half dropped.
+
+Items with a dimension of size 0 (zero-size frames, stacks of no frames) are refused.
 
 Frames are uint8 in [0, 255] or floats in [0, 1]; every frame must have the shape of the first one.
 At most ``shuffle_buffer + batch_size`` frames (plus the item being read) are held at any time.
@@ -168,6 +171,7 @@ class IteratorDataLoader:
         if isinstance(item, tuple):
             if not item:
                 raise ValueError(f"{where} is an empty tuple; yield frames or (frames, ...) tuples")
+            _check_tuple(item, where)
             item = item[0]
         arr = np.asarray(item)
         if arr.ndim == 3:
@@ -177,11 +181,22 @@ class IteratorDataLoader:
                 f"{where} has shape {arr.shape} (rank {arr.ndim}); expected a frame (H, W, C) or a stack "
                 "(n, H, W, C); add a channel axis to grayscale images with x[..., None]"
             )
+        if arr.size == 0:
+            what = "a stack of no frames" if arr.shape[0] == 0 and min(arr.shape[1:]) > 0 else "zero-size frames"
+            raise ValueError(
+                f"{where} has shape {np.shape(item)}: {what} (a dimension of 0); every item must hold at least one "
+                "frame of positive height, width and channels; check the source (an empty episode, a bad crop?)"
+            )
         if self.image_preprocessing is not None:
             arr = np.asarray(self.image_preprocessing(arr))
             if arr.ndim != 4:
                 raise ValueError(
                     f"{where}: image_preprocessing returned shape {arr.shape}; it must return a stack (n, H, W, C)"
+                )
+            if min(arr.shape[1:]) == 0:
+                raise ValueError(
+                    f"{where}: image_preprocessing returned zero-size frames, shape {arr.shape} (a dimension of 0); "
+                    "frames must have positive height, width and channels"
                 )
         _check_values(arr, where)
         if self._image_shape is None:
@@ -225,6 +240,24 @@ class IteratorDataLoader:
         if self.encoding is not None:
             return self.encoding.encode(stack)
         return encode(stack, self.n_grayscale_levels, self.threshold)
+
+
+def _check_tuple(item: tuple, where: str) -> None:
+    """Refuse a tuple with frames beyond element 0 (e.g. ``zip`` of two frame streams): only element 0 is
+    read, so the others would be dropped silently. Frames there are arrays of rank 3 or 4 whose last three
+    sizes are those of element 0's frames; ``(frames, actions, rewards)`` passes."""
+    first = np.shape(item[0])
+    if len(first) not in (3, 4):
+        return  # element 0 itself is refused with its shape
+    for j, other in enumerate(item[1:], 1):
+        shape = np.shape(other) if isinstance(other, np.ndarray) or hasattr(other, "__array__") else ()
+        if len(shape) in (3, 4) and shape[-3:] == first[-3:]:
+            raise ValueError(
+                f"{where} is a tuple whose elements 0 and {j} are both frames of shape {first[-3:]} (shapes {first} "
+                f"and {shape}); a tuple is read as (frames, other data, ...) and only element 0 is used, so the "
+                "other frames would be dropped (a zip of two streams?); yield the frames one after the other "
+                "(itertools.chain) or stack them (np.concatenate) instead"
+            )
 
 
 def _shuffled(frames: Iterator[np.ndarray], k: int, rng: np.random.Generator) -> Iterator[np.ndarray]:

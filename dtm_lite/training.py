@@ -15,18 +15,29 @@ memory, e.g. from other seeds) it also runs what the seed had to disable:
 Every epoch appends one row to ``metrics.csv``. Without a ``holdout``, ``evaluate_every`` still saves the
 sample grid and GIF; the held-out metrics and the autocorrelation stay blank (with one warning).
 
-Checkpoints (``checkpoint_dir/latest.npz``) are written atomically after every epoch and on Ctrl-C. They
-record the epoch and how many of its batches were done, so ``resume=True`` continues exactly where the
-run stopped: with a deterministic factory, an interrupted and resumed run ends with the same parameters
-as an uninterrupted one.
+Checkpoints (``checkpoint_dir/latest.npz``, a folder checked to be writable before training starts) are
+written atomically after every epoch and whenever training stops early: on Ctrl-C or any error (a stream
+that raises, a bad batch, a full disk), with the last completed batch. They record the epoch and how many
+of its batches were done, so ``resume=True`` continues exactly where the run stopped: with a deterministic
+factory, an interrupted and resumed run ends with the same parameters as an uninterrupted one.
+
+An epoch's end (autocorrelation, penalty update, evaluation, its row) is computed first and then committed
+in one step (penalty, history, ``metrics.csv`` row, checkpoint) that Ctrl-C does not split; a resumed run
+replaces rows of epochs the log already holds instead of repeating them. Ctrl-C stops after the current
+batch (a KeyboardInterrupt inside JAX's compiler could crash the process); a second Ctrl-C stops at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import inspect
 import io
+import itertools
+import os
 import queue
+import signal
+import tempfile
 import threading
 import time
 import warnings
@@ -114,14 +125,18 @@ class Prefetcher:
 
     Simulator rendering (numpy, Box2D, pygame) then overlaps with the sampler, which runs in XLA with
     the GIL released. Errors in the producer are re-raised in the consumer.
+
+    With ``limit`` it reads at most that many items: an epoch's reader never takes items past the epoch's
+    last batch from the source, so a source shared between epochs (one generator) loses nothing.
     """
 
     _END = object()
 
-    def __init__(self, it: Iterator[Any], depth: int = 2) -> None:
+    def __init__(self, it: Iterator[Any], depth: int = 2, limit: int | None = None) -> None:
         self._q: queue.Queue = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(it,), daemon=True)
+        source = it if limit is None else itertools.islice(it, limit)
+        self._thread = threading.Thread(target=self._run, args=(source,), daemon=True)
         self._thread.start()
 
     def _put(self, item: Any) -> bool:
@@ -158,7 +173,19 @@ class Prefetcher:
 
 def _as_bits(dtm: DTM, batch: Any, position: str) -> np.ndarray:
     """A stream batch as bits ``(B, n_visible)``: frames ``(B, H, W, C)`` are encoded with the model's encoding."""
-    arr = np.asarray(batch[0] if isinstance(batch, tuple) else batch)
+    if isinstance(batch, tuple):
+        if not batch:
+            raise ValueError(f"{position}: an empty tuple; yield a batch or (batch, ...) tuples")
+        first = np.shape(batch[0])
+        for j, other in enumerate(batch[1:], 1):
+            if len(first) >= 2 and getattr(other, "ndim", 0) >= 2 and tuple(np.shape(other)) == tuple(first):
+                raise ValueError(
+                    f"{position}: a tuple whose elements 0 and {j} are both batches of shape {first}; only element "
+                    "0 of a tuple is trained on, so this would drop the others (a zip of two streams?); chain the "
+                    "streams or concatenate the batches instead"
+                )
+        batch = batch[0]
+    arr = np.asarray(batch)
     if arr.ndim == 4:
         arr = dtm.encode(arr)
     n = dtm.encoding.n_bits
@@ -182,7 +209,9 @@ class MetricsLog:
 
     Columns without a value in a row (epochs without evaluation, metrics that need a hold-out set) are
     blank. A file from an older version with another header (a resumed run) is rewritten once, atomically,
-    with this header plus any columns only it has, its old rows blank in the new columns.
+    with this header plus any columns only it has, its old rows blank in the new columns. A row for an epoch
+    the file already holds (a run resumed from a checkpoint older than its log) replaces that row and any
+    later ones, so no epoch is ever listed twice.
     """
 
     def __init__(self, path: Path, num_steps: int) -> None:
@@ -195,31 +224,49 @@ class MetricsLog:
             + [f"corr_penalty_{k}" for k in steps]
         )
         self._checked = False
+        self._last_epoch: int | None = None  # the highest epoch in the file, once read
 
-    def _upgrade_header(self) -> None:
-        """Rewrite an existing file whose header differs from ``columns`` (see the class docstring)."""
+    @staticmethod
+    def _epoch_of(row: dict[str, Any]) -> int | None:
+        try:
+            return int(float(row.get("epoch")))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return None
+
+    def _rewrite(self, before_epoch: int | None) -> None:
+        """Adopt the existing file's extra columns; rewrite it (atomically) when its header differs from
+        ``columns`` or it holds rows for ``before_epoch`` or later, which are dropped."""
         with self.path.open(newline="") as f:
             reader = csv.DictReader(f)
             old, rows = list(reader.fieldnames or []), list(reader)
-        if old == self.columns:
+        epochs = [self._epoch_of(r) for r in rows]
+        keep = [r for r, e in zip(rows, epochs, strict=True) if before_epoch is None or e is None or e < before_epoch]
+        self._last_epoch = max((e for e in epochs if e is not None), default=None)
+        if old == self.columns and len(keep) == len(rows):
             return
         self.columns = self.columns + [c for c in old if c not in self.columns]
         text = io.StringIO()
         w = csv.DictWriter(text, self.columns, restval="", extrasaction="ignore")
         w.writeheader()
-        w.writerows(rows)
+        w.writerows(keep)
         atomic_write(self.path, lambda f: f.write(text.getvalue().encode()))
+        self._last_epoch = max((self._epoch_of(r) or 0 for r in keep), default=None)
 
     def append(self, row: dict[str, Any]) -> None:
-        new = not self.path.exists()
-        if not new and not self._checked:
-            self._upgrade_header()
+        epoch = self._epoch_of(row)
+        exists = self.path.exists()
+        if exists and (not self._checked or (epoch is not None and self._last_epoch is not None
+                                             and epoch <= self._last_epoch)):  # fmt: skip
+            self._rewrite(epoch)
         self._checked = True
+        new = not self.path.exists()
         with self.path.open("a", newline="") as f:
             w = csv.DictWriter(f, self.columns, extrasaction="ignore")
             if new:
                 w.writeheader()
             w.writerow({k: ("" if row.get(k) is None else row[k]) for k in self.columns})
+        if epoch is not None:
+            self._last_epoch = max(epoch, self._last_epoch or epoch)
 
 
 def step_autocorrelation(dtm: DTM, holdout: Holdout, step: int, settings: EvalSettings, key: int) -> float:
@@ -242,6 +289,97 @@ def step_autocorrelation(dtm: DTM, holdout: Holdout, step: int, settings: EvalSe
     return autocorrelation_scalar(r[lo // every : hi // every + 1], last=hi // every - lo // every + 1)
 
 
+class EmptyEpochError(ValueError, RuntimeError):
+    """An epoch trained no batch at all (see ``allow_empty_epochs`` of :func:`train_from_iterator`)."""
+
+
+def _to_stderr(text: str) -> None:
+    """Write straight to file descriptor 2: safe inside a signal handler (no buffered-stream reentrancy)."""
+    try:
+        os.write(2, text.encode())
+    except OSError:
+        pass
+
+
+class _CtrlC:
+    """Ctrl-C while ``train_from_iterator`` runs in the main thread, handled between batches.
+
+    A KeyboardInterrupt raised inside JAX (e.g. in the first compile) can leave XLA in a state in which the
+    checkpoint save, or the interpreter's exit, segfaults (JAX issues 9082, 18246). So the first Ctrl-C only
+    sets ``requested``; the loop checks it between batches (and between the epoch-end diagnostics), saves,
+    and raises KeyboardInterrupt there. A second Ctrl-C goes to the previous handler (by default:
+    KeyboardInterrupt at once), except inside ``critical()`` (the epoch-end commit), which always completes.
+    Outside the main thread, or when SIGINT is ignored or not handled by Python, nothing is installed.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._critical = 0
+        self._previous: Callable[..., Any] | None = None
+
+    def __enter__(self) -> _CtrlC:
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.getsignal(signal.SIGINT)
+            if callable(previous):
+                self._previous = previous
+                signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested and not self._critical and self._previous is not None:
+            self._previous(signum, frame)  # the second Ctrl-C: what it did before training started
+            return
+        if not self.requested:
+            _to_stderr("\nCtrl-C: stopping after the current batch, with a checkpoint (Ctrl-C again: stop at once)\n")
+        self.requested = True
+
+    def check(self) -> None:
+        """Raise KeyboardInterrupt if Ctrl-C was pressed."""
+        if self.requested:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def critical(self) -> Iterator[None]:
+        """A block that Ctrl-C does not interrupt (it is acted on at the next ``check``)."""
+        self._critical += 1
+        try:
+            yield
+        finally:
+            self._critical -= 1
+
+
+@dataclass
+class _Progress:
+    """Where the model's in-memory state stands: ``epoch`` (0-based) began at ``dtm.state.step == start_step``;
+    ``history``/``a_prev`` are those of the completed epochs; ``sums``/``n`` accumulate the current epoch's
+    per-batch metrics. The checkpoint records exactly this, so saving it at any moment is consistent."""
+
+    epoch: int
+    start_step: int
+    history: list[dict[str, Any]]
+    a_prev: list[float | None]
+    sums: dict[str, float]
+    n: int
+
+
+def _check_writable(folder: Path, name: str) -> None:
+    """Create ``folder`` if needed and write (then delete) a file in it; a clear error if that fails."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+    except OSError as err:
+        raise type(err)(
+            f"{name} {folder} is not writable ({err.strerror or err}): checkpoints and metrics could not be saved, "
+            "so training does not start; fix its permissions or pass another folder"
+        ) from err
+
+
 def train_from_iterator(
     dtm: DTM,
     n_epochs: int,
@@ -257,6 +395,7 @@ def train_from_iterator(
     prefetch: int = 2,
     progress: bool = True,
     on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
+    allow_empty_epochs: bool = False,
 ) -> list[dict[str, Any]]:
     """Train ``dtm`` on a stream; returns one metrics row per epoch. See the module docstring.
 
@@ -264,16 +403,23 @@ def train_from_iterator(
         n_epochs: the total number of epochs; with ``resume=True`` training continues up to it.
         data_iterator_factory: ``factory()`` or ``factory(epoch)`` -> an iterable of batches (bits
             ``(batch_size, n_visible)``, e.g. from :class:`~dtm_lite.loader.IteratorDataLoader`, or frames
-            ``(batch_size, H, W, C)``). Make it deterministic for exact resumes.
+            ``(batch_size, H, W, C)``). Make it deterministic for exact resumes. At most ``batches_per_epoch``
+            batches are read from each epoch's iterable, also when prefetching, so a factory may hand out one
+            shared generator: the next epoch continues where this one stopped.
         batches_per_epoch: batches per epoch (an epoch whose stream ends earlier ends early, with a warning).
         evaluate_every: evaluate every this many epochs (0 = never). Without ``holdout`` an evaluation only
             saves the sample grid and GIF (the metrics stay blank), with a warning.
         holdout: held-out frames ``(n, H, W, C)`` (from other seeds), kept in memory.
-        checkpoint_dir: where ``latest.npz`` is written after each epoch and on Ctrl-C.
-        resume: continue from ``checkpoint_dir/latest.npz`` if it exists.
+        checkpoint_dir: where ``latest.npz`` is written after each epoch and when training stops on Ctrl-C
+            or any error (with the last completed batch); it must be writable, which is checked first.
+        resume: continue from ``checkpoint_dir/latest.npz`` if it exists (a warning when it does not).
         run_dir: folder for ``metrics.csv``, sample PNGs and GIFs (default: ``checkpoint_dir``).
         prefetch: batches read ahead in a background thread (0 = read in the training thread).
         on_epoch_end: ``callback(epoch, row)`` after each epoch's checkpoint.
+        allow_empty_epochs: an epoch whose stream gives no batch at all raises :class:`EmptyEpochError`
+            unless this is True.
+
+    Ctrl-C (in the main thread) stops training after the current batch; a second Ctrl-C stops at once.
     """
     for name, v, lo in (("n_epochs", n_epochs, 1), ("batches_per_epoch", batches_per_epoch, 1),
                         ("evaluate_every", evaluate_every, 0), ("prefetch", prefetch, 0)):  # fmt: skip
@@ -284,8 +430,10 @@ def train_from_iterator(
     settings = eval_settings or EvalSettings()
     ckpt = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
     run_dir = Path(run_dir) if run_dir is not None else (Path(checkpoint_dir) if checkpoint_dir is not None else None)
-    if run_dir is not None:
-        run_dir.mkdir(parents=True, exist_ok=True)
+    if ckpt is not None:
+        _check_writable(ckpt.parent, "checkpoint_dir")
+    if run_dir is not None and (ckpt is None or run_dir.resolve() != ckpt.parent.resolve()):
+        _check_writable(run_dir, "run_dir")
     log = MetricsLog(run_dir / "metrics.csv", dtm.num_steps) if run_dir is not None else None
     if evaluate_every and holdout is None:
         warnings.warn(
@@ -309,80 +457,147 @@ def train_from_iterator(
             f"{ckpt} exists: pass resume=True to continue that run, or use another checkpoint_dir "
             "(or delete the old checkpoint) to start afresh"
         )
-    start_epoch, skip, history, a_prev = 0, 0, [], [None] * dtm.num_steps
     resumed = resume and ckpt is not None and ckpt.exists()
+    if resume and not resumed:
+        warnings.warn(f"resume=True, but there is no checkpoint at {ckpt}: starting a fresh run", stacklevel=2)
+    prog = _Progress(0, dtm.state.step, [], [None] * dtm.num_steps, {}, 0)
     if resumed:
-        start_epoch, skip, history, a_prev = _restore(dtm, ckpt)
-    held = Holdout(dtm, holdout, settings) if holdout is not None else None
+        assert ckpt is not None
+        prog = _restore(dtm, ckpt)
     seed = dtm.config.seed
+    adaptive = dtm.config.adaptive_penalty
 
-    def autocorr(k: int) -> float:  # same held-out inputs and chain seeds every epoch: changes are the model's
-        assert held is not None
-        return step_autocorrelation(dtm, held, k, settings, key=seed * 1000 + 17 * k + 1)
+    def position() -> tuple[int, int]:  # (epoch, batches of it done) of the in-memory state
+        return prog.epoch, dtm.state.step - prog.start_step
 
-    if held is not None and dtm.config.adaptive_penalty and not resumed:
-        # as the research code does: measure before the first epoch, so that the first penalty update
-        # already knows whether the autocorrelation is rising (a resumed run has a_prev from its checkpoint)
-        a_prev = [autocorr(k) for k in range(dtm.num_steps)]
+    saved_at = position()  # what the checkpoint on disk holds (a fresh run: nothing worth saving yet)
 
-    def save(epoch: int, batches_done: int) -> None:
-        if ckpt is not None:
-            extra = {"epoch": epoch, "batches_done": batches_done, "history": history, "a_prev": a_prev}
-            dtm.save(ckpt, extra=extra)
+    def save() -> None:
+        nonlocal saved_at
+        assert ckpt is not None
+        at = position()
+        extra = {"epoch": at[0], "batches_done": at[1], "history": prog.history, "a_prev": prog.a_prev,
+                 "epoch_sums": prog.sums, "epoch_batches": prog.n}  # fmt: skip
+        dtm.save(ckpt, extra=extra)
+        saved_at = at
 
-    epoch, epoch_start_step = start_epoch, dtm.state.step - skip
-    try:
-        for epoch in range(start_epoch, n_epochs):
-            t0 = time.perf_counter()
-            epoch_start_step = dtm.state.step - (skip if epoch == start_epoch else 0)
-            metrics = _train_epoch(dtm, data_iterator_factory, epoch, n_epochs, batches_per_epoch,
-                                   skip if epoch == start_epoch else 0, prefetch, progress)  # fmt: skip
-            row: dict[str, Any] = {"epoch": epoch + 1, "batches": dtm.state.step, **metrics}
-            evaluate_now = evaluate_every > 0 and (epoch + 1) % evaluate_every == 0
-            if held is not None and (dtm.config.adaptive_penalty or evaluate_now):
-                for k in range(dtm.num_steps):
-                    a = autocorr(k)
-                    row[f"autocorr_{k}"] = a
-                    if dtm.config.adaptive_penalty:
-                        dtm.corr_penalty[k] = adaptive_correlation_penalty(
-                            float(dtm.corr_penalty[k]),
-                            a,
-                            a_prev[k],
-                            dtm.config.autocorr_tau,
-                            dtm.config.corr_penalty_min,
-                        )
-                    a_prev[k] = a
-            if evaluate_now:
-                row.update(_evaluate(dtm, held, settings, epoch, run_dir))
-            row.update({f"corr_penalty_{k}": float(c) for k, c in enumerate(dtm.corr_penalty)})
-            row["seconds"] = time.perf_counter() - t0
-            history.append(row)
-            if log is not None:
-                log.append(row)
-            save(epoch + 1, 0)
-            if on_epoch_end is not None:
-                on_epoch_end(epoch, row)
-            if progress and any(k.startswith("fd_") for k in row):
-                tqdm.write(_summary(row, settings))
-    except KeyboardInterrupt:
-        done = dtm.state.step - epoch_start_step
-        save(epoch, done)
-        if ckpt is not None:
-            print(f"\ninterrupted: checkpoint saved to {ckpt} (epoch {epoch + 1}, {done} batches into it)")
-        raise
-    return history
+    with _CtrlC() as ctrl_c:
+        try:
+            held = Holdout(dtm, holdout, settings) if holdout is not None else None
+
+            def autocorr(k: int) -> float:  # same held-out inputs and chain seeds every epoch: changes are the model's
+                assert held is not None
+                ctrl_c.check()
+                return step_autocorrelation(dtm, held, k, settings, key=seed * 1000 + 17 * k + 1)
+
+            if held is not None and adaptive and not resumed:
+                # as the research code does: measure before the first epoch, so that the first penalty update
+                # already knows whether the autocorrelation is rising (a resumed run has a_prev from its checkpoint)
+                prog.a_prev = [autocorr(k) for k in range(dtm.num_steps)]
+
+            for epoch in range(prog.epoch, n_epochs):
+                ctrl_c.check()
+                t0 = time.perf_counter()
+                _train_epoch(dtm, data_iterator_factory, epoch, n_epochs, batches_per_epoch, position()[1],
+                             prefetch, progress, prog, ctrl_c.check)  # fmt: skip
+                if position()[1] == 0 and not allow_empty_epochs:
+                    raise EmptyEpochError(
+                        f"epoch {epoch + 1} trained no batch: its stream gave none. A factory that returns the same "
+                        "one-shot iterator (a generator) every epoch is used up after the first; return a fresh "
+                        "iterable each epoch (e.g. IteratorDataLoader over a re-iterable source), or pass "
+                        "allow_empty_epochs=True if empty epochs are intended"
+                    )
+                # the epoch's end, computed on copies and committed in one step: an interruption before the commit
+                # leaves the epoch as trained but not ended (a resume redoes only this), never half-updated
+                row: dict[str, Any] = {"epoch": epoch + 1, "batches": dtm.state.step}
+                row.update({k: v / prog.n for k, v in prog.sums.items()} if prog.n else {})
+                penalty, a_prev = np.array(dtm.corr_penalty, copy=True), list(prog.a_prev)
+                evaluate_now = evaluate_every > 0 and (epoch + 1) % evaluate_every == 0
+                if held is not None and (adaptive or evaluate_now):
+                    for k in range(dtm.num_steps):
+                        a = autocorr(k)
+                        row[f"autocorr_{k}"] = a
+                        if adaptive:
+                            penalty[k] = adaptive_correlation_penalty(
+                                float(penalty[k]), a, a_prev[k], dtm.config.autocorr_tau, dtm.config.corr_penalty_min
+                            )
+                        a_prev[k] = a
+                if evaluate_now:
+                    ctrl_c.check()
+                    row.update(_evaluate(dtm, held, settings, epoch, run_dir))
+                row.update({f"corr_penalty_{k}": float(c) for k, c in enumerate(penalty)})
+                row["seconds"] = time.perf_counter() - t0
+                with ctrl_c.critical():
+                    dtm.corr_penalty = penalty
+                    prog.a_prev, prog.history = a_prev, [*prog.history, row]
+                    prog.epoch, prog.start_step, prog.sums, prog.n = epoch + 1, dtm.state.step, {}, 0
+                    if log is not None:
+                        log.append(row)  # before the checkpoint: a resume from the older one replaces the row
+                    if ckpt is not None:
+                        save()
+                if on_epoch_end is not None:
+                    on_epoch_end(epoch, row)
+                if progress and any(k.startswith("fd_") for k in row):
+                    tqdm.write(_summary(row, settings))
+            ctrl_c.check()
+        except BaseException as err:
+            _save_on_error(err, ckpt, position(), saved_at, save)
+            raise
+    return prog.history
 
 
-def _train_epoch(dtm, factory, epoch, n_epochs, batches_per_epoch, skip, prefetch, progress) -> dict[str, float]:
+def _save_on_error(
+    err: BaseException, ckpt: Path | None, at: tuple[int, int], saved_at: tuple[int, int], save: Callable[[], None]
+) -> None:
+    """Save the last completed batch when training stops on ``err`` (Ctrl-C or any error) and say so; if the
+    save fails too, that is noted on ``err``, which the caller re-raises in any case."""
+    interrupted = isinstance(err, KeyboardInterrupt)
+    if ckpt is None:
+        if interrupted:
+            print("\ninterrupted (no checkpoint_dir: nothing saved)")
+        return
+    where = f"epoch {at[0] + 1}, {at[1]} batches into it"
+    if at == saved_at:
+        text = f"checkpoint {ckpt} is up to date ({where})" if ckpt.exists() else "no batch trained: nothing saved"
+    else:
+        try:
+            save()
+            text = f"checkpoint saved to {ckpt} ({where}); continue with resume=True"
+        except BaseException as save_err:  # noqa: BLE001 - the original error matters more; it is re-raised
+            text = (
+                f"saving the checkpoint failed too ({type(save_err).__name__}: {save_err}); {ckpt} holds the last "
+                f"earlier save, if any (the model in memory is at {where})"
+            )
+    if interrupted:
+        print(f"\ninterrupted: {text}")
+    else:
+        err.add_note(f"train_from_iterator stopped: {text}")
+
+
+def _train_epoch(
+    dtm: DTM,
+    factory: Callable[..., Iterable[Any]],
+    epoch: int,
+    n_epochs: int,
+    batches_per_epoch: int,
+    skip: int,
+    prefetch: int,
+    progress: bool,
+    prog: _Progress,
+    check: Callable[[], None],
+) -> None:
+    """Train the epoch's batches after the first ``skip`` (trained before an interruption), adding their
+    metrics to ``prog.sums``; ``check()`` runs before each batch (it raises on Ctrl-C)."""
+    if skip >= batches_per_epoch:
+        return  # all of it was trained before the interruption; only the epoch's end is left
     it = _batches_for_epoch(factory, epoch)
-    reader = Prefetcher(it, prefetch) if prefetch else None
+    reader = Prefetcher(it, prefetch, limit=batches_per_epoch) if prefetch else None
     source = iter(reader) if reader is not None else it
     bar = tqdm(total=batches_per_epoch, initial=skip, desc=f"epoch {epoch + 1}/{n_epochs}", unit="batch",
                disable=not progress, dynamic_ncols=True, leave=True)  # fmt: skip
-    sums: dict[str, float] = {}
-    n = 0
     try:
         for i in range(batches_per_epoch):
+            check()
             try:
                 batch = next(source)
             except StopIteration:
@@ -393,16 +608,15 @@ def _train_epoch(dtm, factory, epoch, n_epochs, batches_per_epoch, skip, prefetc
             if i < skip:
                 continue  # already trained on before the interruption: same stream, same batches
             m = dtm.train_step(_as_bits(dtm, batch, f"epoch {epoch + 1}, batch {i}"))
-            n += 1
             for k, v in m.items():
-                sums[k] = sums.get(k, 0.0) + v
+                prog.sums[k] = prog.sums.get(k, 0.0) + v
+            prog.n += 1
             bar.update(1)
             bar.set_postfix(gap=f"{m['gap']:.4f}", lr=f"{m['lr']:.4f}", refresh=False)
     finally:
         bar.close()
         if reader is not None:
             reader.close()
-    return {k: v / n for k, v in sums.items()} if n else {}
 
 
 def evaluate_dtm(
@@ -474,7 +688,7 @@ def _summary(row: dict[str, Any], settings: EvalSettings | None = None) -> str:
     return text
 
 
-def _restore(dtm: DTM, ckpt: Path) -> tuple[int, int, list, list]:
+def _restore(dtm: DTM, ckpt: Path) -> _Progress:
     from .dtm import DTM as _DTM
 
     loaded, extra = _DTM.load_with_extra(ckpt)
@@ -483,4 +697,12 @@ def _restore(dtm: DTM, ckpt: Path) -> tuple[int, int, list, list]:
                 if getattr(loaded.config, k) != getattr(dtm.config, k)}  # fmt: skip
         raise ValueError(f"checkpoint {ckpt} was made with another config (this run, checkpoint): {diff}")
     dtm.state, dtm.corr_penalty, dtm._gen_key = loaded.state, loaded.corr_penalty, loaded._gen_key
-    return int(extra["epoch"]), int(extra["batches_done"]), list(extra["history"]), list(extra["a_prev"])
+    done = int(extra["batches_done"])
+    return _Progress(
+        epoch=int(extra["epoch"]),
+        start_step=dtm.state.step - done,
+        history=list(extra["history"]),
+        a_prev=list(extra["a_prev"]),
+        sums={k: float(v) for k, v in extra.get("epoch_sums", {}).items()},  # absent in older checkpoints
+        n=int(extra.get("epoch_batches", 0)),
+    )
