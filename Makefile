@@ -17,8 +17,9 @@ $(STAMP): $(BIN)/python pyproject.toml
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
-# Every test, then every notebook top to bottom (nbval; DTM_LITE_QUICK=1 shrinks their workloads).
-test: $(STAMP)
+# `make lint` first (fail fast), then every test, then every notebook top to bottom (nbval;
+# DTM_LITE_QUICK=1 shrinks their workloads).
+test: lint
 	DTM_LITE_QUICK=1 MPLBACKEND=Agg $(BIN)/python -m pytest tests/ $(wildcard notebooks/*.ipynb) --nbval-lax \
 		-p no:cacheprovider --durations=10
 
@@ -40,8 +41,11 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/frames_source.py
 	$(BIN)/python benchmarks/memory.py
 
+# Lint, format check (the notebooks and Markdown excluded: pyproject.toml) and type check.
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy dtm_lite
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

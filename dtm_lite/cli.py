@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    t.add_argument("--epochs", type=int, default=None, help="total epochs (default 12; 2 with --quick)")
+    t.add_argument("--epochs", type=int, default=None, help="total epochs (default 20; 2 with --quick)")
     t.add_argument(
         "--batches-per-epoch", type=int, default=None, help="batches per epoch (default 100; 8 with --quick)"
     )

@@ -42,7 +42,7 @@ def replace_probability(dt: jax.Array | float, rate: float) -> jax.Array:
     return -jnp.expm1(-rate * jnp.asarray(dt, jnp.float32))
 
 
-def add_noise(key: jax.Array, bits: jax.Array, dt: jax.Array | float, rate: float) -> jax.Array:
+def add_noise(key: jax.Array, bits: jax.Array | np.ndarray, dt: jax.Array | float, rate: float) -> jax.Array:
     """Run the forward process for ``dt`` on bits in {0, 1} (any shape); returns uint8 bits."""
     k_replace, k_coin = jax.random.split(key)
     replace = jax.random.uniform(k_replace, bits.shape) < replace_probability(dt, rate)
@@ -51,7 +51,7 @@ def add_noise(key: jax.Array, bits: jax.Array, dt: jax.Array | float, rate: floa
 
 
 def training_pair(
-    key: jax.Array, x0: jax.Array, t_k: jax.Array, t_k1: jax.Array, rate: float, offset: float
+    key: jax.Array, x0: jax.Array | np.ndarray, t_k: jax.Array, t_k1: jax.Array, rate: float, offset: float
 ) -> tuple[jax.Array, jax.Array]:
     """Step k's training pair with offset δ: ``x_start = noise(x0, t_k (1-δ))``,
     ``x_end = noise(x_start, t_{k+1} (1+δ) - t_k (1-δ))``."""

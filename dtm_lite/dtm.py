@@ -23,10 +23,10 @@ import json
 import math
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import jax
 import jax.numpy as jnp
@@ -36,7 +36,7 @@ import optax
 from . import sampler as smp
 from .capacity import check_capacity
 from .diffusion import SCHEDULES, couplings, time_grid, training_pair
-from .encoding import ENCODINGS, LUNARLANDER_COLORS, PALETTE_CODES, Encoding, Palette
+from .encoding import ENCODINGS, LUNARLANDER_COLORS, PALETTE_CODES, Encoding, Palette, palette_colors
 from .files import atomic_write
 from .graph import GridGraph, preset_name
 from .validation import check_beta, check_bool, check_float, check_int
@@ -104,8 +104,8 @@ class DTMConfig:
         shape = self.image_shape
         if isinstance(shape, str | bytes) or not isinstance(shape, Sequence | np.ndarray) or len(shape) != 3:
             raise ValueError(f"image_shape must be (H, W, C) with positive integer sizes, got {shape!r}")
-        shape = tuple(check_int(f"image_shape[{i}]", v, 1) for i, v in enumerate(shape))
-        object.__setattr__(self, "image_shape", shape)
+        sizes = tuple(check_int(f"image_shape[{i}]", v, 1) for i, v in enumerate(shape))
+        object.__setattr__(self, "image_shape", sizes)
         object.__setattr__(self, "preset", preset_name(self.preset))
         ints = {
             "grayscale_levels": 1, "num_diffusion_steps": 1, "batch_size": 1, "steps_warmup": 0,
@@ -158,7 +158,7 @@ class DTMConfig:
         if self.palette_code not in PALETTE_CODES:
             raise ValueError(f"palette_code must be one of {PALETTE_CODES}, got {self.palette_code!r}")
         try:
-            colors = tuple(tuple(float(v) for v in c) for c in self.palette)
+            colors = palette_colors(tuple(tuple(float(v) for v in c) for c in self.palette))
             Palette(colors, self.palette_code)
         except (TypeError, ValueError) as err:
             raise ValueError(f"palette must be RGB colours (r, g, b) in [0, 1], at least two: {err}") from None
@@ -357,7 +357,8 @@ class DTM:
         key, self._gen_key = jax.random.split(seed_key(config.seed))
         self.state = TrainState(params, self.optimizer.init(params), 0, key)
         self._train_fn = _make_train_fn(self)
-        self._generate_fns: dict[tuple[int, int, bool], Any] = {}
+        # generate(): (sweeps, record_every, return_trajectory); free_run(): ("free", sweeps, record_every)
+        self._generate_fns: dict[tuple[int, int, bool] | tuple[str, int, int], Callable[..., Any]] = {}
 
     # ------------------------------------------------------------------ properties
 
@@ -455,6 +456,45 @@ class DTM:
         )  # fmt: skip
 
     # ------------------------------------------------------------------ generation
+
+    @overload
+    def generate(
+        self,
+        n: int,
+        key: jax.Array | int | None = None,
+        *,
+        sweeps: int | None = None,
+        beta: tuple[float, float] | None = None,
+        return_trajectory: Literal[False] = False,
+        record_every: int = 10,
+        max_chunk_bytes: int | None = None,
+    ) -> np.ndarray: ...
+
+    @overload
+    def generate(
+        self,
+        n: int,
+        key: jax.Array | int | None = None,
+        *,
+        sweeps: int | None = None,
+        beta: tuple[float, float] | None = None,
+        return_trajectory: Literal[True],
+        record_every: int = 10,
+        max_chunk_bytes: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]: ...
+
+    @overload
+    def generate(
+        self,
+        n: int,
+        key: jax.Array | int | None = None,
+        *,
+        sweeps: int | None = None,
+        beta: tuple[float, float] | None = None,
+        return_trajectory: bool,
+        record_every: int = 10,
+        max_chunk_bytes: int | None = None,
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]: ...
 
     def generate(
         self,
@@ -579,7 +619,8 @@ class DTM:
             "meta": np.frombuffer(json.dumps(meta).encode(), np.uint8),
         }
         arrays.update({f"opt_{i}": np.asarray(leaf) for i, leaf in enumerate(leaves)})
-        return atomic_write(path, lambda f: np.savez(f, **arrays))
+        # numpy's stub types **kwds beside allow_pickle: bool, so a dict of arrays cannot match it
+        return atomic_write(path, lambda f: np.savez(f, **arrays))  # type: ignore[arg-type]
 
     def save_weights(self, path: str | os.PathLike) -> Path:
         """Write the parameters only (config, ``W``, ``b``, batches trained; no optimiser or RNG state) to
@@ -590,12 +631,13 @@ class DTM:
             "config": self.config.to_dict(),
             "step": self.state.step,
         }
-        arrays = {
+        arrays: dict[str, np.ndarray] = {
             "W": np.asarray(self.state.params["W"], np.float32),
             "b": np.asarray(self.state.params["b"], np.float32),
             "meta": np.frombuffer(json.dumps(meta).encode(), np.uint8),
         }
-        return atomic_write(Path(path), lambda f: np.savez_compressed(f, **arrays))
+        # numpy's stub types **kwds beside allow_pickle: bool, so a dict of arrays cannot match it
+        return atomic_write(Path(path), lambda f: np.savez_compressed(f, **arrays))  # type: ignore[arg-type]
 
     @classmethod
     def load_weights(cls, path: str | os.PathLike) -> DTM:

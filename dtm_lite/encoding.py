@@ -105,6 +105,16 @@ def _check_levels(levels: int) -> None:
         raise ValueError(f"levels must be a positive integer (1 = binary), got {levels!r}")
 
 
+def palette_colors(colors: Any) -> tuple[tuple[float, float, float], ...]:
+    """``colors`` checked to be at least two RGB colours in [0, 1], as a tuple of ``(r, g, b)`` floats."""
+    cols = np.asarray(colors, dtype=np.float64)
+    if cols.ndim != 2 or cols.shape[1] != 3 or len(cols) < 2:
+        raise ValueError("a palette needs at least two RGB colours, as a sequence of (r, g, b) in [0, 1]")
+    if cols.min() < 0 or cols.max() > 1:
+        raise ValueError("palette colours must be floats in [0, 1]")
+    return tuple((float(r), float(g), float(b)) for r, g, b in cols.tolist())
+
+
 @dataclass(frozen=True)
 class Palette:
     """Nearest-colour quantization to K RGB colours in [0, 1], coded ``"onehot"`` or ``"binary"``.
@@ -124,11 +134,7 @@ class Palette:
     threshold: float | None = None
 
     def __post_init__(self) -> None:
-        cols = np.asarray(self.colors, dtype=np.float64)
-        if cols.ndim != 2 or cols.shape[1] != 3 or len(cols) < 2:
-            raise ValueError("a palette needs at least two RGB colours, as a sequence of (r, g, b) in [0, 1]")
-        if cols.min() < 0 or cols.max() > 1:
-            raise ValueError("palette colours must be floats in [0, 1]")
+        palette_colors(self.colors)
         if self.code not in ("onehot", "binary"):
             raise ValueError(f"code must be 'onehot' or 'binary', got {self.code!r}")
         if self.threshold is not None and not 0.0 <= self.threshold < 1.0:
@@ -139,7 +145,7 @@ class Palette:
         """Black sky, white terrain, purple lander body, yellow flags (LunarLander-v3's renderer),
         binarised at 0.5 first (see the class docstring)."""
         rgb = ((0, 0, 0), (255, 255, 255), (128, 102, 230), (204, 204, 0))
-        return cls(tuple(tuple(v / 255 for v in c) for c in rgb), code, threshold)
+        return cls(tuple((r / 255, g / 255, b / 255) for r, g, b in rgb), code, threshold)
 
     @property
     def bits_per_pixel(self) -> int:

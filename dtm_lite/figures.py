@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -103,7 +104,8 @@ def resize_figure(seed: int = 3, res: int = 32, label: str | None = None):
     env.reset(seed=seed)
     for _ in range(40):
         env.step(0)
-    frame = crop_frame(env.render()[None], LunarLanderFrames().crop)
+    rendered = cast(np.ndarray, env.render())  # render_mode="rgb_array": one (400, 600, 3) array
+    frame = crop_frame(rendered[None], LunarLanderFrames().crop)
     env.close()
     fig = Figure(figsize=(10, 3.6))
     for ax, img, title in zip(

@@ -21,7 +21,7 @@ At most ``shuffle_buffer + batch_size`` frames (plus the item being read) are he
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -93,9 +93,10 @@ class IteratorDataLoader:
                 "wrap a single array in a list"
             )
         if image_shape is not None:
-            image_shape = tuple(int(v) for v in image_shape)
-            if len(image_shape) != 3 or min(image_shape) < 1:
-                raise ValueError(f"image_shape must be (H, W, C) with positive sizes, got {image_shape}")
+            sizes = tuple(int(v) for v in image_shape)
+            if len(sizes) != 3 or min(sizes) < 1:
+                raise ValueError(f"image_shape must be (H, W, C) with positive sizes, got {sizes}")
+            image_shape = sizes
         if encoding is not None:
             if not isinstance(encoding, Encoding):
                 raise ValueError(f"encoding must be a dtm_lite.encoding.Encoding (e.g. dtm.encoding), got {encoding!r}")
@@ -156,7 +157,7 @@ class IteratorDataLoader:
 
     # -- stream -> frames ---------------------------------------------------------------------------------
 
-    def _frames(self) -> Iterator[np.ndarray]:
+    def _frames(self) -> Generator[np.ndarray, None, None]:
         """Validated frames ``(H, W, C)``, one at a time, copied so the item can be freed."""
         for item in self.data_iterator:
             position = self._item_index
@@ -200,7 +201,8 @@ class IteratorDataLoader:
                 )
         _check_values(arr, where)
         if self._image_shape is None:
-            self._image_shape = tuple(int(v) for v in arr.shape[1:])
+            _, h, w, c = arr.shape
+            self._image_shape = (int(h), int(w), int(c))
         if arr.shape[1:] != self._image_shape:
             raise ValueError(
                 f"{where}, frame 0 has shape {arr.shape[1:]} but this loader's frames have shape "
@@ -211,7 +213,7 @@ class IteratorDataLoader:
 
     # -- frames -> batches --------------------------------------------------------------------------------
 
-    def _batches(self, frames: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    def _batches(self, frames: Generator[np.ndarray, None, None]) -> Iterator[np.ndarray]:
         n_out = 0
         batch: list[np.ndarray] = []
         try:
@@ -260,7 +262,7 @@ def _check_tuple(item: tuple, where: str) -> None:
             )
 
 
-def _shuffled(frames: Iterator[np.ndarray], k: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+def _shuffled(frames: Iterator[np.ndarray], k: int, rng: np.random.Generator) -> Generator[np.ndarray, None, None]:
     """Buffered shuffle: a permutation of ``frames`` that holds at most ``k`` of them."""
     buffer: list[np.ndarray] = []
     for frame in frames:

@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import gymnasium as gym
 import numpy as np
@@ -164,6 +164,8 @@ def crop_frame(frames: np.ndarray, crop: str | tuple[int, int, int, int] = "cent
         pad = [(0, 0)] * (frames.ndim - 3) + [((side - h) // 2, side - h - (side - h) // 2)]
         pad += [((side - w) // 2, side - w - (side - w) // 2), (0, 0)]
         return np.pad(frames, pad)
+    if isinstance(crop, str):
+        raise ValueError(f"crop must be one of {CROPS} or a box (top, bottom, left, right), got {crop!r}")
     top, bottom, left, right = crop
     return frames[..., top:bottom, left:right, :]
 
@@ -228,7 +230,8 @@ class FrameCapture(gym.Wrapper):
 
     def frame(self) -> np.ndarray:
         """The current state as uint8 (res, res, 3)."""
-        return resize_area(crop_frame(self.env.render(), self.crop), (self.resolution, self.resolution))
+        frame = cast(np.ndarray, self.env.render())  # an rgb_array env (make_env) renders one array
+        return resize_area(crop_frame(frame, self.crop), (self.resolution, self.resolution))
 
     def reset(self, **kwargs):
         obs, info = self.env.reset(**kwargs)
@@ -333,10 +336,10 @@ class LunarLanderFrames:
         """(resolution, resolution, 3)."""
         return (self.resolution, self.resolution, 3)
 
-    def __iter__(self) -> Iterator[Episode]:
+    def __iter__(self) -> Generator[Episode, None, None]:
         return self._generate()
 
-    def _make_vector_env(self) -> gym.vector.VectorEnv:
+    def _make_vector_env(self) -> gym.vector.SyncVectorEnv | gym.vector.AsyncVectorEnv:
         fn = functools.partial(make_env, self.resolution, self.crop, self.frame_stride)
         fns = [fn] * self.num_envs
         if self.vectorization_mode == "async":
@@ -348,7 +351,7 @@ class LunarLanderFrames:
             return int(run.rng.integers(N_ACTIONS))
         return int(heuristic(_DISCRETE_ENV, obs))
 
-    def _generate(self) -> Iterator[Episode]:
+    def _generate(self) -> Generator[Episode, None, None]:
         """Play episodes in ``num_envs`` slots; a finished slot starts the next episode; yield in order."""
         envs = self._make_vector_env()
         n = self.num_envs
@@ -372,8 +375,9 @@ class LunarLanderFrames:
 
         def take_frames(info: dict, ids: list[int]) -> None:
             for i in ids:
-                if slots[i] is not None:
-                    slots[i].frame = info["frame"][i]
+                run = slots[i]
+                if run is not None:
+                    run.frame = info["frame"][i]
 
         try:
             obs, info = envs.reset(seed=assign(list(range(n))))
@@ -386,6 +390,7 @@ class LunarLanderFrames:
                     actions[i] = self._act(run, obs[i])
                     run.kept = run.t % self.frame_stride == 0
                     if run.kept:
+                        assert run.frame is not None  # take_frames set it when the slot's episode began
                         run.frames.append(run.frame)
                         run.actions.append(actions[i])
                 obs, reward, terminated, truncated, info = envs.step(actions)

@@ -37,6 +37,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from scipy import ndimage, stats
@@ -89,6 +90,17 @@ def gaussian_fit(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return f.mean(axis=0), np.atleast_2d(np.cov(f, rowvar=False))
 
 
+class _Fitted(NamedTuple):
+    """An :class:`FDPCA`'s state after :meth:`FDPCA.fit`."""
+
+    mean: np.ndarray
+    components: np.ndarray
+    image_shape: tuple[int, ...]
+    holdout: np.ndarray
+    ref_mu: np.ndarray
+    ref_cov: np.ndarray
+
+
 class FDPCA:
     """Fréchet distance in a PCA feature space fitted on held-out frames.
 
@@ -117,34 +129,44 @@ class FDPCA:
             raise ValueError(f"n_components must be >= 1, got {n_components}")
         self = cls()
         self.image_shape = tuple(np.shape(holdout_images)[1:])
-        self.mean = x.mean(axis=0)
-        _, _, vt = np.linalg.svd(x - self.mean, full_matrices=False)
-        self.components = vt[: max(1, min(n_components, n - 1, d))]
+        mean = x.mean(axis=0)
+        _, _, vt = np.linalg.svd(x - mean, full_matrices=False)
+        components = vt[: max(1, min(n_components, n - 1, d))]
+        self.mean, self.components = mean, components
         self.holdout = x.astype(np.float32)
-        self.ref_mu, self.ref_cov = gaussian_fit(self.features(holdout_images))
+        self.ref_mu, self.ref_cov = gaussian_fit((x - mean) @ components.T)  # features(holdout_images)
         return self
 
     @property
     def n_components(self) -> int:
         return len(self._fitted().components)
 
-    def _fitted(self) -> FDPCA:
-        if self.components is None:
+    def _fitted(self) -> _Fitted:
+        """The fitted state, every field set; raises before :meth:`fit`."""
+        if (
+            self.mean is None
+            or self.components is None
+            or self.image_shape is None
+            or self.holdout is None
+            or self.ref_mu is None
+            or self.ref_cov is None
+        ):
             raise RuntimeError("FDPCA is not fitted: use FDPCA.fit(holdout_images)")
-        return self
+        return _Fitted(self.mean, self.components, self.image_shape, self.holdout, self.ref_mu, self.ref_cov)
 
     def features(self, images: np.ndarray) -> np.ndarray:
         """PCA features (n, k) of images (n, H, W, C)."""
-        self._fitted()
+        fit = self._fitted()
         x = _flatten(images)
-        if x.shape[1] != self.mean.shape[0]:
-            raise ValueError(f"images have {x.shape[1]} values each, the PCA was fitted on {self.mean.shape[0]}")
-        return (x - self.mean) @ self.components.T
+        if x.shape[1] != fit.mean.shape[0]:
+            raise ValueError(f"images have {x.shape[1]} values each, the PCA was fitted on {fit.mean.shape[0]}")
+        return (x - fit.mean) @ fit.components.T
 
     def score(self, images: np.ndarray) -> float:
         """Fréchet distance between Gaussian fits of ``features(images)`` and of the held-out set."""
         mu, cov = gaussian_fit(self.features(images))
-        return frechet_distance(mu, cov, self.ref_mu, self.ref_cov)
+        fit = self._fitted()
+        return frechet_distance(mu, cov, fit.ref_mu, fit.ref_cov)
 
     def floor(self, other_holdout_images: np.ndarray) -> float:
         """Data-vs-data score: the score of a second held-out set, disjoint from the fitted one."""
@@ -156,13 +178,13 @@ class FDPCA:
         Pixel-channel ``d`` of image ``i`` is ``holdout[r[i, d], d]`` with ``r`` uniform row indices, so
         binary and multi-level marginals are both reproduced exactly, with no correlations.
         """
-        self._fitted()
-        return independent_pixels(self.holdout.reshape((-1, *self.image_shape)), n, rng)
+        fit = self._fitted()
+        return independent_pixels(fit.holdout.reshape((-1, *fit.image_shape)), n, rng)
 
     def marginal_error(self, images: np.ndarray) -> float:
         """Mean over pixel-channels of ``|mean(images) - mean(holdout)|``."""
-        self._fitted()
-        return float(np.mean(np.abs(_flatten(images).mean(axis=0) - self.mean)))
+        fit = self._fitted()
+        return float(np.mean(np.abs(_flatten(images).mean(axis=0) - fit.mean)))
 
 
 def independent_pixels(images: np.ndarray, n: int, rng: Rng = None) -> np.ndarray:
@@ -292,7 +314,7 @@ class ObjectClass:
     def mask(self, images: np.ndarray) -> np.ndarray:
         """Bool mask (n, H, W) of the class's pixels in images (n, H, W, C) (floats in [0, 1] or uint8)."""
         x = _object_images(images, self)
-        if self.color is not None:
+        if self.predicate is None:  # a palette entry (__post_init__: exactly one of the two is set)
             return np.abs(x - np.asarray(self.color, np.float32)).max(axis=-1) <= self.tol
         m = np.asarray(self.predicate(x))
         if m.shape != x.shape[:3] or m.dtype != np.bool_:

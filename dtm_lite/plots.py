@@ -14,13 +14,14 @@ import csv
 import math
 import textwrap
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from matplotlib.figure import Figure
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+    from matplotlib.figure import SubFigure
 
     from dtm_lite.graph import GridGraph
 
@@ -75,8 +76,8 @@ def save_image_grid(images: np.ndarray, path: str | Path, scale: int = 4) -> Pat
 
 def show_images(
     images: np.ndarray, ncols: int | None = None, title: str | None = None, ax: Axes | None = None
-) -> Figure:
-    """Show an image grid with matplotlib; returns the Figure (new, unless ``ax`` is given)."""
+) -> Figure | SubFigure:
+    """Show an image grid with matplotlib; returns the Figure (new, unless ``ax`` is given: then its figure)."""
     grid = image_grid(images, ncols)
     fig, ax = _figure_axes(ax, figsize=(min(8.0, 1.0 + grid.shape[1] / 16), min(8.0, 1.0 + grid.shape[0] / 16)))
     ax.imshow(grid, interpolation="nearest")
@@ -173,7 +174,8 @@ def save_trajectory_gif(
     return path
 
 
-def _figure_axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
+def _figure_axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure | SubFigure, Axes]:
+    """``ax`` and its (sub)figure, or a new Figure and its one Axes."""
     if ax is not None:
         return ax.figure, ax
     fig = Figure(figsize=figsize, layout="constrained")
@@ -187,7 +189,7 @@ def _read_rows(rows: list[dict] | str | Path) -> dict[str, np.ndarray]:
             rows = list(csv.DictReader(f))
     names = list(dict.fromkeys(k for row in rows for k in row))
 
-    def num(v: object) -> float:
+    def num(v: Any) -> float:
         try:
             return float(v)
         except (TypeError, ValueError):
@@ -217,8 +219,8 @@ def plot_metrics(rows: list[dict] | str | Path) -> Figure:
     cols = _read_rows(rows)
     n = len(next(iter(cols.values()))) if cols else 0
     epoch = cols.get("epoch", np.arange(n, dtype=float))
-    fd = [k for k in ("fd_pca", "fd_floor", "fd_independent") if k in cols]
-    panels = [
+    fd: list[str] = [k for k in ("fd_pca", "fd_floor", "fd_independent") if k in cols]
+    panels: list[tuple[str, list[str]]] = [
         ("FD-PCA", fd),
         ("autocorrelation", _step_columns(list(cols), "autocorr")),
         ("correlation penalty", _step_columns(list(cols), "corr_penalty")),
@@ -276,7 +278,7 @@ def _centre(graph: GridGraph) -> int:
     return (graph.side // 2) * graph.side + graph.side // 2
 
 
-def draw_neighbourhood(graph: GridGraph, node: int | None = None, ax: Axes | None = None) -> Figure:
+def draw_neighbourhood(graph: GridGraph, node: int | None = None, ax: Axes | None = None) -> Figure | SubFigure:
     """Grid sites by chessboard colour, with ``node`` (default: centre) linked to its neighbours.
 
     Lines follow the unwrapped offsets ``(dx, dy)`` (row, column), so on a torus a long jump is drawn
@@ -312,7 +314,7 @@ def _frame(side: int):
     return Rectangle((-0.5, -0.5), side, side, fill=False, ec="black", lw=0.8)
 
 
-def capacity_diagram(graph: GridGraph, n_visible: int | np.ndarray, ax: Axes | None = None) -> Figure:
+def capacity_diagram(graph: GridGraph, n_visible: int | np.ndarray, ax: Axes | None = None) -> Figure | SubFigure:
     """Which sites are visible and which hidden.
 
     ``n_visible`` is either a count (the first ``n_visible`` colour-0 sites in raster order) or the array of

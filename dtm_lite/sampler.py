@@ -154,10 +154,10 @@ def local_field(lat: Lattice, color: int, w: Array, src: Array) -> Array:
     tiles = [_tile(src[0]), _tile(src[1])]
     out = []
     for t, plan in enumerate(lat.plans[color]):
-        acc = None
-        for o, (s, da, db) in enumerate(plan):
-            term = w[o, t] * _shift(tiles[s], da, db, n)
-            acc = term if acc is None else acc + term
+        terms = [w[o, t] * _shift(tiles[s], da, db, n) for o, (s, da, db) in enumerate(plan)]
+        acc = terms[0]
+        for term in terms[1:]:
+            acc = acc + term
         out.append(acc)
     return jnp.stack(out)
 

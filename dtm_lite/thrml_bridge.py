@@ -33,11 +33,14 @@ def thrml_sampler(
     except ImportError as err:  # pragma: no cover - dev dependency
         raise ImportError("thrml is a dev dependency: pip install -e '.[dev]'") from err
 
-    nodes = [thrml.SpinNode() for _ in range(graph.n_nodes)]
-    edges = [(nodes[int(u)], nodes[int(v)]) for u, v in graph.edges]
+    # annotated with thrml's parameter types: its lists are invariant, so list[SpinNode] would not match
+    nodes: list[thrml.AbstractNode] = [thrml.SpinNode() for _ in range(graph.n_nodes)]
+    edges: list[tuple[thrml.AbstractNode, thrml.AbstractNode]] = [
+        (nodes[int(u)], nodes[int(v)]) for u, v in graph.edges
+    ]
     ebm = IsingEBM(nodes, edges, jnp.asarray(biases, jnp.float32), jnp.asarray(weights, jnp.float32), jnp.asarray(beta))
     colour = [np.flatnonzero(graph.colors == c) for c in (0, 1)]
-    blocks = [thrml.Block([nodes[i] for i in idx]) for idx in colour]
+    blocks: list[tuple[thrml.Block, ...] | thrml.Block] = [thrml.Block([nodes[i] for i in idx]) for idx in colour]
     program = IsingSamplingProgram(ebm, blocks, [])
     schedule = thrml.SamplingSchedule(n_warmup, n_samples, steps_per_sample)
     order = np.concatenate(colour)

@@ -387,7 +387,7 @@ def train_from_iterator(
     batches_per_epoch: int,
     evaluate_every: int = 0,
     holdout: np.ndarray | None = None,
-    checkpoint_dir: str | Path | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
     resume: bool = False,
     *,
     run_dir: str | Path | None = None,

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .plots import add_caption, image_grid, model_label
+from .validation import check_beta
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -111,14 +112,19 @@ class SampleExplorer:
 
     def generation(self, beta: tuple[float, float] | None = None, seed: int | None = None):
         """``(final (n, H, W, C), trajectory (T * records, n, H, W, C))`` for a β ramp and seed, cached."""
-        beta = self.beta if beta is None else tuple(float(b) for b in beta)
+        ramp = self.beta if beta is None else tuple(float(b) for b in beta)
         seed = self.seed if seed is None else int(seed)
-        key = (round(beta[0], 6), round(beta[1], 6), seed)
+        key = (round(ramp[0], 6), round(ramp[1], 6), seed)
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
         final, traj = self.dtm.generate(
-            self.n, key=seed, sweeps=self.sweeps, beta=beta, return_trajectory=True, record_every=self.every
+            self.n,
+            key=seed,
+            sweeps=self.sweeps,
+            beta=check_beta("beta", ramp),  # generate() checks it the same way: (start, end), two floats > 0
+            return_trajectory=True,
+            record_every=self.every,
         )
         self.generations += 1
         self._cache[key] = (final, traj)
