@@ -23,7 +23,11 @@ def test_thermometer_round_trip():
     v = np.arange(levels + 1, dtype=np.float32) / levels
     f = v.reshape(1, -1, 1)
     bits = encode_thermometer(f, levels)
-    assert bits.reshape(-1, levels).tolist() == [[int(q > t) for t in range(levels)] for q in range(levels + 1)]
+    # value q / L lights the first q of its L bits
+    assert bits.tolist() == [0, 0, 0, 0] + [1, 0, 0, 0] + [1, 1, 0, 0] + [1, 1, 1, 0] + [1, 1, 1, 1]
+    # rounding to the nearest level: 0.1 -> 0, 0.2 -> 1 (0.8 / 4), 0.6 -> 2 (2.4 / 4), 0.9 -> 4 (3.6 / 4)
+    near = encode_thermometer(np.array([0.1, 0.2, 0.6, 0.9], np.float32).reshape(1, 4, 1), levels)
+    assert near.tolist() == [0, 0, 0, 0] + [1, 0, 0, 0] + [1, 1, 0, 0] + [1, 1, 1, 1]
     assert np.allclose(decode(bits, (1, levels + 1, 1), levels), f)
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (5, 4, 4, 3), dtype=np.uint8)

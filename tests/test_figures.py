@@ -9,6 +9,7 @@ matplotlib.use("Agg")
 from dtm_lite import DTM, DTMConfig  # noqa: E402
 from dtm_lite.cli import build_parser, main  # noqa: E402
 from dtm_lite.figures import DEFAULT_MODEL, capacity_figure, load_model, samples_figure  # noqa: E402
+from dtm_lite.plots import image_grid  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -30,17 +31,29 @@ def test_load_model_reads_weights_and_checkpoints_and_names_them(dtm, tmp_path):
 
 def test_samples_figure_gives_model_and_lander_statistics(dtm):
     held = np.zeros((8, 6, 6, 3), np.float32)
-    held[:, 1:3, 2:4] = (128 / 255, 102 / 255, 230 / 255)  # one 2x2 purple lander in every frame
-    fig = samples_figure(dtm, held, n=4, label="tiny: 0 batches")
+    held[:, 1:3, 2:4] = (120 / 255, 100 / 255, 220 / 255)  # one 2x2 purple lander in every frame (off-palette)
+    fig = samples_figure(dtm, held, n=4, seed=5, label="tiny: 0 batches")
     titles = [ax.get_title() for ax in fig.axes]
     assert "one blob 100%, stray 0.00 px/frame" in titles[0] and "over 8 frames" in titles[0]
     assert "one blob" in titles[1] and "these 4" in titles[1]
     assert fig._suptitle.get_text().startswith("tiny: 0 batches\nlander size / position distance")
+    # left: the first 4 held-out frames as the palette encoding sees them (the palette's lander colour); right:
+    # the model's 4 samples for the seed; both in one row of a 6-column grid
+    quantized = np.zeros_like(held[:4])
+    quantized[:, 1:3, 2:4] = dtm.encoding.palette.colors[2]
+    np.testing.assert_array_equal(fig.axes[0].images[0].get_array(), image_grid(quantized, ncols=6))
+    np.testing.assert_array_equal(fig.axes[1].images[0].get_array(), image_grid(dtm.generate(4, key=5), ncols=6))
 
 
 def test_capacity_figure_draws_the_model_placement_with_its_name(dtm):
     fig = capacity_figure(dtm.config.preset, dtm.visible, label="tiny")
     assert fig._suptitle.get_text() == "tiny" and "colour 1" in fig.axes[1].get_title()
+    neighbourhood, placement = fig.axes
+    assert neighbourhood.get_title().startswith("20_8: side 20, degree 8")
+    kind = placement.images[0].get_array().ravel()  # 0 = visible, 1 / 2 = hidden colour 0 / 1
+    assert set(np.flatnonzero(kind == 0).tolist()) == set(dtm.visible.tolist())
+    hidden = np.setdiff1d(np.arange(dtm.graph.n_nodes), dtm.visible)
+    np.testing.assert_array_equal(kind[hidden], 1 + dtm.graph.colors[hidden])
 
 
 def test_figures_cli_shows_the_pretrained_model_unless_told(monkeypatch, tmp_path):

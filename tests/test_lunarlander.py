@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import pickle
+from collections import Counter
 
 import numpy as np
 import pytest
 
+from dtm_lite import lunarlander
 from dtm_lite.loader import IteratorDataLoader
 from dtm_lite.lunarlander import (
+    FrameCapture,
     LunarLanderFrames,
     area_weights,
     bilinear_weights,
@@ -145,17 +148,73 @@ def test_heuristic_policy_runs_and_is_deterministic():
     assert_same_episodes(pure[:1], list(LunarLanderFrames(**SMALL, policy="heuristic", num_envs=2))[:1])
 
 
-def test_endless_stream_and_early_close():
-    it = iter(LunarLanderFrames(resolution=8, frames_per_episode=2))
+@pytest.fixture()
+def env_spy(monkeypatch):
+    """Counts what the frame source does to gymnasium: vector envs made and closed, and per sub-env
+    ``FrameCapture`` resets, steps, renders and closes."""
+    counts = Counter()
+    make = LunarLanderFrames._make_vector_env
+
+    def spy_make(self):
+        envs = make(self)
+        counts["made"] += 1
+        close = envs.close
+
+        def spy_close(**kwargs):
+            counts["closed"] += 1
+            return close(**kwargs)
+
+        envs.close = spy_close
+        return envs
+
+    def spy(name):
+        method = getattr(FrameCapture, name)
+
+        def wrapper(self, *args, **kwargs):
+            counts[name] += 1
+            return method(self, *args, **kwargs)
+
+        monkeypatch.setattr(FrameCapture, name, wrapper)
+
+    monkeypatch.setattr(LunarLanderFrames, "_make_vector_env", spy_make)
+    for name in ("reset", "step", "frame", "close"):
+        spy(name)
+    return counts
+
+
+def test_endless_stream_and_early_close(env_spy):
+    it = iter(LunarLanderFrames(resolution=8, frames_per_episode=2, num_envs=2))
     first = [next(it) for _ in range(5)]
-    it.close()  # closes the environments
-    assert len(first) == 5
+    assert [len(e.frames) for e in first] == [2] * 5  # endless: episodes=None never runs dry
+    assert env_spy["made"] == 1 and env_spy["closed"] == 0 and env_spy["close"] == 0  # still open mid-stream
+    it.close()  # runs the generator's finally: closes the vector env and both gymnasium envs in it
+    assert env_spy["closed"] == 1 and env_spy["close"] == 2
+    with pytest.raises(StopIteration):
+        next(it)
+    # a stream that runs out closes them too, and so does dropping a half-read iterator
+    assert len(list(LunarLanderFrames(resolution=8, frames_per_episode=2, episodes=2))) == 2
+    assert env_spy["made"] == 2 and env_spy["closed"] == 2 and env_spy["close"] == 3
+    it = iter(LunarLanderFrames(resolution=8, frames_per_episode=2))
+    next(it)
+    del it
+    assert env_spy["made"] == 3 and env_spy["closed"] == 3 and env_spy["close"] == 4
 
 
-def test_construction_is_lazy_and_picklable():
+def test_construction_is_lazy_and_picklable(env_spy):
     src = LunarLanderFrames(**SMALL, num_envs=2, crop="full")
     clone = pickle.loads(pickle.dumps(src))
     assert clone == src and src.frame_shape == (16, 16, 3)
+    it = iter(LunarLanderFrames(**SMALL))
+    assert sum(env_spy.values()) == 0  # building, pickling and iter() make no env and render nothing
+    for k in (1, 2):
+        episode = next(it)
+        assert len(episode.frames) == SMALL["frames_per_episode"]
+        # only the k episodes pulled were played: one reset each, one step per kept frame, and one render per
+        # reset and step (the last render shows the state after the episode's last kept action)
+        assert env_spy["made"] == 1 and env_spy["reset"] == k
+        assert env_spy["step"] == k * 4 and env_spy["frame"] == k * 5
+    it.close()
+    assert env_spy["reset"] == 2 and env_spy["step"] == 8 and env_spy["closed"] == 1  # nothing after the close
 
 
 @pytest.mark.parametrize(
@@ -186,5 +245,43 @@ def test_feeds_the_loader():
     assert loader.image_shape == (16, 16, 3)
 
 
-def test_frames_per_second_positive():
-    assert frames_per_second(LunarLanderFrames(resolution=8, frames_per_episode=2), 2) > 0
+class FakeClock:
+    """Stands in for the ``time`` module: ``perf_counter`` returns the given readings, once each, and logs
+    each reading in ``events``."""
+
+    def __init__(self, events: list[str], *readings: float):
+        self.events, self.readings = events, iter(readings)
+
+    def perf_counter(self) -> float:
+        self.events.append("clock")
+        return next(self.readings)  # a third reading would raise: the rate is read off exactly two
+
+
+def test_frames_per_second_counts_frames_over_the_clock(monkeypatch):
+    """The rate is (frames in the first n episodes) / (clock at the end - clock at the start)."""
+    events = []
+
+    class Source:
+        iterators = []  # held here, so only an explicit close (not garbage collection) runs the finally
+
+        def __iter__(self):
+            def episodes():
+                try:
+                    for k in (3, 1, 4, 2, 5):
+                        events.append(f"pull {k}")
+                        yield np.zeros((k, 2, 2, 3), np.uint8), np.zeros(k, np.int64), np.zeros(k, np.float32)
+                finally:
+                    events.append("close")
+
+            self.iterators.append(episodes())
+            return self.iterators[-1]
+
+    monkeypatch.setattr(lunarlander, "time", FakeClock(events, 100.0, 102.5))
+    assert frames_per_second(Source(), 3) == (3 + 1 + 4) / 2.5
+    # the clock starts before the source does (start-up included); 3 episodes pulled, none ahead; closed
+    assert events[0] == "clock" and events.count("clock") == 2
+    assert [e for e in events if e != "clock"] == ["pull 3", "pull 1", "pull 4", "close"]
+    monkeypatch.setattr(lunarlander, "time", FakeClock([], 0.0, 4.0))
+    assert frames_per_second(Source(), 8) == 15 / 4.0  # a source with fewer episodes: all of its frames
+    monkeypatch.setattr(lunarlander, "time", FakeClock([], 7.0, 9.0))
+    assert frames_per_second(LunarLanderFrames(resolution=8, frames_per_episode=2), 3) == 3 * 2 / 2.0

@@ -79,9 +79,15 @@ def test_save_trajectory_gif_caption_band_above_the_frames(tmp_path):
 
 
 def test_show_images_returns_figure():
-    fig = show_images(np.random.default_rng(2).random((4, 5, 5, 1)), title="samples")
+    imgs = np.random.default_rng(2).random((4, 5, 5, 1))
+    fig = show_images(imgs, title="samples")
     assert isinstance(fig, Figure)
     assert fig.axes[0].get_title() == "samples"
+    (shown,) = fig.axes[0].images
+    np.testing.assert_array_equal(shown.get_array(), image_grid(imgs))  # the 2 x 2 grid, as image_grid makes it
+    fig = show_images(imgs, ncols=4)
+    np.testing.assert_array_equal(fig.axes[0].images[0].get_array(), image_grid(imgs, ncols=4))
+    assert fig.axes[0].get_title() == ""
 
 
 def write_csv(path, rows):
@@ -110,7 +116,22 @@ def test_plot_metrics_from_csv(tmp_path):
     fig = plot_metrics(str(path))
     titles = [ax.get_title() for ax in fig.axes]
     assert titles == ["FD-PCA", "autocorrelation", "correlation penalty", "marginal error"]
-    assert len(fig.axes[0].lines) == 3 and len(fig.axes[2].lines) == 2
+    epochs = list(range(5))
+    expected = [
+        [("model", [5.0 / (e + 1) for e in epochs]), ("floor (data vs data)", [0.2] * 5),
+         ("independent pixels", [6.0] * 5)],
+        [("autocorr", [0.01 * e for e in epochs])],
+        [("corr_penalty_0", [0.1] * 5), ("corr_penalty_1", [0.2] * 5)],
+        [("marginal_error", [0.05] * 5)],
+    ]  # fmt: skip
+    for ax, panel in zip(fig.axes, expected, strict=True):
+        assert [line.get_label() for line in ax.lines] == [label for label, _ in panel], ax.get_title()
+        for line, (_, values) in zip(ax.lines, panel, strict=True):
+            np.testing.assert_array_equal(line.get_xdata(), epochs)
+            np.testing.assert_allclose(line.get_ydata(), values, rtol=1e-12)
+        assert ax.get_xlabel() == "epoch"
+    assert [line.get_linestyle() for line in fig.axes[0].lines] == ["-", "--", "--"]  # floor and baseline dashed
+    assert fig.axes[0].get_yscale() == "log" and fig.axes[1].get_yscale() == "linear"
     fig.savefig(tmp_path / "metrics.png")
     assert (tmp_path / "metrics.png").stat().st_size > 0
 
@@ -211,5 +232,14 @@ def test_draw_neighbourhood_lines_follow_offsets():
     fig = draw_neighbourhood(graph, node=0)
     ax = fig.axes[0]
     jumps = [line for line in ax.lines if len(line.get_xdata()) == 2]
-    assert len(jumps) == graph.degree  # torus: every offset drawn, unwrapped (past the edge at node 0)
+    # torus: every offset (dx, dy) = (row, column) drawn from node 0, at (x, y) = (0, 0), to (dy, dx): unwrapped,
+    # so some jumps run past the grid edge
+    assert all(line.get_xdata()[0] == 0 and line.get_ydata()[0] == 0 for line in jumps)
+    ends = sorted((int(line.get_ydata()[1]), int(line.get_xdata()[1])) for line in jumps)
+    assert ends == sorted((int(dx), int(dy)) for dx, dy in graph.offsets) and len(ends) == graph.degree
     assert min(min(line.get_xdata()) for line in jumps) < 0
+    (neighbours,) = [line for line in ax.lines if line.get_label() == f"{graph.degree} neighbours"]
+    rows, cols = np.divmod(graph.neighbors(0), graph.side)
+    assert sorted(zip(neighbours.get_ydata(), neighbours.get_xdata(), strict=True)) == sorted(
+        zip(rows, cols, strict=True)
+    )

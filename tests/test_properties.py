@@ -18,12 +18,20 @@ frames = st.tuples(st.integers(1, 4), st.integers(1, 5), st.integers(1, 5), st.i
 
 @given(frames, st.integers(1, 6))
 def test_thermometer_decode_is_nearest_level(f, levels):
-    bits = encode(f, levels) if levels > 1 else encode(f, 1)
+    values = f.reshape(len(f), -1)  # (n, H*W*C) channel values, pixel-major, channel-minor: the bit order
+    bits = encode(f, levels)
+    if levels == 1:  # binary: one bit per value, set iff v / 255 > 0.5, i.e. v >= 128
+        expected = (values >= 128).astype(np.uint8)
+        level = expected
+    else:  # thermometer: the value's nearest level q of 0..L (never a tie: 2 v L is even, 255 (2q + 1) odd)
+        level = np.abs(values[..., None] / 255 - np.arange(levels + 1) / levels).argmin(-1)
+        expected = (np.arange(levels) < level[..., None]).astype(np.uint8).reshape(len(f), -1)  # q ones, then 0s
+    assert bits.dtype == np.uint8
+    np.testing.assert_array_equal(bits, expected)
     dec = decode(bits, f.shape[1:], levels)
-    assert dec.shape == f.shape and set(np.unique(bits)) <= {0, 1}
-    # decoding lands on the nearest of the L + 1 levels (binary: thresholded at 0.5)
-    err = np.abs(dec - f / 255.0)
-    assert err.max() <= (0.5 / levels if levels > 1 else 0.5) + 1e-6
+    assert dec.shape == f.shape
+    np.testing.assert_allclose(dec.reshape(len(f), -1), level / levels, rtol=0, atol=1e-6)  # the nearest level
+    assert np.abs(dec - f / 255.0).max() <= 0.5 / levels + 1e-6
 
 
 @given(st.integers(1, 30_000), st.integers(1, 4), st.integers(0, 100))

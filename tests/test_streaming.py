@@ -1,6 +1,7 @@
 """train_from_iterator: resume equivalence, atomic checkpoints, Ctrl-C, evaluation, the CLI."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -9,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dtm_lite import DTM, DTMConfig, training
+from dtm_lite import DTM, DTMConfig, cli, training
 from dtm_lite.loader import IteratorDataLoader
 from dtm_lite.lunarlander import LunarLanderFrames
 from dtm_lite.training import CHECKPOINT_NAME, EvalSettings, evaluate_dtm
@@ -213,12 +214,90 @@ def test_training_on_lunarlander_improves_fd_pca(tmp_path):
     assert len(lines) == 3 and lines[0].startswith("epoch,batches,seconds,gap,lr,fd_pca")
 
 
-def test_cli_help_documents_every_flag():
-    out = subprocess.run([sys.executable, "-m", "dtm_lite", "train", "--help"], capture_output=True, text=True)
-    assert out.returncode == 0
-    for flag in ["--preset", "--levels", "--diffusion-steps", "--epochs", "--batches-per-epoch", "--out",
-                 "--resume", "--quick", "--seed", "--policy", "--num-envs"]:  # fmt: skip
-        assert flag in out.stdout
+def train_help() -> dict[str, str]:
+    """``python -m dtm_lite train --help`` as {flag: its help text}, unwrapped (a wide terminal)."""
+    env = {**os.environ, "COLUMNS": "1000"}
+    out = subprocess.run([sys.executable, "-m", "dtm_lite", "train", "--help"], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    entries: list[list[str]] = []
+    for line in out.stdout.split("\noptions:\n", 1)[1].splitlines():
+        if line.startswith("  -"):
+            entries.append(re.split(r"\s{2,}", line.strip(), maxsplit=1))
+        elif line.strip():
+            entries[-1].append(line.strip())  # the help of a long invocation, on the next line
+    return {flag: " ".join(rest) for invocation, *rest in entries for flag in re.findall(r"-[\w-]+", invocation)}
+
+
+def resolve(*argv: str) -> tuple[dict, Path]:
+    return cli._resolve(cli.build_parser().parse_args(["train", *argv]), use_env=False)
+
+
+# a non-default value of every string setting (the numbers get default + 3 or + 0.25)
+OTHER_VALUES = {"preset": "50_12", "encoding": "thermometer", "schedule": "linear", "placement": "spatial",
+                "policy": "heuristic"}  # fmt: skip
+
+
+def test_cli_help_documents_every_flag_and_every_flag_takes_effect(tmp_path):
+    helps = train_help()
+    base, base_out = resolve()
+    quick = cli.default_settings(quick=True)
+    assert base == cli.default_settings() and base["quick"] is False
+    assert re.fullmatch(r"runs/lunarlander-\d{8}-\d{6}", base_out.as_posix())
+    checked = {"-h", "--help"}
+
+    def flag_of(name: str) -> str:
+        checked.add("--" + name.replace("_", "-"))
+        return "--" + name.replace("_", "-")
+
+    # the model and data settings: documented with their defaults, and each flag sets its own setting only
+    for name, default, help_ in cli.RUN_ARGS:
+        flag = flag_of(name)
+        assert helps[flag] == f"{help_} (default {default})", flag
+        assert base[name] == default, flag
+        if isinstance(default, bool):
+            no_flag = "--no-" + flag[2:]
+            checked.add(no_flag)
+            assert helps[no_flag] == helps[flag]  # one entry: "--x, --no-x"
+            assert resolve(flag)[0] == {**base, name: True}
+            (tmp_path / "run.json").write_text(json.dumps({name: True}))  # --no-x overrides a resumed run's True
+            assert resolve("--resume", "--out", str(tmp_path))[0][name] is True
+            assert resolve("--resume", "--out", str(tmp_path), no_flag)[0][name] is False
+            assert resolve(no_flag)[0] == {**base, name: False}
+            continue
+        if isinstance(default, str):
+            assert name in OTHER_VALUES, f"give {flag} a non-default value in OTHER_VALUES"
+            value = OTHER_VALUES[name]
+        else:
+            value = default + (3 if isinstance(default, int) else 0.25)
+        assert value != default
+        resolved = resolve(flag, str(value))[0]
+        assert resolved == {**base, name: value} and type(resolved[name]) is type(default), flag
+
+    # the options of the command itself
+    for name in ("epochs", "batches_per_epoch"):
+        assert helps[flag_of(name)].endswith(f"(default {base[name]}; {quick[name]} with --quick)"), name
+    assert helps[flag_of("evaluate_every")].endswith(f"(default {base['evaluate_every']}; 0 = never)")
+    assert resolve("--epochs", "7")[0] == {**base, "epochs": 7, "lr_decay_batches": 7 * base["batches_per_epoch"]}
+    assert resolve("--batches-per-epoch", "9")[0] == {**base, "batches_per_epoch": 9,
+                                                       "lr_decay_batches": base["epochs"] * 9}  # fmt: skip
+    assert resolve("--evaluate-every", "0")[0] == {**base, "evaluate_every": 0}
+    assert helps[flag_of("out")].endswith("(default runs/lunarlander-<time>)")
+    assert resolve("--out", str(tmp_path / "elsewhere")) == (base, tmp_path / "elsewhere")
+    assert helps[flag_of("quick")] == "a tiny run (16x16 frames on 50_12); also set by DTM_LITE_QUICK=1"
+    s = resolve("--quick")[0]
+    assert s == quick != base and s["quick"] is True and (s["resolution"], s["preset"]) == (16, "50_12")
+    assert resolve("--quick", "--epochs", "5")[0]["epochs"] == 5  # explicit flags beat --quick
+    assert helps[flag_of("resume")] == "continue the run in --out (default: the newest in runs/)"
+    (tmp_path / "run.json").write_text(json.dumps({"seed": 9, "lr_decay_batches": 1234}))
+    assert resolve("--resume", "--out", str(tmp_path)) == ({**base, "seed": 9, "lr_decay_batches": 1234}, tmp_path)
+    assert resolve("--resume", "--out", str(tmp_path), "--seed", "4")[0]["seed"] == 4  # flags beat run.json
+    with pytest.raises(SystemExit, match="has no run.json"):
+        resolve("--resume", "--out", str(tmp_path / "elsewhere"))
+    assert helps[flag_of("no_progress")] == "no progress bars"  # a display switch, not a run setting
+    assert cli.build_parser().parse_args(["train", "--no-progress"]).no_progress is True
+    assert cli.build_parser().parse_args(["train"]).no_progress is False
+    assert resolve("--no-progress")[0] == base
+    assert set(helps) == checked  # every flag in the help was checked above, and no checked flag is missing
 
 
 def test_cli_quick_run_and_resume(tmp_path, capsys):

@@ -100,11 +100,30 @@ def test_same_seed_same_samples_across_explorers(dtm):
     np.testing.assert_array_equal(a, b)
 
 
+def rgb(image: np.ndarray) -> np.ndarray:
+    """A (H, W, 1) image in [0, 1] as the uint8 RGB array the figures draw."""
+    return np.repeat(np.round(image * 255).astype(np.uint8), 3, axis=-1)
+
+
 def test_static_figure(dtm):
-    ex = SampleExplorer(dtm, n=3, record_every=EVERY)
+    ex = SampleExplorer(dtm, n=3, record_every=EVERY, label="tiny model")
     fig = ex.figure(n_show=2, columns=5)
     assert isinstance(fig, Figure)
-    assert len(fig.axes) == 2 * 5
+    axes = np.array(fig.axes).reshape(2, 5)  # a row per sample, a column per record
+    final, traj = ex.generation()
+    # 5 of the 2 x 5 records (5 = SWEEPS / EVERY + 1 per step), evenly spread: noisiest step k=1 first, 0 last
+    records = [0, 2, 4, 7, 9]
+    titles = ["k=1, sweep 0", "k=1, sweep 10", "k=1, sweep 20", "k=0, sweep 10", "k=0, sweep 20"]
+    assert [ax.get_title() for ax in axes[0]] == titles and all(ax.get_title() == "" for ax in axes[1])
+    for row in range(2):
+        for ax, record in zip(axes[row], records, strict=True):
+            assert len(ax.images) == 1
+            np.testing.assert_array_equal(ax.images[0].get_array(), rgb(traj[record, row]))
+        np.testing.assert_array_equal(axes[row, -1].images[0].get_array(), rgb(final[row]))  # ends on the sample
+    assert fig._suptitle.get_text() == "tiny model\nGibbs trajectory of generation (β 0.8 → 1.2, seed 0)"
+    fig = ex.figure(n_show=1, columns=5, beta=(0.5, 0.5), seed=4)  # another generation, named in the title
+    np.testing.assert_array_equal(fig.axes[-1].images[0].get_array(), rgb(ex.generation((0.5, 0.5), 4)[0][0]))
+    assert fig._suptitle.get_text().endswith("(β 0.5 → 0.5, seed 4)")
 
 
 def test_single_step_model_disables_step_slider():
@@ -115,7 +134,14 @@ def test_single_step_model_disables_step_slider():
     assert ex.controls["step"].disabled
     ex.controls["sweep"].value = 0
     assert ex.frames().shape == (2, 4, 4, 1)
-    assert len(ex.figure(n_show=1).axes) >= 2
+    fig = ex.figure(n_show=1, columns=4)
+    # one step: sweeps 0 .. 8 recorded every 1 (the default for 8 sweeps), shown log-spaced from the start
+    final, traj = ex.generation()
+    assert len(traj) == 9
+    assert [ax.get_title() for ax in fig.axes] == ["sweep 0", "sweep 1", "sweep 3", "sweep 8"]  # no "k="
+    for ax, record in zip(fig.axes, [0, 1, 3, 8], strict=True):
+        np.testing.assert_array_equal(ax.images[0].get_array(), rgb(traj[record, 0]))
+    np.testing.assert_array_equal(fig.axes[-1].images[0].get_array(), rgb(final[0]))
 
 
 def test_load_explorer_model_takes_first_existing(dtm, tmp_path):
