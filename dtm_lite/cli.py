@@ -54,6 +54,13 @@ RUN_ARGS: list[tuple[str, Any, str]] = [
 ]
 
 
+# settings of the run and its data stream that DTMConfig does not check: refused before anything is written
+STREAM_MINIMUMS = {
+    "epochs": 1, "batches_per_epoch": 1, "evaluate_every": 0, "num_envs": 1, "frame_stride": 1,
+    "episodes_per_epoch": 1, "shuffle_buffer": 0, "holdout_episodes": 1,
+}  # fmt: skip
+
+
 def _add_run_args(p: argparse.ArgumentParser) -> None:
     for name, default, help_ in RUN_ARGS:
         flag = "--" + name.replace("_", "-")
@@ -126,6 +133,9 @@ def _resolve(args: argparse.Namespace, use_env: bool = True) -> tuple[dict[str, 
         value = getattr(args, key, None)
         if value is not None:
             settings[key] = value
+    for name, lo in STREAM_MINIMUMS.items():  # the model's fields are checked by DTMConfig itself
+        if settings[name] < lo:
+            raise SystemExit(f"--{name.replace('_', '-')} must be >= {lo}, got {settings[name]}")
     settings["quick"] = quick
     # the learning-rate decay spans the batches planned when the run started; a resumed run keeps it
     settings.setdefault("lr_decay_batches", settings["epochs"] * settings["batches_per_epoch"])
