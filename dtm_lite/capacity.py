@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 from .graph import PRESETS, GridGraph
+from .validation import check_int
 
 
 class CapacityError(ValueError):
@@ -25,10 +26,7 @@ def visible_capacity(graph: GridGraph) -> int:
 
 
 def _bits(n_pixels: int, levels: int, n_labels: int) -> int:
-    for name, v, lo in (("n_pixels", n_pixels, 1), ("levels", levels, 1), ("n_labels", n_labels, 0)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-            raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
-    return n_pixels * levels + n_labels
+    return check_int("n_pixels", n_pixels, 1) * check_int("levels", levels, 1) + check_int("n_labels", n_labels, 0)
 
 
 def required_side(n_pixels: int, levels: int = 1, n_labels: int = 0) -> int:

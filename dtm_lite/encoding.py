@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from .validation import check_int
+
 
 def to_unit_float(frames: np.ndarray, *, name: str = "frames") -> np.ndarray:
     """Frames ``(..., H, W, C)`` as float32 in [0, 1]; uint8 is divided by 255, floats are checked.
@@ -64,7 +66,7 @@ def encode_binary(frames: np.ndarray, threshold: float = 0.5) -> np.ndarray:
 
 def encode_thermometer(frames: np.ndarray, levels: int) -> np.ndarray:
     """``(..., H, W, C)`` -> uint8 bits ``(..., H*W*C*L)``; ``q = round(v L)``, ``b_t = [q > t]``."""
-    _check_levels(levels)
+    levels = check_int("levels", levels, 1)
     v = to_unit_float(frames)
     q = np.rint(v * levels).astype(np.int32)
     bits = (q[..., None] > np.arange(levels)).astype(np.uint8)
@@ -73,7 +75,7 @@ def encode_thermometer(frames: np.ndarray, levels: int) -> np.ndarray:
 
 def encode(frames: np.ndarray, levels: int = 1, threshold: float = 0.5) -> np.ndarray:
     """Binary threshold for ``levels == 1``, thermometer code otherwise."""
-    _check_levels(levels)
+    levels = check_int("levels", levels, 1)
     return encode_binary(frames, threshold) if levels == 1 else encode_thermometer(frames, levels)
 
 
@@ -82,7 +84,7 @@ def decode(bits: np.ndarray, image_shape: tuple[int, int, int], levels: int = 1)
 
     Spins in {-1, +1} are accepted too (any value > 0 is a 1).
     """
-    _check_levels(levels)
+    levels = check_int("levels", levels, 1)
     h, w, c = image_shape
     b = np.asarray(bits)
     n_bits = h * w * c * levels
@@ -98,11 +100,6 @@ def n_bits(image_shape: tuple[int, int, int], levels: int = 1) -> int:
     """Visible spins needed for one image: ``H * W * C * L``."""
     h, w, c = image_shape
     return h * w * c * levels
-
-
-def _check_levels(levels: int) -> None:
-    if isinstance(levels, bool) or not isinstance(levels, int | np.integer) or levels < 1:
-        raise ValueError(f"levels must be a positive integer (1 = binary), got {levels!r}")
 
 
 def palette_colors(colors: Any) -> tuple[tuple[float, float, float], ...]:
@@ -216,7 +213,7 @@ class Encoding:
         if len(shape) != 3 or min(shape) < 1:
             raise ValueError(f"image_shape must be (H, W, C) with positive sizes, got {self.image_shape!r}")
         object.__setattr__(self, "image_shape", shape)
-        _check_levels(self.levels)
+        object.__setattr__(self, "levels", check_int("levels", self.levels, 1))
         if self.kind == "binary" and self.levels != 1:
             raise ValueError(
                 f"encoding 'binary' has one bit per channel value, but levels = {self.levels}; "

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .validation import check_int
+
 JUMPS_A: tuple[tuple[int, int], ...] = ((0, 1), (4, 1), (10, 9), (11, 14), (23, 6))
 JUMPS_B: tuple[tuple[int, int], ...] = (
     (0, 1), (6, 1), (12, 5), (11, 14), (23, 6), (3, 28), (6, 33), (20, 35), (34, 29), (47, 20),
@@ -96,9 +98,7 @@ class GridGraph:
     edge_offset: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        side = self.side
-        if isinstance(side, bool) or not isinstance(side, int | np.integer) or side < 2:
-            raise ValueError(f"side must be an integer >= 2, got {side!r}")
+        side = check_int("side", self.side, 2)
         jumps = tuple((int(dx), int(dy)) for dx, dy in self.jumps)
         if not jumps:
             raise ValueError("a grid graph needs at least one jump, e.g. [(0, 1)]")

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from dtm_lite.encoding import Encoding, encode
+from dtm_lite.validation import check_int
 
 Preprocess = Callable[[np.ndarray], np.ndarray]
 
@@ -77,12 +78,12 @@ class IteratorDataLoader:
         encoding: Encoding | None = None,
         encode: bool = True,
     ):
-        _check_int(batch_size, "batch_size", minimum=1)
-        _check_int(n_grayscale_levels, "n_grayscale_levels", minimum=1)
+        batch_size = check_int("batch_size", batch_size, 1)
+        n_grayscale_levels = check_int("n_grayscale_levels", n_grayscale_levels, 1)
         if max_batches_per_epoch is not None:
-            _check_int(max_batches_per_epoch, "max_batches_per_epoch", minimum=1)
-        _check_int(shuffle_buffer, "shuffle_buffer", minimum=0)
-        _check_int(seed, "seed", minimum=0)
+            max_batches_per_epoch = check_int("max_batches_per_epoch", max_batches_per_epoch, 1)
+        shuffle_buffer = check_int("shuffle_buffer", shuffle_buffer, 0)
+        seed = check_int("seed", seed, 0)
         if not 0.0 <= threshold < 1.0:
             raise ValueError(f"threshold must lie in [0, 1), got {threshold!r}")
         if image_preprocessing is not None and not callable(image_preprocessing):
@@ -302,8 +303,3 @@ def _check_values(arr: np.ndarray, where: str) -> None:
             "Cast explicitly: x.astype(np.uint8) for 0..255 integers, x.astype(np.float32) for 0/1 masks"
         )
     raise ValueError(f"{where} has dtype {arr.dtype}; use uint8 in [0, 255] or floats in [0, 1]")
-
-
-def _check_int(value: Any, name: str, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")

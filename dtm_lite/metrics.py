@@ -43,6 +43,7 @@ import numpy as np
 from scipy import ndimage, stats
 
 from .encoding import to_unit_float
+from .validation import check_int
 
 Rng = np.random.Generator | int | None
 
@@ -373,8 +374,7 @@ def object_stats(images: np.ndarray, cls: ObjectClass = LANDER, min_size: int = 
     Components are 8-connected (diagonal neighbours join) within a frame, found by ``scipy.ndimage.label``
     on the whole batch at once with a structuring element that never links two frames.
     """
-    if isinstance(min_size, bool) or not isinstance(min_size, int | np.integer) or min_size < 1:
-        raise ValueError(f"min_size must be an integer >= 1, got {min_size!r}")
+    min_size = check_int("min_size", min_size, 1)
     mask = cls.mask(images)
     n, h, w = mask.shape
     structure = np.zeros((3, 3, 3), bool)

@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .graph import GridGraph
+from .validation import check_int
 
 Array = jax.Array
 
@@ -368,14 +369,8 @@ def gibbs_sample(
                 f"clamped must be a bool mask of shape ({graph.n_nodes},) or {s.shape}, "
                 f"got {clamped.dtype} {clamped.shape}"
             )
-    for name, v, lo in (
-        ("n_warmup", n_warmup, 0),
-        ("n_samples", n_samples, 1),
-        ("steps_per_sample", steps_per_sample, 1),
-    ):
-        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < lo:
-            raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+    n_warmup = check_int("n_warmup", n_warmup, 0)
+    n_samples = check_int("n_samples", n_samples, 1)
+    steps_per_sample = check_int("steps_per_sample", steps_per_sample, 1)
     betas = beta_schedule(beta, n_sweeps(n_warmup, n_samples, steps_per_sample))
-    return _gibbs_sample_jit(
-        key, lattice(graph), w, b, s, clamped, betas, int(n_warmup), int(n_samples), int(steps_per_sample)
-    )
+    return _gibbs_sample_jit(key, lattice(graph), w, b, s, clamped, betas, n_warmup, n_samples, steps_per_sample)

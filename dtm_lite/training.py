@@ -54,6 +54,7 @@ from .diffusion import training_pair
 from .files import atomic_write
 from .metrics import FDPCA, LANDER, ObjectClass, autocorrelation, autocorrelation_scalar, compare_objects, evaluate
 from .regularization import adaptive_correlation_penalty
+from .validation import check_int
 
 if TYPE_CHECKING:
     from .dtm import DTM
@@ -81,8 +82,10 @@ class EvalSettings:
             raise ValueError(f"object_class must be a dtm_lite.metrics.ObjectClass or None, got {self.object_class!r}")
         for name in ("n_samples", "n_components", "autocorr_chains", "autocorr_sweeps", "autocorr_every",
                      "object_min_size"):  # fmt: skip
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1")
+            v = check_int(name, getattr(self, name))  # a Python or NumPy integer, stored as an int
+            if v < 1:  # kept wording: tests/test_objects.py matches "object_min_size must be >= 1"
+                raise ValueError(f"{name} must be >= 1, got {v!r}")
+            object.__setattr__(self, name, v)
         if self.autocorr_sweeps % self.autocorr_every:
             raise ValueError("autocorr_every must divide autocorr_sweeps")
         lo, hi = self.autocorr_window
@@ -421,10 +424,10 @@ def train_from_iterator(
 
     Ctrl-C (in the main thread) stops training after the current batch; a second Ctrl-C stops at once.
     """
-    for name, v, lo in (("n_epochs", n_epochs, 1), ("batches_per_epoch", batches_per_epoch, 1),
-                        ("evaluate_every", evaluate_every, 0), ("prefetch", prefetch, 0)):  # fmt: skip
-        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < lo:
-            raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+    n_epochs = check_int("n_epochs", n_epochs, 1)
+    batches_per_epoch = check_int("batches_per_epoch", batches_per_epoch, 1)
+    evaluate_every = check_int("evaluate_every", evaluate_every, 0)
+    prefetch = check_int("prefetch", prefetch, 0)
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs checkpoint_dir")
     settings = eval_settings or EvalSettings()
