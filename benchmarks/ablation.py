@@ -49,6 +49,7 @@ import jax
 import numpy as np
 
 from dtm_lite import DTM, DTMConfig, EvalSettings, LunarLanderFrames
+from dtm_lite.lunarlander import holdout_frames
 from dtm_lite.plots import image_rows
 from dtm_lite.training import Holdout, evaluate_dtm, step_autocorrelation, train_from_iterator
 
@@ -112,10 +113,7 @@ def make_data(resolution: int, n_train: int, holdout_episodes: int = 256, seed: 
             break
     train = np.concatenate(chunks)[:n_train]
     train = train[np.random.default_rng(seed).permutation(len(train))]
-    held = LunarLanderFrames(
-        resolution=resolution, frames_per_episode=4, episodes=holdout_episodes, seed=10**9 + seed, frame_stride=16
-    )
-    holdout = np.concatenate([ep.frames for ep in held])
+    holdout = holdout_frames(resolution, holdout_episodes, seed=seed)  # the CLI's hold-out for this seed
     info = {
         "resolution": resolution, "train_frames": len(train), "train_episodes": len(chunks),
         "holdout_frames": len(holdout), "holdout_episodes": holdout_episodes, "seed": seed, "policy": "random",

@@ -17,8 +17,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 QUICK_ENV = "DTM_LITE_QUICK"
 
 # (argument, default, help) for the model and data; saved to run.json so --resume rebuilds the same run.
@@ -225,33 +223,26 @@ def _check_resume(config, ckpt: Path) -> None:
 
 def _train(dtm, s: dict[str, Any], out: Path, args: argparse.Namespace) -> None:
     from .loader import IteratorDataLoader
-    from .lunarlander import LunarLanderFrames
+    from .lunarlander import holdout_frames, training_stream
     from .plots import plot_metrics
     from .training import CHECKPOINT_NAME, EvalSettings
 
     res = s["resolution"]
 
-    def frames(epoch: int, episodes: int, seed: int) -> LunarLanderFrames:
-        return LunarLanderFrames(
-            resolution=res, frames_per_episode=32, episodes=episodes, seed=seed, policy=s["policy"],
-            num_envs=s["num_envs"], frame_stride=s["frame_stride"],
-        )  # fmt: skip
-
     def factory(epoch: int) -> IteratorDataLoader:
-        stream = frames(epoch, s["episodes_per_epoch"], s["seed"] * 1_000_003 + epoch * s["episodes_per_epoch"])
+        stream = training_stream(
+            res, epoch, s["episodes_per_epoch"], s["seed"], policy=s["policy"], num_envs=s["num_envs"],
+            frame_stride=s["frame_stride"],
+        )  # fmt: skip
         return IteratorDataLoader(
             stream, s["batch_size"], encoding=dtm.encoding, max_batches_per_epoch=s["batches_per_epoch"],
             shuffle_buffer=s["shuffle_buffer"], seed=s["seed"] + epoch, image_shape=(res, res, 3),
         )  # fmt: skip
 
     t0 = time.perf_counter()
-    holdout_stream = LunarLanderFrames(
-        # few frames from many episodes, spread over the steps the training frames cover (32 x stride),
-        # so that the two held-out halves are close to independent samples of the same distribution
-        resolution=res, frames_per_episode=4, episodes=s["holdout_episodes"], seed=10**9 + s["seed"],
-        policy=s["policy"], frame_stride=8 * s["frame_stride"],
-    )  # fmt: skip
-    holdout = np.concatenate([ep.frames for ep in holdout_stream])
+    holdout = holdout_frames(
+        res, s["holdout_episodes"], seed=s["seed"], policy=s["policy"], frame_stride=s["frame_stride"]
+    )
     print(f"held-out frames: {len(holdout)} from {s['holdout_episodes']} episodes ({time.perf_counter() - t0:.1f} s)")
 
     history = dtm.train_from_iterator(

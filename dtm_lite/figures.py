@@ -22,7 +22,7 @@ import numpy as np
 
 from .dtm import DTM
 from .graph import GridGraph
-from .lunarlander import LunarLanderFrames, crop_frame, resize_area, resize_bilinear
+from .lunarlander import LunarLanderFrames, crop_frame, holdout_frames, resize_area, resize_bilinear
 from .training import CHECKPOINT_NAME
 
 DEFAULT_MODEL = "lunarlander"
@@ -134,8 +134,7 @@ def make_figures(
     dtm, source = load_model(run_dir / CHECKPOINT_NAME if model is None else model)
     label = model_label(dtm, source)
     res = dtm.config.image_shape[0]
-    held = np.concatenate([e.frames for e in LunarLanderFrames(resolution=res, frames_per_episode=4, episodes=64,
-                                                               seed=10**9 + 12345, frame_stride=16)])  # fmt: skip
+    held = holdout_frames(res, 64, seed=12345)  # the CLI's hold-out, its own seeds (from 10**9 + 12345)
     sweeps = dtm.config.generation_sweeps
     _, traj = dtm.generate(12, key=seed, return_trajectory=True, record_every=max(1, sweeps // 40))
     paths = [

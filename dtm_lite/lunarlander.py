@@ -32,6 +32,8 @@ import numpy as np
 from gymnasium.envs.box2d.lunar_lander import heuristic
 from gymnasium.vector import AutoresetMode
 
+from .validation import check_int
+
 RENDER_HW = (400, 600)  # LunarLander-v3 rgb_array frames are (400, 600, 3)
 N_ACTIONS = 4  # noop, left engine, main engine, right engine
 POLICIES = ("random", "heuristic")
@@ -170,9 +172,8 @@ def crop_frame(frames: np.ndarray, crop: str | tuple[int, int, int, int] = "cent
     return frames[..., top:bottom, left:right, :]
 
 
-def _check_size(n: int, what: str) -> None:
-    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
-        raise ValueError(f"{what} must be a positive integer, got {n!r}")
+def _check_size(n: int, what: str) -> int:
+    return check_int(what, n, 1)
 
 
 def _check_hw(out_hw: tuple[int, int]) -> tuple[int, int]:
@@ -315,12 +316,10 @@ class LunarLanderFrames:
 
     def __post_init__(self) -> None:
         for name in ("resolution", "frames_per_episode", "num_envs", "frame_stride"):
-            _check_size(getattr(self, name), name)
-        if self.episodes is not None:
-            if isinstance(self.episodes, bool) or not isinstance(self.episodes, int) or self.episodes < 0:
-                raise ValueError(f"episodes must be a non-negative integer or None (endless), got {self.episodes!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int | np.integer) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+            object.__setattr__(self, name, check_int(name, getattr(self, name), 1))
+        if self.episodes is not None:  # None: endless
+            object.__setattr__(self, "episodes", check_int("episodes", self.episodes, 0))
+        object.__setattr__(self, "seed", check_int("seed", self.seed, 0))
         if self.policy not in POLICIES:
             raise ValueError(f"policy must be one of {POLICIES}, got {self.policy!r}")
         if not 0.0 <= self.epsilon <= 1.0:
@@ -437,3 +436,67 @@ def frames_per_second(source: LunarLanderFrames, n_episodes: int = 8) -> float:
             break
     it.close()
     return count / (time.perf_counter() - t0)
+
+
+# -----------------------------------------------------------------------------
+# the training stream and the hold-out of `python -m dtm_lite train` (one owner for their seeds)
+
+TRAIN_FRAMES_PER_EPISODE = 32  # frames kept from each training episode
+EPOCH_SEED_STRIDE = 1_000_003  # training episodes of run seed s start at seed s * EPOCH_SEED_STRIDE
+HOLDOUT_SEED_BASE = 10**9  # hold-out episodes of seed s start at HOLDOUT_SEED_BASE + s: never trained on
+HOLDOUT_FRAMES_PER_EPISODE = 4  # frames kept from each hold-out episode
+HOLDOUT_STRIDE_FACTOR = 8  # hold-out frames are HOLDOUT_STRIDE_FACTOR * frame_stride steps apart
+
+
+def training_stream(
+    resolution: int,
+    epoch: int,
+    episodes_per_epoch: int,
+    seed: int,
+    policy: str = "random",
+    num_envs: int = 1,
+    frame_stride: int = 2,
+) -> LunarLanderFrames:
+    """The episodes of training epoch ``epoch`` of a run with seed ``seed``, as ``python -m dtm_lite train``
+    streams them: ``episodes_per_epoch`` episodes of up to 32 frames (every ``frame_stride``-th step) whose
+    env seeds start at ``seed * 1_000_003 + epoch * episodes_per_epoch``: every epoch plays fresh episodes,
+    and runs with different seeds share none in their first 1_000_003 episodes. Deterministic and
+    re-iterable (a ``LunarLanderFrames``)."""
+    if isinstance(epoch, bool) or not isinstance(epoch, int | np.integer) or epoch < 0:
+        raise ValueError(f"epoch must be a non-negative integer, got {epoch!r}")
+    _check_size(episodes_per_epoch, "episodes_per_epoch")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    first = int(seed) * EPOCH_SEED_STRIDE + int(epoch) * int(episodes_per_epoch)
+    return LunarLanderFrames(
+        resolution=resolution, frames_per_episode=TRAIN_FRAMES_PER_EPISODE, episodes=episodes_per_epoch,
+        seed=first, policy=policy, num_envs=num_envs, frame_stride=frame_stride,
+    )  # fmt: skip
+
+
+def holdout_stream(
+    resolution: int, episodes: int, seed: int = 0, policy: str = "random", frame_stride: int = 2
+) -> LunarLanderFrames:
+    """The hold-out episodes of ``python -m dtm_lite train``: ``episodes`` episodes of env seeds from
+    ``10**9 + seed`` (never in a training stream), 4 frames each, ``8 * frame_stride`` steps apart.
+
+    A few frames from many episodes, spread over the steps the training frames cover (32 x
+    ``frame_stride``), so the two halves of the hold-out are close to independent samples of the training
+    frames' distribution. ``frame_stride`` is the training stream's stride."""
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    _check_size(frame_stride, "frame_stride")
+    return LunarLanderFrames(
+        resolution=resolution, frames_per_episode=HOLDOUT_FRAMES_PER_EPISODE, episodes=episodes,
+        seed=HOLDOUT_SEED_BASE + int(seed), policy=policy, frame_stride=HOLDOUT_STRIDE_FACTOR * frame_stride,
+    )  # fmt: skip
+
+
+def holdout_frames(
+    resolution: int, episodes: int, seed: int = 0, policy: str = "random", frame_stride: int = 2
+) -> np.ndarray:
+    """The frames of ``holdout_stream(resolution, episodes, seed, policy, frame_stride)`` concatenated:
+    uint8 ``(n, resolution, resolution, 3)`` with ``n <= 4 * episodes`` (an episode that ends early gives
+    fewer). What ``python -m dtm_lite train`` evaluates on."""
+    _check_size(episodes, "episodes")
+    return np.concatenate([ep.frames for ep in holdout_stream(resolution, episodes, seed, policy, frame_stride)])

@@ -289,7 +289,7 @@ def train_tiny_model(batches: int = 30, seed: int = 0, progress: bool = False, *
     """A tiny DTM (``tiny_config``) trained on ``batches`` batches of LunarLander frames (random policy)."""
     from .dtm import DTM
     from .loader import IteratorDataLoader
-    from .lunarlander import LunarLanderFrames
+    from .lunarlander import training_stream
     from .training import train_from_iterator
 
     config = tiny_config(lr_decay_batches=max(batches, 1), seed=seed, **overrides)
@@ -297,8 +297,7 @@ def train_tiny_model(batches: int = 30, seed: int = 0, progress: bool = False, *
     res = config.image_shape[0]
 
     def factory(epoch: int) -> IteratorDataLoader:
-        frames = LunarLanderFrames(resolution=res, frames_per_episode=32, episodes=4 * batches + 8,
-                                   seed=seed * 1_000_003, frame_stride=2)  # fmt: skip
+        frames = training_stream(res, 0, 4 * batches + 8, seed)  # epoch 0 of the CLI's stream for this seed
         return IteratorDataLoader(frames, config.batch_size, max_batches_per_epoch=batches, shuffle_buffer=256,
                                   seed=seed, image_shape=config.image_shape)  # fmt: skip
 
