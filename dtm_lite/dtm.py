@@ -671,6 +671,18 @@ class DTM:
             raise ValueError(f"no pretrained model named {name!r}; available: {', '.join(names) or 'none'}")
         return cls.load_weights(PRETRAINED_DIR / f"{name}.npz")
 
+    def restore(self, path: str | os.PathLike) -> dict[str, Any]:
+        """Continue from a checkpoint of this same model (:meth:`save`): its parameters, optimiser state,
+        counters, correlation penalty and RNG state replace this model's. Returns the checkpoint's ``extra``.
+        A checkpoint made with another config is refused, naming the fields that differ."""
+        loaded, extra = type(self).load_with_extra(path)
+        if loaded.config != self.config:
+            diff = {k: (v, getattr(loaded.config, k)) for k, v in self.config.to_dict().items()
+                    if getattr(loaded.config, k) != getattr(self.config, k)}  # fmt: skip
+            raise ValueError(f"checkpoint {path} was made with another config (this run, checkpoint): {diff}")
+        self.state, self.corr_penalty, self._gen_key = loaded.state, loaded.corr_penalty, loaded._gen_key
+        return extra
+
     @classmethod
     def load(cls, path: str | os.PathLike) -> DTM:
         """A DTM restored from :meth:`save`: same config, parameters, optimiser state, counters and RNG."""

@@ -692,14 +692,8 @@ def _summary(row: dict[str, Any], settings: EvalSettings | None = None) -> str:
 
 
 def _restore(dtm: DTM, ckpt: Path) -> _Progress:
-    from .dtm import DTM as _DTM
-
-    loaded, extra = _DTM.load_with_extra(ckpt)
-    if loaded.config != dtm.config:
-        diff = {k: (v, getattr(loaded.config, k)) for k, v in dtm.config.to_dict().items()
-                if getattr(loaded.config, k) != getattr(dtm.config, k)}  # fmt: skip
-        raise ValueError(f"checkpoint {ckpt} was made with another config (this run, checkpoint): {diff}")
-    dtm.state, dtm.corr_penalty, dtm._gen_key = loaded.state, loaded.corr_penalty, loaded._gen_key
+    """Load ``ckpt`` into ``dtm`` (:meth:`DTM.restore`) and read where its run stood."""
+    extra = dtm.restore(ckpt)
     done = int(extra["batches_done"])
     return _Progress(
         epoch=int(extra["epoch"]),
