@@ -189,7 +189,7 @@ def run_variant(
         "name": name, "from": None, "overrides": overrides, "T": config.num_diffusion_steps,
         "encoding": config.encoding, "preset": config.preset, "n_visible": config.n_visible,
         "sweeps_per_phase": config.sweeps_per_phase, "generation_beta": config.generation_beta,
-        "batches": dtm.state.step, "epochs": n_epochs, **metrics,
+        "batches": dtm.batches_trained, "epochs": n_epochs, **metrics,
         "autocorr": autocorr, "corr_penalty": [float(c) for c in dtm.corr_penalty], "gap": history[-1].get("gap"),
         "train_minutes": train_s / 60,
         "seconds_per_batch": float(np.median(step_seconds[1:] or step_seconds)),  # the first one compiles

@@ -1,15 +1,24 @@
 """Command line: ``python -m dtm_lite train`` trains a DTM on streaming LunarLander frames;
 ``python -m dtm_lite figures`` makes the README's figures from a run.
 
-Defaults are the seed's configuration (32x32 RGB binary on 80_12, batch 50, 300 warm-up sweeps,
-30 samples 6 sweeps apart, learning rate 0.03) for as many epochs as fit in about 10 minutes on a
-2-core CPU. Everything goes to a run folder: ``run.json`` (the arguments), ``latest.npz`` (checkpoint),
-``metrics.csv``, sample grids and denoising GIFs, and ``metrics.png``.
+The model is ``DTMConfig.lunarlander()`` (32x32 RGB frames in
+LunarLander's 4-colour palette on 80_12, batch 50, 300 warm-up sweeps, 30 samples 6 sweeps apart,
+learning rate 0.03; ``--quick``: ``DTMConfig.quick()``), trained for 20 epochs of 100 batches. Every
+``DTMConfig`` field is a flag of its own name (``--num-diffusion-steps 4``, ``--learning-rate 0.01``,
+``--image-shape 24 24 3``). Everything goes to a run folder: ``run.json`` (the model config and the stream
+settings, so that ``--resume`` rebuilds the same run), ``latest.npz`` (checkpoint), ``metrics.csv``, sample
+grids and denoising GIFs, and ``metrics.png``.
+
+``--condition label`` trains a labelled model (``n_classes`` 3) on the frames with their simulator ``"zone"``
+label (left of the pad, over it, right of it); ``--condition world`` a world model (``n_actions`` 4) on
+``(frame, action, next frame)`` transitions, each action held for the frame stride; both on the same episodes
+as the default run (README: Conditioning; notebook 06).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -17,56 +26,138 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .batch_size import AUTO
+from .dtm import DTMConfig
+
 QUICK_ENV = "DTM_LITE_QUICK"
 
-# (argument, default, help) for the model and data; saved to run.json so --resume rebuilds the same run.
-RUN_ARGS: list[tuple[str, Any, str]] = [
-    ("preset", "80_12", "graph preset side_degree; must hold the encoding's visible spins"),
-    ("resolution", 32, "frame side in pixels (frames are resolution x resolution x 3)"),
-    (
-        "encoding",
-        "palette",
-        "binary, thermometer or palette (LunarLander's 4 colours, 2 bits a pixel); auto: by --levels",
-    ),
-    ("levels", 1, "spins per channel value: 1 = binary threshold, L > 1 = thermometer code"),
-    ("diffusion_steps", 1, "number of diffusion steps T (1 = a plain EBM)"),
-    ("schedule", "log", "time grid: log or linear"),
-    ("batch_size", 50, "frames per batch"),
-    ("warmup", 300, "Gibbs sweeps before the first sample of each phase"),
-    ("samples", 30, "samples per phase"),
-    ("steps_per_sample", 6, "sweeps between samples"),
-    ("generation_sweeps", 400, "sweeps per diffusion step when generating"),
-    ("lr", 0.03, "peak learning rate (cosine decay over all batches to 0.2 of it)"),
-    ("image_rate", 0.8, "forward-process rate lambda"),
-    ("diffusion_offset", 0.1, "diffusion offset delta"),
-    ("corr_penalty", 0.0, "initial correlation penalty (with --adaptive-penalty at least cp_min = 1e-3)"),
-    ("adaptive_penalty", False, "adapt the correlation penalty from the held-out autocorrelation each epoch"),
-    ("placement", "planes", "visible sites: planes (neighbouring pixels coupled directly), spatial, raster, random"),
-    ("seed", 0, "seed of the model, the data stream and the evaluation"),
-    ("policy", "random", "LunarLander policy: random or heuristic"),
-    ("num_envs", 1, "gymnasium vector envs generating episodes"),
-    ("frame_stride", 2, "keep every k-th simulator step"),
-    ("episodes_per_epoch", 200, "episodes the stream offers each epoch (new seeds every epoch)"),
-    ("shuffle_buffer", 1024, "frames in the seeded shuffle buffer"),
-    ("holdout_episodes", 256, "held-out episodes (other seeds) for evaluation, 4 frames each"),
-]
-
-
-# settings of the run and its data stream that DTMConfig does not check: refused before anything is written
+# the run and its data stream, which DTMConfig does not hold: name: (default, default with --quick, help)
+STREAM_SETTINGS: dict[str, tuple[Any, Any, str]] = {
+    "epochs": (20, 2, "total epochs"),
+    "batches_per_epoch": (100, 8, "batches per epoch"),
+    "evaluate_every": (2, 1, "evaluate every N epochs, 0 = never"),
+    "policy": ("random", "random", "LunarLander policy: random or heuristic"),
+    "num_envs": (1, 1, "gymnasium vector envs generating episodes"),
+    "frame_stride": (2, 2, "keep every k-th simulator step"),
+    "episodes_per_epoch": (200, 40, "episodes the stream offers each epoch (new seeds every epoch)"),
+    "shuffle_buffer": (1024, 256, "frames in the seeded shuffle buffer"),
+    "holdout_episodes": (256, 96, "held-out episodes (other seeds) for evaluation, 4 frames each"),
+}
+# their smallest values (DTMConfig checks the model's fields itself): refused before anything is written
 STREAM_MINIMUMS = {
     "epochs": 1, "batches_per_epoch": 1, "evaluate_every": 0, "num_envs": 1, "frame_stride": 1,
     "episodes_per_epoch": 1, "shuffle_buffer": 0, "holdout_episodes": 1,
 }  # fmt: skip
 
+# the names that runs started before the flags were named after DTMConfig's fields used, as flags and in
+# run.json; plus "resolution" N, which meant image_shape (N, N, 3), and encoding "auto", which meant unset
+LEGACY_NAMES = {
+    "levels": "grayscale_levels", "diffusion_steps": "num_diffusion_steps", "warmup": "steps_warmup",
+    "samples": "n_samples", "lr": "learning_rate",
+}  # fmt: skip
+UNSET = "auto"  # the flag value of a field left unset (None): encoding
+# --condition: what the model conditions on, and so which stream it trains on (README: Conditioning)
+CONDITIONS = ("none", "label", "world")
+LABEL_KIND, N_ZONES = "zone", 3  # label: LunarLanderFrames(label="zone"), 0 left of the pad, 1 over it, 2 right
+N_ACTIONS = 4  # world: LunarLander's actions (noop, left engine, main engine, right engine)
+_NULLABLE = {f.name for f in dataclasses.fields(DTMConfig) if f.default is None}
 
-def _add_run_args(p: argparse.ArgumentParser) -> None:
-    for name, default, help_ in RUN_ARGS:
-        flag = "--" + name.replace("_", "-")
-        if isinstance(default, bool):
-            action = argparse.BooleanOptionalAction
-            p.add_argument(flag, action=action, default=None, help=f"{help_} (default {default})")
-        else:
-            p.add_argument(flag, type=type(default), default=None, help=f"{help_} (default {default})")
+# what the command adds to a field's own help; the metavars of the tuple fields (the others: by type)
+FLAG_NOTES = {
+    "encoding": f"{UNSET} = unset",
+    "image_shape": "LunarLander frames are square RGB: H = W, C = 3",
+    "lr_decay_batches": "unless set: --epochs x --batches-per-epoch when the run started",
+    "batch_size": f"{AUTO} = the largest multiple of the device count that fits --memory-budget a device",
+}
+METAVARS: dict[str, Any] = {
+    "image_shape": ("H", "W", "C"), "generation_beta": ("START", "END"), "palette": "R,G,B", "batch_size": "N|auto",
+}  # fmt: skip
+
+
+def flag(name: str) -> str:
+    """The flag of a setting or DTMConfig field: ``num_diffusion_steps`` -> ``--num-diffusion-steps``."""
+    return "--" + name.replace("_", "-")
+
+
+def _show(v: Any) -> str:
+    """A value as it is typed after its flag."""
+    if v is None:
+        return UNSET
+    if isinstance(v, tuple):
+        return " ".join(",".join(f"{x:g}" for x in c) if isinstance(c, tuple) else str(c) for c in v)
+    return str(v)
+
+
+def _default_help(help_: str, default: Any, quick: Any) -> str:
+    also = "" if quick == default else f"; {_show(quick)} with --quick"
+    return f"{help_} (default {_show(default)}{also})"
+
+
+def _numbers(kind: type, n: int):
+    """An argparse type: ``"a,b,c"`` as a tuple of ``n`` numbers of ``kind``."""
+
+    def parse(text: str) -> tuple:
+        parts = text.split(",")
+        try:
+            if len(parts) != n:
+                raise ValueError
+            return tuple(kind(p) for p in parts)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {n} comma-separated numbers, got {text!r}") from None
+
+    return parse
+
+
+def _int_or_auto(text: str) -> int | str:
+    """An argparse type: an integer, or ``auto`` (``--batch-size auto``, resolved in :func:`train`)."""
+    if text == AUTO:
+        return AUTO
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or {AUTO!r}, got {text!r}") from None
+
+
+def _metavar(default: Any) -> str | None:
+    return None if isinstance(default, bool) else {int: "N", float: "X"}.get(type(default), "NAME")
+
+
+def _field_type(default: Any) -> dict[str, Any]:
+    """The add_argument keywords that parse a DTMConfig field with this (class) default."""
+    if isinstance(default, bool):
+        return {"action": argparse.BooleanOptionalAction}
+    if isinstance(default, tuple) and default and isinstance(default[0], tuple):  # palette: colours R,G,B ...
+        return {"nargs": "+", "type": _numbers(type(default[0][0]), len(default[0]))}
+    if isinstance(default, tuple):  # image_shape H W C, generation_beta START END
+        return {"nargs": len(default), "type": type(default[0])}
+    return {"type": str if default is None else type(default)}  # default None: encoding, a name or UNSET
+
+
+class _Resolution(argparse.Action):
+    """The old ``--resolution N``: image_shape (N, N, 3)."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        setattr(namespace, self.dest, [values, values, 3])
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "model (the fields of DTMConfig)",
+        "defaults: DTMConfig.lunarlander(); with --quick: DTMConfig.quick()",
+    )
+    full, quick = DTMConfig.lunarlander(), DTMConfig.quick()
+    kinds = {f.name: _field_type(f.default) for f in dataclasses.fields(DTMConfig)}
+    kinds["batch_size"] = {"type": _int_or_auto}
+    for f in dataclasses.fields(DTMConfig):
+        help_ = f.metadata["help"] + (f"; {FLAG_NOTES[f.name]}" if f.name in FLAG_NOTES else "")
+        g.add_argument(
+            flag(f.name), default=None, metavar=METAVARS.get(f.name, _metavar(f.default)), **kinds[f.name],
+            help=_default_help(help_, getattr(full, f.name), getattr(quick, f.name)),
+        )  # fmt: skip
+    for old, name in LEGACY_NAMES.items():  # old command lines keep working; not in --help
+        g.add_argument(flag(old), dest=name, default=None, help=argparse.SUPPRESS, **kinds[name])
+    hidden = argparse.SUPPRESS
+    g.add_argument("--resolution", dest="image_shape", type=int, default=None, action=_Resolution, help=hidden)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,18 +169,43 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    t.add_argument("--epochs", type=int, default=None, help="total epochs (default 20; 2 with --quick)")
-    t.add_argument(
-        "--batches-per-epoch", type=int, default=None, help="batches per epoch (default 100; 8 with --quick)"
-    )
-    t.add_argument("--evaluate-every", type=int, default=None, help="evaluate every N epochs (default 2; 0 = never)")
     t.add_argument("--out", type=Path, default=None, help="run folder (default runs/lunarlander-<time>)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out (default: the newest in runs/)")
     t.add_argument(
-        "--quick", action="store_true", help=f"a tiny run (16x16 frames on 50_12); also set by {QUICK_ENV}=1"
-    )
+        "--quick", action="store_true",
+        help=f"a tiny run (DTMConfig.quick(): 16x16 frames on 50_12; 2 epochs of 8 batches); also set by {QUICK_ENV}=1",
+    )  # fmt: skip
+    t.add_argument(
+        "--condition", choices=CONDITIONS, default=None,
+        help=f"none: frames alone; label: a labelled model (--n-classes {N_ZONES}) on frames with their "
+        f"LunarLander {LABEL_KIND!r} label; world: a world model (--n-actions {N_ACTIONS}) on (frame, action, next "
+        "frame) transitions (default none; a resumed run keeps its model's)",
+    )  # fmt: skip
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
-    _add_run_args(t)
+    d = t.add_argument_group("devices and hosts (README: Scaling out)")
+    d.add_argument(
+        "--devices",
+        type=int,
+        default=None,
+        help="devices to split the chains over (default: all; batch size must be a multiple)",
+    )
+    d.add_argument(
+        "--coordinator",
+        default=None,
+        metavar="HOST:PORT",
+        help="multi-host: process 0's address, passed to jax.distributed.initialize",
+    )
+    d.add_argument("--num-processes", type=int, default=None, help="multi-host: number of processes (hosts)")
+    d.add_argument("--process-id", type=int, default=None, help="multi-host: this process's index, 0 .. P-1")
+    d.add_argument(
+        "--memory-budget", type=float, default=None, metavar="MIB",
+        help=f"--batch-size {AUTO}: memory a device may use, in MiB (default: half the device's memory where JAX "
+        "reports it, else 2048)",
+    )  # fmt: skip
+    g = t.add_argument_group("run and data stream")
+    for name, (default, quick, help_) in STREAM_SETTINGS.items():
+        g.add_argument(flag(name), type=type(default), default=None, help=_default_help(help_, default, quick))
+    _add_model_args(t)
     f = sub.add_parser("figures", help="make the README figures from a training run")
     f.add_argument("--run", type=Path, default=Path("runs/default"),
                    help="run folder whose metrics.csv makes metrics.png (default runs/default)")  # fmt: skip
@@ -105,18 +221,39 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _tuples(v: Any) -> Any:
+    """Lists (from JSON or nargs) as tuples, nested ones too, as DTMConfig holds them."""
+    return tuple(_tuples(x) for x in v) if isinstance(v, list | tuple) else v
+
+
+def upgrade_run_json(saved: dict[str, Any]) -> dict[str, Any]:
+    """A run.json as this version writes it: ``{"config": DTMConfig fields, **stream settings}``. The flat
+    run.json of runs started before (the old flag names, ``resolution`` N, ``encoding`` "auto") is mapped
+    here, once, so that those runs still resume."""
+    if "config" in saved:
+        return saved
+    fields = {f.name for f in dataclasses.fields(DTMConfig)}
+    config: dict[str, Any] = {}
+    rest: dict[str, Any] = {}
+    for key, value in saved.items():
+        if key == "resolution":
+            config["image_shape"] = [value, value, 3]
+        elif key in LEGACY_NAMES or key in fields:
+            config[LEGACY_NAMES.get(key, key)] = None if (key, value) == ("encoding", UNSET) else value
+        else:
+            rest[key] = value
+    return {"config": config, **rest}
+
+
 def _resolve(args: argparse.Namespace, use_env: bool = True) -> tuple[dict[str, Any], Path]:
-    """Run settings from defaults, --quick (or, with ``use_env``, DTM_LITE_QUICK=1), a resumed run's
-    run.json, and explicit flags (in that order)."""
+    """Run settings from defaults (``DTMConfig.lunarlander()`` and STREAM_SETTINGS), --quick (or, with
+    ``use_env``, DTM_LITE_QUICK=1; ``DTMConfig.quick()``), a resumed run's run.json, and explicit flags (in
+    that order): one flat dict of the DTMConfig fields, the stream settings and ``quick``."""
     quick = args.quick or (use_env and os.environ.get(QUICK_ENV) == "1")
-    settings = {name: default for name, default, _ in RUN_ARGS}
-    settings.update(epochs=20, batches_per_epoch=100, evaluate_every=2)
-    if quick:
-        settings.update(
-            preset="50_12", resolution=16, warmup=60, samples=10, steps_per_sample=3, generation_sweeps=100,
-            epochs=2, batches_per_epoch=8, evaluate_every=1, episodes_per_epoch=40, holdout_episodes=96,
-            shuffle_buffer=256,
-        )  # fmt: skip
+    config = DTMConfig.quick() if quick else DTMConfig.lunarlander()
+    settings = {f.name: getattr(config, f.name) for f in dataclasses.fields(DTMConfig)}
+    settings.update({name: v[1] if quick else v[0] for name, v in STREAM_SETTINGS.items()})
+    decay_given = False  # lr_decay_batches from run.json or its flag; else it follows this run's length
     out = args.out
     if args.resume:
         if out is None:
@@ -126,17 +263,38 @@ def _resolve(args: argparse.Namespace, use_env: bool = True) -> tuple[dict[str, 
             out = runs[-1].parent
         if not (out / "run.json").exists():
             raise SystemExit(f"--resume: {out} has no run.json; is it a run folder made by 'python -m dtm_lite train'?")
-        settings.update(json.loads((out / "run.json").read_text()))
+        saved = upgrade_run_json(json.loads((out / "run.json").read_text()))
+        settings.update({k: _tuples(v) for k, v in saved["config"].items()})
+        settings.update({k: v for k, v in saved.items() if k != "config"})
+        decay_given = "lr_decay_batches" in saved["config"]
     for key in list(settings):
         value = getattr(args, key, None)
         if value is not None:
-            settings[key] = value
+            unset = value == UNSET and key in _NULLABLE
+            settings[key] = None if unset else _tuples(value)
+            decay_given = decay_given or key == "lr_decay_batches"
+    condition = getattr(args, "condition", None)  # sets the model's fields it implies, unless given explicitly
+    if condition is not None:
+        implied = condition_of(settings)  # of the flags and the resumed run
+        if implied == "none" and condition == "label" and args.n_classes is None:
+            settings["n_classes"], implied = N_ZONES, "label"
+        if implied == "none" and condition == "world" and args.n_actions is None:
+            settings["n_actions"], implied = N_ACTIONS, "world"
+        if implied != condition:
+            raise SystemExit(
+                f"--condition {condition}: the model has n_classes={settings['n_classes']}, n_actions="
+                f"{settings['n_actions']} (from flags or the resumed run), which is --condition {implied}"
+            )
     for name, lo in STREAM_MINIMUMS.items():  # the model's fields are checked by DTMConfig itself
         if settings[name] < lo:
-            raise SystemExit(f"--{name.replace('_', '-')} must be >= {lo}, got {settings[name]}")
+            raise SystemExit(f"{flag(name)} must be >= {lo}, got {settings[name]}")
+    shape = settings["image_shape"]
+    if len(shape) != 3 or shape[0] != shape[1] or shape[2] != 3:
+        raise SystemExit(f"--image-shape: LunarLander frames are square RGB, N N 3, got {_show(tuple(shape))}")
     settings["quick"] = quick
     # the learning-rate decay spans the batches planned when the run started; a resumed run keeps it
-    settings.setdefault("lr_decay_batches", settings["epochs"] * settings["batches_per_epoch"])
+    if not decay_given:
+        settings["lr_decay_batches"] = settings["epochs"] * settings["batches_per_epoch"]
     if out is None:
         out = Path("runs") / f"lunarlander-{time.strftime('%Y%m%d-%H%M%S')}"
     return settings, out
@@ -147,20 +305,119 @@ def train(args: argparse.Namespace) -> int:
     from .files import atomic_write
     from .training import CHECKPOINT_NAME
 
+    _start_processes(args)  # before anything touches JAX's devices
     s, out = _resolve(args)
     ckpt = out / CHECKPOINT_NAME
     if not args.resume and ckpt.exists():
         raise SystemExit(f"{out} already holds a run: add --resume to continue it, or choose another --out")
-    config = config_from_settings(s)
+    auto = s["batch_size"] == AUTO
+    if args.memory_budget is not None and (not auto or args.memory_budget <= 0):
+        raise SystemExit(f"--memory-budget (MiB, > 0) goes with --batch-size {AUTO}, got {args.memory_budget:g}")
+    try:
+        config = config_from_settings({**s, "batch_size": 1} if auto else s)
+    except ValueError as err:
+        raise SystemExit(f"invalid model settings: {err}") from None
+    if auto:
+        config = config.replace(batch_size=_auto_batch_size(config, args))
+        s["batch_size"] = config.batch_size
+    condition_of(s)  # a model that no stream fits is refused before anything is written
     if args.resume and ckpt.exists():
         _check_resume(config, ckpt)  # before run.json changes: a refused resume leaves the run resumable
-    dtm = DTM(config)
-    text = json.dumps({k: v for k, v in s.items() if k != "quick"}, indent=2)
-    atomic_write(out / "run.json", lambda f: f.write(text.encode()))
+    try:
+        dtm = DTM(config, devices="all" if args.devices is None else args.devices)
+    except ValueError as err:
+        raise SystemExit(f"--devices: {err}") from None
+    text = json.dumps({"config": config.to_dict(), **{k: s[k] for k in STREAM_SETTINGS}}, indent=2)
+    import jax
+
+    if jax.process_index() == 0:  # multi-host: process 0 writes the run folder's files
+        atomic_write(out / "run.json", lambda f: f.write(text.encode()))
+    print(f"devices: {dtm.n_devices} x {dtm.mesh.devices[0].platform}, {jax.process_count()} process(es)")
     print(f"run folder: {out.resolve()}")
     print(repr(dtm))
     _train(dtm, s, out, args)
     return 0
+
+
+def condition_of(s: dict[str, Any]) -> str:
+    """What a run's model conditions on (its settings or config fields ``n_classes``, ``n_actions``): "label"
+    (n_classes = 3, the zone label), "world" (n_actions = 4) or "none"; SystemExit for a model that no
+    LunarLander stream of the command fits."""
+    n_classes, n_actions = s["n_classes"], s["n_actions"]
+    if n_classes and n_actions:
+        raise SystemExit(
+            "a model with labels (--n-classes) and actions (--n-actions) has no LunarLander stream here: "
+            "use --condition label or --condition world"
+        )
+    if n_classes not in (0, N_ZONES):
+        raise SystemExit(f"--n-classes {n_classes}: the {LABEL_KIND!r} label (--condition label) has {N_ZONES} classes")
+    if n_actions not in (0, N_ACTIONS):
+        raise SystemExit(f"--n-actions {n_actions}: LunarLander, the stream of --condition world, has {N_ACTIONS}")
+    return "label" if n_classes else "world" if n_actions else "none"
+
+
+def _start_processes(args: argparse.Namespace) -> None:
+    """Multi-host: ``jax.distributed.initialize`` with --coordinator, --num-processes and --process-id, or
+    with what a SLURM job step or an Open MPI launch of several processes sets (JAX reads it itself)."""
+    from .sharding import cluster_process_count, initialize_distributed, initialize_from_cluster
+
+    given = [flag(k) for k in ("num_processes", "process_id") if getattr(args, k) is not None]
+    if args.coordinator is not None:
+        if len(given) < 2:
+            raise SystemExit("--coordinator HOST:PORT needs --num-processes P and --process-id I as well")
+        try:
+            initialize_distributed(args.coordinator, args.num_processes, args.process_id)
+        except (ValueError, ConnectionError) as err:
+            raise SystemExit(f"--coordinator: {err}") from None
+    elif given:
+        raise SystemExit(
+            f"{' and '.join(given)} {'need' if len(given) > 1 else 'needs'} --coordinator HOST:PORT (process 0's "
+            "address); under SLURM or Open MPI leave all three out: JAX reads them from the launcher"
+        )
+    elif cluster_process_count() > 1:
+        initialize_from_cluster()
+
+
+def _auto_batch_size(config: DTMConfig, args: argparse.Namespace) -> int:
+    """``--batch-size auto``: the largest global batch that fits the devices the run uses (see
+    :mod:`dtm_lite.batch_size`), the same on every process; printed with its estimate."""
+    import jax
+    import numpy as np
+
+    from .batch_size import (
+        CPU_BUDGET_BYTES,
+        DEVICE_MEMORY_FRACTION,
+        auto_batch_size,
+        device_budget_bytes,
+        training_bytes,
+    )
+    from .sharding import resolve_devices
+
+    try:
+        devices = resolve_devices("all" if args.devices is None else args.devices)
+    except ValueError as err:
+        raise SystemExit(f"--devices: {err}") from None
+    n = len(devices)
+    if args.memory_budget is not None:
+        budget, source = int(args.memory_budget * 2**20), "--memory-budget"
+    else:
+        mine = [d for d in devices if d.process_index == jax.process_index()] or devices
+        budget = min(device_budget_bytes(d) for d in mine)
+        source = "CPU default" if budget == CPU_BUDGET_BYTES else f"{DEVICE_MEMORY_FRACTION:g} of the device's memory"
+    try:
+        batch = auto_batch_size(config, n, budget)
+    except ValueError as err:
+        raise SystemExit(f"--batch-size {AUTO}: {err}") from None
+    if jax.process_count() > 1:  # every process must step the same batch: the smallest choice
+        from jax.experimental import multihost_utils
+
+        batch = int(np.min(multihost_utils.process_allgather(np.int32(batch))))
+    estimate = training_bytes(config, batch, n)
+    print(
+        f"batch size {AUTO}: {batch} ({batch // n} a device on {n} device(s)); training step estimated at "
+        f"{estimate / 2**20:.1f} MiB a device, of a {budget / 2**20:.1f} MiB budget ({source})"
+    )
+    return batch
 
 
 def default_settings(quick: bool = False) -> dict[str, Any]:
@@ -169,38 +426,14 @@ def default_settings(quick: bool = False) -> dict[str, Any]:
     return _resolve(args, use_env=False)[0]  # quick=False means the full defaults, whatever DTM_LITE_QUICK says
 
 
-def config_from_settings(s: dict[str, Any]):
-    """The :class:`~dtm_lite.dtm.DTMConfig` of a run's settings (``run.json``)."""
-    from .dtm import DTMConfig
-
-    res = s["resolution"]
-    return DTMConfig(
-        image_shape=(res, res, 3), preset=s["preset"], grayscale_levels=s["levels"],
-        encoding=None if s["encoding"] == "auto" else s["encoding"],
-        num_diffusion_steps=s["diffusion_steps"], schedule=s["schedule"], diffusion_offset=s["diffusion_offset"],
-        image_rate=s["image_rate"], placement=s["placement"], batch_size=s["batch_size"],
-        steps_warmup=s["warmup"], n_samples=s["samples"], steps_per_sample=s["steps_per_sample"],
-        generation_sweeps=s["generation_sweeps"], learning_rate=s["lr"],
-        lr_decay_batches=s["lr_decay_batches"], corr_penalty=s["corr_penalty"],
-        adaptive_penalty=s["adaptive_penalty"], seed=s["seed"],
-    )  # fmt: skip
+def config_from_settings(s: dict[str, Any]) -> DTMConfig:
+    """The :class:`~dtm_lite.dtm.DTMConfig` of a run's settings (its DTMConfig fields)."""
+    return DTMConfig(**{f.name: s[f.name] for f in dataclasses.fields(DTMConfig)})
 
 
-# the flag (or run.json setting) behind each DTMConfig field, for --resume's refusal message
-CONFIG_FLAGS = {
-    "image_shape": "--resolution", "preset": "--preset", "encoding": "--encoding", "grayscale_levels": "--levels",
-    "num_diffusion_steps": "--diffusion-steps", "schedule": "--schedule", "diffusion_offset": "--diffusion-offset",
-    "image_rate": "--image-rate", "placement": "--placement", "batch_size": "--batch-size",
-    "steps_warmup": "--warmup", "n_samples": "--samples", "steps_per_sample": "--steps-per-sample",
-    "generation_sweeps": "--generation-sweeps", "learning_rate": "--lr",
-    "lr_decay_batches": "run.json lr_decay_batches", "corr_penalty": "--corr-penalty",
-    "adaptive_penalty": "--adaptive-penalty", "seed": "--seed",
-}  # fmt: skip
-
-
-def _check_resume(config, ckpt: Path) -> None:
+def _check_resume(config: DTMConfig, ckpt: Path) -> None:
     """Refuse (SystemExit) to resume ``ckpt`` with a model config other than the one it was made with,
-    listing the fields that differ."""
+    listing the fields that differ with their flags."""
     from .dtm import checkpoint_config
 
     try:
@@ -210,8 +443,7 @@ def _check_resume(config, ckpt: Path) -> None:
     if saved == config:
         return
     diff = [
-        f"{name} ({CONFIG_FLAGS.get(name, 'run.json')}): {getattr(config, name)!r} now, "
-        f"{getattr(saved, name)!r} in the checkpoint"
+        f"{name} ({flag(name)}): {getattr(config, name)!r} now, {getattr(saved, name)!r} in the checkpoint"
         for name in config.to_dict()
         if getattr(config, name) != getattr(saved, name)
     ]
@@ -222,31 +454,47 @@ def _check_resume(config, ckpt: Path) -> None:
 
 
 def _train(dtm, s: dict[str, Any], out: Path, args: argparse.Namespace) -> None:
-    from .loader import IteratorDataLoader
-    from .lunarlander import holdout_frames, training_stream
+    import jax
+
+    from .loader import IteratorDataLoader, TransitionLoader
+    from .lunarlander import holdout_frames, training_stream, transitions
     from .plots import plot_metrics
     from .training import CHECKPOINT_NAME, EvalSettings
 
-    res = s["resolution"]
+    res = s["image_shape"][0]  # square RGB frames (checked by _resolve)
+    rank, n_proc = jax.process_index(), jax.process_count()  # multi-host: each process streams its share
+    condition = condition_of(s)
 
     def factory(epoch: int) -> IteratorDataLoader:
         stream = training_stream(
             res, epoch, s["episodes_per_epoch"], s["seed"], policy=s["policy"], num_envs=s["num_envs"],
-            frame_stride=s["frame_stride"],
+            frame_stride=s["frame_stride"], process_index=rank, process_count=n_proc,
         )  # fmt: skip
-        return IteratorDataLoader(
-            stream, s["batch_size"], encoding=dtm.encoding, max_batches_per_epoch=s["batches_per_epoch"],
-            shuffle_buffer=s["shuffle_buffer"], seed=s["seed"] + epoch, image_shape=(res, res, 3),
+        kw = dict(
+            encoding=dtm.encoding, max_batches_per_epoch=s["batches_per_epoch"], shuffle_buffer=s["shuffle_buffer"],
+            seed=s["seed"] + epoch, image_shape=(res, res, 3),
         )  # fmt: skip
+        if condition == "world":  # (frames up to t, action_t, frame_t+1), each action held for the frame stride
+            episodes = transitions(dataclasses.replace(stream, repeat_actions=True), history=s["cond_frames"])
+            return TransitionLoader(episodes, s["batch_size"] // n_proc, n_actions=N_ACTIONS, **kw)
+        if condition == "label":  # (frames, labels): the simulator's label of each frame
+            stream = dataclasses.replace(stream, label=LABEL_KIND)
+        return IteratorDataLoader(stream, s["batch_size"] // n_proc, n_classes=s["n_classes"] or None, **kw)
 
     t0 = time.perf_counter()
-    holdout = holdout_frames(
-        res, s["holdout_episodes"], seed=s["seed"], policy=s["policy"], frame_stride=s["frame_stride"]
-    )
-    print(f"held-out frames: {len(holdout)} from {s['holdout_episodes']} episodes ({time.perf_counter() - t0:.1f} s)")
+    holdout, evaluate_every = None, s["evaluate_every"]
+    if condition == "world":  # its samples need a previous frame and an action: see benchmarks/world_model.py
+        evaluate_every = 0
+        print("world model: no held-out evaluation (benchmarks/world_model.py measures next frames and rollouts)")
+    else:  # a labelled model is evaluated on its joint samples (image and label both sampled)
+        holdout = holdout_frames(
+            res, s["holdout_episodes"], seed=s["seed"], policy=s["policy"], frame_stride=s["frame_stride"]
+        )
+        took = time.perf_counter() - t0
+        print(f"held-out frames: {len(holdout)} from {s['holdout_episodes']} episodes ({took:.1f} s)")
 
     history = dtm.train_from_iterator(
-        s["epochs"], factory, s["batches_per_epoch"], evaluate_every=s["evaluate_every"], holdout=holdout,
+        s["epochs"], factory, s["batches_per_epoch"], evaluate_every=evaluate_every, holdout=holdout,
         checkpoint_dir=out, resume=args.resume, eval_settings=EvalSettings.quick() if s["quick"] else EvalSettings(),
         progress=not args.no_progress,
     )  # fmt: skip
@@ -262,7 +510,7 @@ def _train(dtm, s: dict[str, Any], out: Path, args: argparse.Namespace) -> None:
             f"marginal error {last['marginal_error']:.4f}"
         )
     print(
-        f"{len(history)} epochs, {dtm.state.step} batches; this session {elapsed:.0f} s; "
+        f"{len(history)} epochs, {dtm.batches_trained} batches; this session {elapsed:.0f} s; "
         f"checkpoint {out / CHECKPOINT_NAME}"
     )
     print(f"run folder: {out.resolve()}")

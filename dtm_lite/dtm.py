@@ -13,18 +13,18 @@ on the visible sites. Each step's W, b are trained with Boltzmann-machine gradie
 positive phase (+) with the visible spins clamped to ``x_start``, negative phase (-) free, both with
 the inputs clamped to ``x_end``. All T steps train together in one vmapped computation, and the two
 phases of a step share one batched run of the sampler (2 x batch chains).
+
+Where the parts live: the configuration in :mod:`dtm_lite.config`, the whole state (one pytree) in
+:mod:`dtm_lite.state`, the jitted kernels (the pure training step, generation) in :mod:`dtm_lite.kernels`,
+the visible sites in :mod:`dtm_lite.placement`, checkpoint formats in :mod:`dtm_lite.checkpoint`; this module
+is the ``DTM`` shell that holds them together.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import json
-import math
 import os
-import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, overload
 
@@ -33,286 +33,51 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from . import conditioning
 from . import sampler as smp
 from .capacity import check_capacity
-from .diffusion import SCHEDULES, couplings, time_grid, training_pair
-from .encoding import ENCODINGS, LUNARLANDER_COLORS, PALETTE_CODES, Encoding, Palette, palette_colors
+from .checkpoint import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_FORMATS,
+    WEIGHTS_FORMAT,
+    WEIGHTS_VERSION,
+    _check_version,
+    _config_of,
+    _corrupt,
+    _format1_state,
+    _json_object,
+    _meta_field,
+    _params_of,
+    _read_archive,
+    checkpoint_config,
+)
+from .config import MAX_SEED, PLACEMENTS, DTMConfig, _as_key, seed_key
+from .diffusion import couplings, time_grid
+from .encoding import Encoding
 from .files import atomic_write
-from .graph import GridGraph, preset_name
-from .validation import check_beta, check_bool, check_float, check_int
+from .graph import GridGraph
+from .kernels import _make_free_run_fn, _make_generate_fn, _make_train_fn, _visible_bias, phase_moments
+from .placement import place_visible
+from .sharding import ChainMesh, Devices, check_partitionable, global_batch
+from .state import DTMState, TrainState, state_arrays, state_from_arrays
+from .validation import check_beta, check_bool, check_int
 
-PLACEMENTS = ("spatial", "planes", "raster", "random")
-MAX_SEED = 2**64 - 1  # config.seed and integer keys: 0 .. MAX_SEED (see seed_key)
+__all__ = [  # the model, and what other modules and user code import from here
+    "CHECKPOINT_FORMAT", "CHECKPOINT_FORMATS", "DTM", "DTMConfig", "DTMState", "GENERATE_CHUNK_BYTES", "MAX_SEED",
+    "PLACEMENTS", "TrainState", "WEIGHTS_FORMAT", "WEIGHTS_VERSION", "_make_generate_fn", "_visible_bias",
+    "checkpoint_config", "phase_moments", "place_visible", "pretrained_names", "seed_key", "state_arrays",
+    "state_from_arrays",
+]  # fmt: skip
+
 # generate() runs its chains in chunks of at most this much estimated working memory (DTM.generate)
 GENERATE_CHUNK_BYTES = 1 << 30
 
-
-@dataclass(frozen=True)
-class DTMConfig:
-    """Everything that defines a DTM and its training; validated on construction.
-
-    Defaults are the seed's LunarLander configuration: 32x32 RGB binary on 80_12, one log-schedule
-    step, batch 50, 300 warm-up sweeps then 30 samples 6 sweeps apart, 400 generation sweeps with β
-    ramped 0.8 -> 1.2, learning rate 0.03 with cosine decay (counted in batches) to 0.2 of it.
-
-    Encoding (``dtm_lite.encoding.Encoding``): ``encoding`` is ``"binary"`` (``threshold``, 1 bit a
-    channel value), ``"thermometer"`` (``grayscale_levels`` bits a channel value) or ``"palette"``
-    (nearest of ``palette``'s RGB colours in [0, 1] to the pixel binarised at ``threshold``, so that blends
-    never snap to a mid-tone colour; ``palette_code`` ``"binary"``: ceil(log2 K) bits a
-    pixel, or ``"onehot"``: K bits a pixel; needs C = 3). Left unset (None) it is ``"binary"`` for
-    ``grayscale_levels == 1`` and ``"thermometer"`` otherwise, which is what configs saved before the
-    field existed meant.
-
-    Correlation penalty (section 7.6, :mod:`dtm_lite.regularization`): ``corr_penalty`` is the initial
-    λ_cp; with ``adaptive_penalty`` it starts at ``max(corr_penalty, corr_penalty_min)`` and follows the
-    held-out autocorrelation against ``autocorr_tau`` once per epoch (``corr_penalty_min`` = 1e-3, the
-    research code's ``cp_min``).
-    """
-
-    image_shape: tuple[int, int, int] = (32, 32, 3)
-    preset: str = "80_12"
-    encoding: str | None = None
-    grayscale_levels: int = 1
-    threshold: float = 0.5
-    palette: tuple[tuple[float, float, float], ...] = LUNARLANDER_COLORS
-    palette_code: str = "binary"
-    num_diffusion_steps: int = 1
-    schedule: str = "log"
-    diffusion_offset: float = 0.1
-    image_rate: float = 0.8
-    placement: str = "spatial"
-    beta: float = 1.0
-    batch_size: int = 50
-    steps_warmup: int = 300
-    n_samples: int = 30
-    steps_per_sample: int = 6
-    generation_sweeps: int = 400
-    generation_beta: tuple[float, float] = (0.8, 1.2)
-    learning_rate: float = 0.03
-    lr_decay_batches: int = 2000
-    lr_final_fraction: float = 0.2
-    weight_decay: float = 0.0
-    corr_penalty: float = 0.0
-    adaptive_penalty: bool = False
-    corr_penalty_min: float = 1e-3
-    autocorr_tau: float = 0.016
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        # every field is checked for its type as well as its range: NumPy scalars are accepted (and stored
-        # as plain Python numbers), bools are never numbers, strings never booleans, NaN / inf never valid
-        shape = self.image_shape
-        if isinstance(shape, str | bytes) or not isinstance(shape, Sequence | np.ndarray) or len(shape) != 3:
-            raise ValueError(f"image_shape must be (H, W, C) with positive integer sizes, got {shape!r}")
-        sizes = tuple(check_int(f"image_shape[{i}]", v, 1) for i, v in enumerate(shape))
-        object.__setattr__(self, "image_shape", sizes)
-        object.__setattr__(self, "preset", preset_name(self.preset))
-        ints = {
-            "grayscale_levels": 1, "num_diffusion_steps": 1, "batch_size": 1, "steps_warmup": 0,
-            "n_samples": 1, "steps_per_sample": 1, "generation_sweeps": 1, "lr_decay_batches": 1,
-        }  # fmt: skip
-        for name, lo in ints.items():
-            object.__setattr__(self, name, check_int(name, getattr(self, name), lo))
-        object.__setattr__(self, "seed", check_int("seed", self.seed, 0, MAX_SEED))
-        floats = {  # name: (lo, hi, lo_open, hi_open)
-            "threshold": (0, 1, False, True), "diffusion_offset": (0, 1, False, True),
-            "image_rate": (0, None, True, False), "beta": (0, None, True, False),
-            "learning_rate": (0, None, True, False), "lr_final_fraction": (0, 1, True, False),
-            "weight_decay": (0, None, False, False), "corr_penalty": (0, None, False, False),
-            "corr_penalty_min": (0, None, False, False), "autocorr_tau": (0, None, True, False),
-        }  # fmt: skip
-        for name, (lo, hi, lo_open, hi_open) in floats.items():
-            v = check_float(name, getattr(self, name), lo, hi, lo_open=lo_open, hi_open=hi_open)
-            object.__setattr__(self, name, v)
-        object.__setattr__(self, "adaptive_penalty", check_bool("adaptive_penalty", self.adaptive_penalty))
-        object.__setattr__(self, "generation_beta", check_beta("generation_beta", self.generation_beta))
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        if self.placement not in PLACEMENTS:
-            raise ValueError(f"placement must be one of {PLACEMENTS}, got {self.placement!r}")
-        self._check_encoding()
-        if self.schedule == "linear":
-            warnings.warn(
-                "a linear schedule never reaches pure noise, yet generation starts from Bernoulli(0.5) "
-                "inputs; prefer schedule='log'",
-                stacklevel=3,
-            )
-
-    def _check_encoding(self) -> None:
-        """Resolve ``encoding=None`` (binary / thermometer by level count) and validate the encoding fields."""
-        if self.encoding is None:
-            object.__setattr__(self, "encoding", "binary" if self.grayscale_levels == 1 else "thermometer")
-        if self.encoding not in ENCODINGS:
-            raise ValueError(f"encoding must be one of {ENCODINGS}, got {self.encoding!r}")
-        if self.encoding == "binary" and self.grayscale_levels != 1:
-            raise ValueError(
-                f"encoding='binary' has 1 bit a channel value, but grayscale_levels={self.grayscale_levels}; "
-                "use encoding='thermometer' for several levels (or leave encoding unset)"
-            )
-        if self.encoding == "palette" and self.grayscale_levels != 1:
-            raise ValueError(
-                f"encoding='palette' codes whole pixels, so grayscale_levels must stay 1, got {self.grayscale_levels}"
-            )
-        if self.encoding == "palette" and self.image_shape[2] != 3:
-            raise ValueError(f"encoding='palette' needs RGB frames: image_shape (H, W, 3), got {self.image_shape}")
-        if self.palette_code not in PALETTE_CODES:
-            raise ValueError(f"palette_code must be one of {PALETTE_CODES}, got {self.palette_code!r}")
-        try:
-            colors = palette_colors(tuple(tuple(float(v) for v in c) for c in self.palette))
-            Palette(colors, self.palette_code)
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"palette must be RGB colours (r, g, b) in [0, 1], at least two: {err}") from None
-        object.__setattr__(self, "palette", colors)
-
-    @property
-    def n_visible(self) -> int:
-        """Visible bits of one image: ``H * W * bits_per_pixel`` of the encoding."""
-        return Encoding.from_config(self).n_bits
-
-    @property
-    def sweeps_per_phase(self) -> int:
-        return smp.n_sweeps(self.steps_warmup, self.n_samples, self.steps_per_sample)
-
-    def replace(self, **changes: Any) -> DTMConfig:
-        """A copy with ``changes``. A new ``grayscale_levels`` without an ``encoding`` re-derives binary /
-        thermometer from it, as the constructor does (a palette encoding is kept)."""
-        if "grayscale_levels" in changes and "encoding" not in changes and self.encoding != "palette":
-            changes["encoding"] = None
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> DTMConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown DTMConfig fields {sorted(unknown)}")
-        return cls(**d)
-
-
-def seed_key(seed: int) -> jax.Array:
-    """The JAX key of an integer seed in [0, MAX_SEED]: ``jax.random.key(seed)`` below 2**32; above, the
-    high 32 bits are folded in, since 32-bit JAX keeps only the low ones (``key(2**32)`` is ``key(0)``)."""
-    seed = check_int("seed", seed, 0, MAX_SEED)
-    key = jax.random.key(seed & 0xFFFFFFFF)
-    return jax.random.fold_in(key, seed >> 32) if seed >> 32 else key
-
-
-def _as_key(key: Any, name: str = "key") -> jax.Array:
-    """A JAX key from ``key``: a typed key (``jax.random.key``) as is, a legacy ``uint32[2]`` key
-    (``jax.random.PRNGKey``) wrapped, an integer seed through :func:`seed_key`."""
-    if isinstance(key, jax.Array) and jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
-        if key.shape != ():
-            raise ValueError(f"{name} must be a single JAX key, got keys of shape {key.shape}")
-        return key
-    if isinstance(key, jax.Array | np.ndarray) and key.dtype == np.uint32 and key.shape == (2,):
-        return jax.random.wrap_key_data(jnp.asarray(key))
-    if isinstance(key, int | np.integer) and not isinstance(key, bool | np.bool_):
-        if not 0 <= key <= MAX_SEED:
-            raise ValueError(f"{name} must be a JAX key or an integer seed in [0, 2**64 - 1], got {key!r}")
-        return seed_key(int(key))
-    raise ValueError(f"{name} must be a JAX key (jax.random.key) or an integer seed >= 0, got {key!r}")
-
-
-WEIGHTS_FORMAT = "dtm_lite-weights"
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 
 
 def pretrained_names() -> list[str]:
     """Names accepted by :meth:`DTM.pretrained` (the ``.npz`` files shipped in ``dtm_lite/pretrained``)."""
     return sorted(p.stem for p in PRETRAINED_DIR.glob("*.npz"))
-
-
-def place_visible(
-    graph: GridGraph,
-    image_shape: tuple[int, int, int],
-    levels: int = 1,
-    how: str = "spatial",
-    seed: int = 0,
-    *,
-    bits_per_pixel: int | None = None,
-) -> np.ndarray:
-    """Which node hosts each visible bit: int array ``(n_bits,)`` of node indices.
-
-    Pixel ``p = h * W + w`` owns the ``bits_per_pixel`` consecutive bits ``p * bpp .. p * bpp + bpp - 1``
-    (default ``bpp = C * levels``, binary and thermometer codes; a palette passes its code's width), so
-    ``n_bits = H * W * bpp``.
-
-    - ``"raster"``: bit k on the k-th colour-0 site in raster order.
-    - ``"spatial"`` (default): the image is laid over a centred block of the grid, just large enough to
-      hold its bits at the colour-0 density, and each bit goes to the free colour-0 site nearest to its
-      pixel's position (greedy, in bit order), so a pixel's bits sit together and neighbouring pixels
-      on neighbouring sites.
-    - ``"planes"``: bit t of every pixel's code forms its own H x W plane of *adjacent* sites (both
-      colours), planes tiled side by side in a centred block: pixel (r, c)'s bit t sits at
-      ``(r0 + (t // k) * H + r, c0 + (t % k) * W + c)`` with ``k = side // W`` planes a row. Neighbouring
-      pixels' same bits are then joined by an edge of their own (a direct coupling W_ij), which is what
-      lets a model hold a small object together (the lander); the other placements only couple them
-      through a shared hidden site. The rest of the grid is hidden.
-    - ``"random"``: a seeded random choice of colour-0 sites.
-
-    All placements but ``"planes"`` use colour-0 sites only (reference section 3).
-    """
-    sites = np.flatnonzero(graph.colors == 0)
-    h, w, c = image_shape
-    bpp = c * levels if bits_per_pixel is None else int(bits_per_pixel)
-    if bpp < 1:
-        raise ValueError(f"bits_per_pixel must be >= 1, got {bits_per_pixel}")
-    nb = h * w * bpp
-    if how == "planes":
-        return _plane_sites(graph, h, w, bpp)
-    if nb > len(sites):
-        raise ValueError(f"{nb} visible bits do not fit the {len(sites)} colour-0 sites of {graph!r}")
-    if how == "raster":
-        return sites[:nb].copy()
-    if how == "random":
-        return np.sort(np.random.default_rng(seed).choice(sites, nb, replace=False))
-    pix = np.arange(nb) // bpp
-    # pixel pitch on the grid: fill a centred block at the colour-0 density, never beyond the grid.
-    pitch = min(graph.side / max(h, w), float(np.sqrt(2.0 * nb / (h * w))))
-    ty = (pix // w + 0.5) * pitch + (graph.side - h * pitch) / 2 - 0.5
-    tx = (pix % w + 0.5) * pitch + (graph.side - w * pitch) / 2 - 0.5
-    sy, sx = np.divmod(sites, graph.side)
-    free = np.ones(len(sites), bool)
-    out = np.empty(nb, np.int64)
-    for k in range(nb):
-        d = (sy - ty[k]) ** 2 + (sx - tx[k]) ** 2
-        d[~free] = np.inf
-        j = int(np.argmin(d))
-        free[j] = False
-        out[k] = sites[j]
-    return out
-
-
-def _plane_sites(graph: GridGraph, h: int, w: int, bpp: int) -> np.ndarray:
-    """Node of bit t of pixel (r, c) for the ``"planes"`` placement, in bit order ``(H * W * bpp,)``."""
-    per_row = graph.side // w
-    plane_rows = -(-bpp // per_row) if per_row else math.inf
-    if plane_rows * h > graph.side:
-        need = next((s for s in range(graph.side, 10 * graph.side) if (s // w) and -(-bpp // (s // w)) * h <= s), None)
-        raise ValueError(
-            f"placement 'planes' needs {bpp} planes of {h}x{w} sites side by side, which do not fit the "
-            f"{graph.side}x{graph.side} grid of {graph!r}; use a preset "
-            f"with side >= {need}, or placement='spatial'"
-        )
-    r0 = (graph.side - plane_rows * h) // 2
-    c0 = (graph.side - min(bpp, per_row) * w) // 2
-    k = np.arange(h * w * bpp)
-    pix, bit = np.divmod(k, bpp)
-    pr, pc = np.divmod(bit, per_row)
-    return (r0 + pr * h + pix // w) * graph.side + (c0 + pc * w + pix % w)
-
-
-@dataclass
-class TrainState:
-    """Trainable parameters ``W (T, n_edges)``, ``b (T, n_nodes)``, optimiser state and counters."""
-
-    params: dict[str, jax.Array]
-    opt_state: Any
-    step: int = 0
-    key: jax.Array = field(default_factory=lambda: jax.random.key(0))
 
 
 class DTM:
@@ -326,7 +91,7 @@ class DTM:
     ``dtm.encode``, ``dtm.decode`` and ``IteratorDataLoader(..., encoding=dtm.encoding)`` all go through it.
     """
 
-    def __init__(self, config: DTMConfig | None = None, **overrides: Any) -> None:
+    def __init__(self, config: DTMConfig | None = None, *, devices: Devices = None, **overrides: Any) -> None:
         config = config or DTMConfig()
         if overrides:
             config = config.replace(**overrides)
@@ -334,18 +99,38 @@ class DTM:
         self.graph = GridGraph.from_preset(config.preset)
         self.encoding = Encoding.from_config(config)
         n_values, bits_each, unit = self.encoding.capacity_counts
-        check_capacity(self.graph, n_values, bits_each, unit=unit)
+        check_capacity(self.graph, n_values, bits_each, config.n_label_bits, unit=unit)
         self.lattice = smp.lattice(self.graph)
         self.visible = place_visible(
             self.graph, config.image_shape, how=config.placement, seed=config.seed,
             bits_per_pixel=self.encoding.bits_per_pixel,
         )  # fmt: skip
+        #: label bits' sites (``n_classes * label_spots``, empty without labels), after the image's in ``visible_all``
+        self.label_sites = (
+            conditioning.place_labels(self.graph, self.visible, config.n_classes, config.label_spots)
+            if config.n_classes
+            else np.zeros(0, np.int64)
+        )
+        self.visible_all = np.concatenate([self.visible, self.label_sites])
         T = config.num_diffusion_steps
         self.times = time_grid(T, config.schedule)
         self.J = couplings(T, config.schedule, config.image_rate)
+        self.J_label = couplings(T, config.schedule, config.label_rate)
+        n_img = self.encoding.n_bits
+        #: (T, n_image_bits + n_label_bits): each visible bit's input coupling J_k
+        self.J_bits = np.concatenate(
+            [np.repeat(self.J[:, None], n_img, 1), np.repeat(self.J_label[:, None], config.n_label_bits, 1)], axis=1
+        )
+        #: (n_image_bits, n_neighbour_bits): the previous-frame bits that feed each bit's field (world models)
+        self.cond_index = (
+            conditioning.conditioning_index(
+                config.image_shape, self.encoding.bits_per_pixel, config.cond_radius, config.cond_frames
+            )
+            if config.n_actions
+            else None
+        )
         # the adaptive rule starts each update from max(cp, cp_min) (section 7.6): train with that from batch 1
         cp0 = max(config.corr_penalty, config.corr_penalty_min) if config.adaptive_penalty else config.corr_penalty
-        self.corr_penalty = np.full(T, float(cp0))
         self.lr_schedule = optax.cosine_decay_schedule(
             config.learning_rate, config.lr_decay_batches, config.lr_final_fraction
         )
@@ -354,11 +139,63 @@ class DTM:
             "W": jnp.zeros((T, self.graph.n_edges), jnp.float32),
             "b": jnp.zeros((T, self.graph.n_nodes), jnp.float32),
         }
-        key, self._gen_key = jax.random.split(seed_key(config.seed))
-        self.state = TrainState(params, self.optimizer.init(params), 0, key)
-        self._train_fn = _make_train_fn(self)
+        if self.cond_index is not None:  # the world model's conditioning weights (see dtm_lite.conditioning)
+            n_feat = self.cond_index.shape[1] + 1
+            params["K"] = jnp.zeros((T, config.n_actions, n_img, n_feat), jnp.float32)
+        key, gen_key = jax.random.split(seed_key(config.seed))
+        self.state = DTMState(
+            params, self.optimizer.init(params), jnp.int32(0), key, gen_key, jnp.full(T, cp0, jnp.float32)
+        )
+        self.use_devices(devices)
+
+    def use_devices(self, devices: Devices = None) -> DTM:
+        """Run training and generation on ``devices`` (see :mod:`dtm_lite.sharding`): None (the default) one
+        device, an int N the first N of ``jax.devices()``, ``"all"`` every device (of every process), or a
+        list of ``jax.Device``. The chains (batch rows) are split over a 1-D mesh, the state is replicated;
+        results are bit-identical for any device count. ``config.batch_size`` must be a multiple of the
+        device count. Returns the model.
+
+        Sets :attr:`mesh` and :attr:`train_fn`, the pure, jitted update ``train_fn(state, batch) -> (state,
+        metrics)`` that :meth:`train_step` wraps; ``batch`` is a dict: ``"bits"`` ``(B, n_visible)`` uint8, and
+        ``"labels"`` ``(B,)`` int32 for a labelled model, ``"prev"`` ``(B, n_visible)`` uint8 and ``"actions"``
+        ``(B,)`` int32 for a world model (arrays, or global ``jax.Array`` s sharded by ``mesh.rows``)."""
+        mesh = ChainMesh.of(devices)
+        mesh.check_batch_size(self.config.batch_size)
+        check_partitionable()
+        #: the :class:`~dtm_lite.sharding.ChainMesh` the chains are split over (one device by default)
+        self.mesh = mesh
+        self.state = mesh.put_state(self.state)  # where train_fn's outputs land: no second compile
+        self.train_fn = _make_train_fn(self)
         # generate(): (sweeps, record_every, return_trajectory); free_run(): ("free", sweeps, record_every)
         self._generate_fns: dict[tuple[int, int, bool] | tuple[str, int, int], Callable[..., Any]] = {}
+        return self
+
+    @property
+    def n_devices(self) -> int:
+        """Devices the chains are split over (:meth:`use_devices`)."""
+        return self.mesh.n_devices
+
+    def train_step_local(
+        self, batch_bits: Any, labels: Any = None, *, prev: Any = None, actions: Any = None
+    ) -> dict[str, float]:
+        """:meth:`train_step` on this process's share of the batch, for multi-host training (one process a
+        host, ``jax.distributed.initialize``, the model on ``devices="all"``): every process passes its own
+        ``batch_size / jax.process_count()`` rows (process ``i``: rows ``i * b ..`` of the global batch) and
+        the global batch is assembled with ``jax.make_array_from_process_local_data``. Every process must
+        call it, in step. With one process it is :meth:`train_step`."""
+        n_proc = jax.process_count()
+        if n_proc == 1:
+            return self.train_step(batch_bits, labels, prev=prev, actions=actions)
+        B = self.config.batch_size
+        if B % n_proc:
+            raise ValueError(f"batch_size {B} is not divisible by the {n_proc} processes that share it")
+        local = B // n_proc
+        whole = self.config.replace(batch_size=local)  # check this process's rows as a batch of their own
+        checker = DTM.__new__(DTM)
+        checker.config, checker.encoding = whole, self.encoding
+        batch = checker.make_batch(batch_bits, labels, prev=prev, actions=actions)
+        self.state, metrics = self.train_fn(self._placed_state(), global_batch(self.mesh, batch, B))
+        return {k: float(v) for k, v in jax.device_get(metrics).items()}
 
     # ------------------------------------------------------------------ properties
 
@@ -370,11 +207,28 @@ class DTM:
     def num_steps(self) -> int:
         return self.config.num_diffusion_steps
 
+    @property
+    def batches_trained(self) -> int:
+        """``state.step`` as a Python int."""
+        return int(self.state.step)
+
+    @property
+    def corr_penalty(self) -> np.ndarray:
+        """Each diffusion step's correlation penalty λ_cp, ``(T,)`` float32 (a copy of ``state.corr_penalty``)."""
+        return np.array(self.state.corr_penalty)
+
+    @corr_penalty.setter
+    def corr_penalty(self, value: Any) -> None:
+        cp = np.asarray(value, np.float32)
+        if cp.shape != (self.num_steps,) or not np.all(np.isfinite(cp)) or np.any(cp < 0):
+            raise ValueError(f"corr_penalty must be {self.num_steps} finite values >= 0, got {value!r}")
+        self.state = self.state._replace(corr_penalty=jnp.asarray(cp))
+
     def __repr__(self) -> str:
         c = self.config
         return (
             f"DTM({c.image_shape} {self.encoding.describe()} = {c.n_visible} visible on {self.graph!r}, "
-            f"T={c.num_diffusion_steps} {c.schedule}, trained {self.state.step} batches)"
+            f"T={c.num_diffusion_steps} {c.schedule}, trained {self.batches_trained} batches)"
         )
 
     # ------------------------------------------------------------------ data
@@ -388,52 +242,122 @@ class DTM:
         (a palette model: RGB in the palette's colours)."""
         return self.encoding.decode(bits)
 
-    def check_batch(self, batch_bits: Any) -> np.ndarray:
+    def check_batch(self, batch_bits: Any, name: str = "batch") -> np.ndarray:
         """Validate a batch of visible bits ``(batch_size, n_visible)`` in {0, 1}; returns it as uint8."""
         b = np.asarray(batch_bits)
         want = (self.config.batch_size, self.encoding.n_bits)
         if b.ndim != 2 or b.shape[1] != want[1]:
             raise ValueError(
-                f"batch must be bits of shape (batch, {want[1]}) (image_shape {self.config.image_shape}, "
+                f"{name} must be bits of shape (batch, {want[1]}) (image_shape {self.config.image_shape}, "
                 f"{self.encoding.describe()}), got {b.shape}; encode frames with dtm.encode(frames), or build "
                 "the loader with IteratorDataLoader(..., encoding=dtm.encoding) or encode=False"
             )
         if b.shape[0] != want[0]:
             raise ValueError(
-                f"batch has {b.shape[0]} rows but config.batch_size is {want[0]}; use batches of that size "
+                f"{name} has {b.shape[0]} rows but config.batch_size is {want[0]}; use batches of that size "
                 "(a new size would recompile the training step)"
             )
         if b.dtype == np.bool_:
             return b.astype(np.uint8)
         if not (np.issubdtype(b.dtype, np.integer) or np.issubdtype(b.dtype, np.floating)):
-            raise ValueError(f"batch must be numeric bits in {{0, 1}}, got dtype {b.dtype}")
+            raise ValueError(f"{name} must be numeric bits in {{0, 1}}, got dtype {b.dtype}")
         if np.issubdtype(b.dtype, np.floating) and not np.all(np.isfinite(b)):
-            raise ValueError("batch contains NaN or infinite values; bits must be 0 or 1")
+            raise ValueError(f"{name} contains NaN or infinite values; bits must be 0 or 1")
         if not np.all((b == 0) | (b == 1)):
-            raise ValueError("batch must contain only 0 and 1 (bits, not pixel values: use dtm.encode(frames))")
+            raise ValueError(f"{name} must contain only 0 and 1 (bits, not pixel values: use dtm.encode(frames))")
         return b.astype(np.uint8)
 
     # ------------------------------------------------------------------ training
 
-    def train_step(self, batch_bits: Any) -> dict[str, float]:
+    def train_step(
+        self, batch_bits: Any, labels: Any = None, *, prev: Any = None, actions: Any = None
+    ) -> dict[str, float]:
         """One optimiser update of every diffusion step on one batch of visible bits ``(B, n_visible)``.
 
-        Returns metrics averaged over steps: ``gap`` (mean |⟨s⟩₊ - ⟨s⟩₋| on visible sites, the
-        data-vs-model magnetisation mismatch), ``grad_norm`` and ``lr``.
+        A labelled model (``n_classes > 0``) needs ``labels``, class ids ``(B,)``; a world model
+        (``n_actions > 0``) needs the previous frames' bits ``prev`` ``(B, n_visible)`` and ``actions`` ``(B,)``
+        (``batch_bits`` is then the next frame). Returns metrics averaged over steps: ``gap`` (mean
+        |⟨s⟩₊ - ⟨s⟩₋| on the image's visible sites, the data-vs-model magnetisation mismatch), ``grad_norm``
+        and ``lr``.
         """
-        batch = jnp.asarray(self.check_batch(batch_bits))
-        key, sub = jax.random.split(self.state.key)
-        params, opt_state, metrics = self._train_fn(
-            self.state.params, self.state.opt_state, sub, batch, jnp.asarray(self.corr_penalty, jnp.float32)
-        )
-        self.state = TrainState(params, opt_state, self.state.step + 1, key)
-        out = {k: float(v) for k, v in jax.device_get(metrics).items()}
-        out["lr"] = float(self.learning_rate(self.state.step - 1))
-        return out
+        batch = self.make_batch(batch_bits, labels, prev=prev, actions=actions)
+        self.state, metrics = self.train_fn(self._placed_state(), batch)
+        return {k: float(v) for k, v in jax.device_get(metrics).items()}
+
+    def _placed_state(self) -> DTMState:
+        """The state replicated on the mesh, as ``train_fn`` returns it: a leaf replaced outside it (the
+        generation key, the penalty, a restored checkpoint) would otherwise make ``train_fn`` compile again."""
+        want = self.mesh.replicated
+        if not all(getattr(a, "sharding", None) == want for a in jax.tree.leaves(self.state)):
+            self.state = self.mesh.put_state(self.state)
+        return self.state
+
+    def make_batch(
+        self, batch_bits: Any, labels: Any = None, *, prev: Any = None, actions: Any = None
+    ) -> dict[str, jax.Array]:
+        """The checked batch dict that :attr:`train_fn` takes (see :meth:`train_step` for the arguments)."""
+        batch = {"bits": jnp.asarray(self.check_batch(batch_bits))}
+        B = self.config.batch_size
+        if self.config.n_classes:
+            if labels is None:
+                raise ValueError(
+                    f"this model has labels (n_classes={self.config.n_classes}): pass labels, class ids (B,), "
+                    "e.g. from IteratorDataLoader(..., n_classes=K)"
+                )
+            batch["labels"] = jnp.asarray(self.check_ids("labels", labels, self.config.n_classes, B))
+        elif labels is not None:
+            raise ValueError(
+                "labels given to an unconditional model (n_classes=0): build it with DTMConfig(n_classes=K) to "
+                "train with labels, or pass the frames alone"
+            )
+        if self.config.n_actions:
+            if prev is None or actions is None:
+                raise ValueError(
+                    f"this is a world model (n_actions={self.config.n_actions}): pass prev=bits of the previous "
+                    "frames and actions=ids (B,), e.g. from a TransitionLoader's (bits_t, actions, bits_t1)"
+                )
+            batch["prev"] = jnp.asarray(self.check_prev(prev, B))
+            batch["actions"] = jnp.asarray(self.check_ids("actions", actions, self.config.n_actions, B))
+        elif prev is not None or actions is not None:
+            raise ValueError(
+                "prev/actions given to a model without conditioning inputs (n_actions=0): build it with "
+                "DTMConfig(n_actions=A) for a world model"
+            )
+        return batch
+
+    def check_prev(self, prev: Any, n: int) -> np.ndarray:
+        """A world model's previous frames as bits ``(n, cond_frames * n_visible)`` uint8 (frames ``(n, H, W, C)``,
+        or ``(n, F, H, W, C)`` for F previous frames, are encoded), or a clear error."""
+        p = np.asarray(prev)
+        if p.ndim >= 4:
+            p = self.encode(p).reshape(len(p), -1)
+        want = (n, self.config.cond_frames * self.encoding.n_bits)
+        if p.shape != want:
+            raise ValueError(
+                f"prev must be the previous {self.config.cond_frames} frame(s)' bits of shape {want}, got {p.shape}; "
+                "encode frames with dtm.encode(frames) (several frames: side by side, oldest first)"
+            )
+        if not np.all((p == 0) | (p == 1)):
+            raise ValueError("prev must contain only 0 and 1 (bits: encode frames with dtm.encode(frames))")
+        return p.astype(np.uint8)
+
+    @staticmethod
+    def check_ids(name: str, ids: Any, n: int, count: int | None = None) -> np.ndarray:
+        """Class or action ids ``(count,)`` in ``0 .. n-1`` as int32, or a clear error."""
+        a = np.asarray(ids)
+        if a.ndim != 1 or (count is not None and len(a) != count):
+            want = f"({count},)" if count is not None else "(n,)"
+            raise ValueError(f"{name} must be integer ids of shape {want}, got shape {a.shape}")
+        if not (np.issubdtype(a.dtype, np.integer) or a.size == 0):
+            raise ValueError(f"{name} must be integer ids, got dtype {a.dtype}")
+        if a.size and (a.min() < 0 or a.max() >= n):
+            bad = int(a[(a < 0) | (a >= n)][0])
+            raise ValueError(f"{name} must be ids in 0..{n - 1}, got {bad}")
+        return a.astype(np.int32)
 
     def learning_rate(self, step: int | None = None) -> float:
         """The learning rate at ``step`` (default: the next batch): cosine decay counted in batches."""
-        return float(self.lr_schedule(self.state.step if step is None else step))
+        return float(self.lr_schedule(self.batches_trained if step is None else step))
 
     def train_from_iterator(
         self,
@@ -468,6 +392,10 @@ class DTM:
         return_trajectory: Literal[False] = False,
         record_every: int = 10,
         max_chunk_bytes: int | None = None,
+        labels: Any = None,
+        prev: Any = None,
+        actions: Any = None,
+        return_labels: Literal[False] = False,
     ) -> np.ndarray: ...
 
     @overload
@@ -481,6 +409,10 @@ class DTM:
         return_trajectory: Literal[True],
         record_every: int = 10,
         max_chunk_bytes: int | None = None,
+        labels: Any = None,
+        prev: Any = None,
+        actions: Any = None,
+        return_labels: Literal[False] = False,
     ) -> tuple[np.ndarray, np.ndarray]: ...
 
     @overload
@@ -491,10 +423,14 @@ class DTM:
         *,
         sweeps: int | None = None,
         beta: tuple[float, float] | None = None,
-        return_trajectory: bool,
+        return_trajectory: bool = False,
         record_every: int = 10,
         max_chunk_bytes: int | None = None,
-    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]: ...
+        labels: Any = None,
+        prev: Any = None,
+        actions: Any = None,
+        return_labels: bool = False,
+    ) -> Any: ...
 
     def generate(
         self,
@@ -506,7 +442,11 @@ class DTM:
         return_trajectory: bool = False,
         record_every: int = 10,
         max_chunk_bytes: int | None = None,
-    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        labels: Any = None,
+        prev: Any = None,
+        actions: Any = None,
+        return_labels: bool = False,
+    ) -> Any:
         """Generate ``n`` images ``(n, H, W, C)`` in [0, 1], from Bernoulli(0.5) inputs through steps T-1..0.
 
         Each step runs ``sweeps`` block-Gibbs sweeps (default ``config.generation_sweeps``) with β ramped
@@ -516,6 +456,13 @@ class DTM:
 
         With ``return_trajectory=True`` also returns the decoded visible state every ``record_every``
         sweeps of every step: ``(T * (sweeps // record_every + 1), n, H, W, C)``, noisiest step first.
+
+        Conditioning: a labelled model (``n_classes > 0``) samples image and label jointly, or with
+        ``labels`` (class ids ``(n,)``, or one id for all) clamped: conditional samples.
+        ``return_labels=True`` appends the final label bits' classes ``(n,)`` (most votes of the spots) to the
+        result. A world model (``n_actions > 0``) takes the previous frames' bits ``prev`` ``(n, n_visible)``
+        and ``actions`` ``(n,)``: samples of the next frame (see :meth:`rollout`); without them its
+        conditioning field is left out.
 
         Memory: the chains run in chunks whose estimated working memory
         (:meth:`generation_bytes_per_chain` a chain) stays under ``max_chunk_bytes`` (default
@@ -527,6 +474,45 @@ class DTM:
         themselves (``n * H * W * C`` float32 values, times the records for a trajectory) are not bounded.
         """
         n = check_int("n", n, 1)
+        cond_in = self._generation_inputs(n, labels, prev, actions, return_labels)
+        return self._generate(n, key, sweeps, beta, return_trajectory, record_every, max_chunk_bytes, cond_in,
+                              return_labels)  # fmt: skip
+
+    def _generation_inputs(self, n: int, labels: Any, prev: Any, actions: Any, return_labels: bool) -> dict[str, Any]:
+        """The checked conditioning dict of :func:`_make_generate_fn` from :meth:`generate`'s arguments."""
+        cfg, out = self.config, {}
+        if (labels is not None or check_bool("return_labels", return_labels)) and not cfg.n_classes:
+            raise ValueError(
+                "this model has no labels (n_classes=0): labels and return_labels need a model built with "
+                "DTMConfig(n_classes=K) and trained on labelled batches"
+            )
+        if labels is not None:
+            ids = np.broadcast_to(np.asarray(labels), (n,)) if np.ndim(labels) == 0 else labels
+            out["labels"] = self.check_ids("labels", ids, cfg.n_classes, n)
+        if prev is not None or actions is not None:
+            if not cfg.n_actions:
+                raise ValueError(
+                    "prev/actions given to a model without conditioning inputs (n_actions=0): build it with "
+                    "DTMConfig(n_actions=A) for a world model"
+                )
+            if prev is None or actions is None:
+                raise ValueError("a world model's conditioning needs both prev (bits (n, n_visible)) and actions (n,)")
+            out["prev"] = self.check_prev(prev, n)
+            out["actions"] = self.check_ids("actions", actions, cfg.n_actions, n)
+        return out
+
+    def _generate(
+        self,
+        n: int,
+        key: Any,
+        sweeps: int | None,
+        beta: tuple[float, float] | None,
+        return_trajectory: bool,
+        record_every: int,
+        max_chunk_bytes: int | None,
+        cond_in: dict[str, Any],
+        return_labels: bool = False,
+    ) -> Any:
         sweeps = self.config.generation_sweeps if sweeps is None else check_int("sweeps", sweeps, 1)
         b0, b1 = self.config.generation_beta if beta is None else check_beta("beta", beta)
         return_trajectory = check_bool("return_trajectory", return_trajectory)
@@ -535,7 +521,8 @@ class DTM:
             raise ValueError(f"record_every must divide sweeps ({sweeps}), got {record_every}")
         budget = GENERATE_CHUNK_BYTES if max_chunk_bytes is None else check_int("max_chunk_bytes", max_chunk_bytes, 1)
         if key is None:
-            self._gen_key, key = jax.random.split(self._gen_key)
+            gen_key, key = jax.random.split(self.state.gen_key)
+            self.state = self.state._replace(gen_key=gen_key)
         else:
             key = _as_key(key)
         spec = (sweeps, every, return_trajectory)
@@ -546,18 +533,115 @@ class DTM:
         per_chain = self.generation_bytes_per_chain(sweeps, every if return_trajectory else None)
         n_chunks = -(-n // max(1, budget // per_chain))
         size = -(-n // n_chunks)  # at most two chunk sizes, so at most two compilations
-        finals, trajs = [], []
+        n_img = self.encoding.n_bits
+        finals, trajs, label_bits = [], [], []
         for i in range(n_chunks):
             m = min(size, n - i * size)
-            final, traj = fn(self.state.params, key if n_chunks == 1 else jax.random.fold_in(key, i), betas, m)
-            finals.append(self.decode(np.asarray(final)))
+            args = (self.state.params, key if n_chunks == 1 else jax.random.fold_in(key, i), betas, m)
+            chunk = {k: jnp.asarray(v[i * size : i * size + m]) for k, v in cond_in.items()}
+            final, traj = fn(*args, chunk) if chunk else fn(*args)
+            final = np.asarray(final)
+            finals.append(self.decode(final[:, :n_img]))
+            label_bits.append(final[:, n_img:])
             if return_trajectory:
-                trajs.append(self.decode(np.asarray(traj).reshape(-1, m, self.config.n_visible)))
+                trajs.append(self.decode(np.asarray(traj)[..., :n_img].reshape(-1, m, n_img)))
             del final, traj
         images = finals[0] if n_chunks == 1 else np.concatenate(finals)
+        out: list[np.ndarray] = [images]
         if return_trajectory:
-            return images, trajs[0] if n_chunks == 1 else np.concatenate(trajs, axis=1)
-        return images
+            out.append(trajs[0] if n_chunks == 1 else np.concatenate(trajs, axis=1))
+        if return_labels:
+            out.append(conditioning.decode_labels(np.concatenate(label_bits), self.config.n_classes,
+                                                  self.config.label_spots))  # fmt: skip
+        return out[0] if len(out) == 1 else tuple(out)
+
+    def classify(
+        self,
+        frames: Any,
+        key: jax.Array | int | None = 0,
+        *,
+        sweeps: int | None = None,
+        chains: int = 8,
+        return_votes: bool = False,
+    ) -> Any:
+        """Class ids ``(n,)`` of frames ``(n, H, W, C)`` (or bits ``(n, n_visible)``): the label bits sampled
+        with the image clamped (step k's image: the frame noised to ``t_k``; the clean frame at step 0). The
+        votes ``(n, n_classes)`` are each class's label bits averaged over the spots, over ``chains``
+        independent chains a frame and over the second half of step 0's sweeps (recorded every 5): a Monte
+        Carlo estimate of p(class | image), whose argmax is the class (label chains mix slowly, so several
+        chains a frame make the estimate far less noisy than one). ``return_votes`` also returns the votes.
+        ``key``: a JAX key or an integer seed (default 0: repeatable). Needs a labelled model."""
+        cfg = self.config
+        if not cfg.n_classes:
+            raise ValueError("classify needs a labelled model: build it with DTMConfig(n_classes=K) and train it")
+        x = np.asarray(frames)
+        bits = self.encode(x) if x.ndim == 4 else x
+        if bits.ndim != 2 or bits.shape[1] != self.encoding.n_bits or not np.all((bits == 0) | (bits == 1)):
+            raise ValueError(
+                f"frames must be images (n, {', '.join(map(str, cfg.image_shape))}) or bits "
+                f"(n, {self.encoding.n_bits}), got shape {x.shape}"
+            )
+        sweeps = cfg.generation_sweeps if sweeps is None else check_int("sweeps", sweeps, 2)
+        chains = check_int("chains", chains, 1)
+        n = len(bits)
+        every = next(e for e in (5, 4, 3, 2, 1) if sweeps % e == 0)
+        spec = (sweeps, every, True)
+        if spec not in self._generate_fns:
+            self._generate_fns[spec] = _make_generate_fn(self, *spec)
+        betas = jnp.linspace(*cfg.generation_beta, sweeps, dtype=jnp.float32)
+        _, traj = self._generate_fns[spec](
+            self.state.params, _as_key(0 if key is None else key), betas, n * chains,
+            {"image": jnp.asarray(np.tile(bits, (chains, 1)), jnp.uint8)},
+        )  # fmt: skip
+        records = np.asarray(traj)[-(sweeps // every // 2) :, :, self.encoding.n_bits :]  # step 0, second half
+        votes = conditioning.label_votes(records > 0, cfg.n_classes, cfg.label_spots).mean(0)
+        votes = votes.reshape(chains, n, cfg.n_classes).mean(0)
+        ids = np.argmax(votes, axis=-1)
+        return (ids, votes) if check_bool("return_votes", return_votes) else ids
+
+    def rollout(
+        self,
+        first: Any,
+        actions: Any,
+        key: jax.Array | int | None = None,
+        *,
+        sweeps: int | None = None,
+        beta: tuple[float, float] | None = None,
+    ) -> np.ndarray:
+        """Dream episodes with a world model: from first frames and actions ``(n, L)`` (or ``(L,)``), sample
+        each next frame given the previous ``cond_frames`` frames (samples, once the dream has made them) and the
+        action: frames ``(L + 1, n, H, W, C)``, the first being the last given frame as the model encodes it.
+
+        ``first``: ``(n, H, W, C)`` (or one frame ``(H, W, C)``) with ``cond_frames = 1``; with F > 1 previous
+        frames, the F frames before the dream, ``(n, F, H, W, C)`` (or ``(F, H, W, C)``), oldest first.
+        ``beta``: the generation β ramp of every step (default ``config.generation_beta``)."""
+        cfg = self.config
+        if not cfg.n_actions:
+            raise ValueError("rollout needs a world model: build it with DTMConfig(n_actions=A) and train it")
+        x = np.asarray(first)
+        f = cfg.cond_frames
+        if x.ndim == (3 if f == 1 else 4):
+            x = x[None]
+        if f == 1:
+            x = x[:, None] if x.ndim == 4 else x
+        if x.ndim != 5 or x.shape[1] != f or x.shape[2:] != cfg.image_shape:
+            want = "(n, H, W, C)" if f == 1 else f"(n, {f}, H, W, C)"
+            raise ValueError(f"first must be {want} with (H, W, C) = {cfg.image_shape}, got shape {np.shape(first)}")
+        a = np.asarray(actions)
+        if a.ndim == 1:
+            a = np.broadcast_to(a, (len(x), len(a)))
+        if a.ndim != 2 or len(a) != len(x):
+            raise ValueError(f"actions must be (n, L) for {len(x)} first frames, got shape {np.shape(actions)}")
+        history = [self.encode(x[:, k]).astype(np.uint8) for k in range(f)]
+        base = _as_key(0 if key is None else key)
+        out = [self.decode(history[-1])]
+        for step in range(a.shape[1]):
+            prev = np.concatenate(history[-f:], axis=1)
+            images = self.generate(len(prev), jax.random.fold_in(base, step), sweeps=sweeps, beta=beta, prev=prev,
+                                   actions=a[:, step])  # fmt: skip
+            history.append(self.encode(images).astype(np.uint8))
+            out.append(images)
+        return np.stack(out)
 
     def generation_bytes_per_chain(self, sweeps: int | None = None, record_every: int | None = None) -> int:
         """Estimated working memory of one chain of :meth:`generate`, in bytes: about 12 float32 values a
@@ -598,27 +682,15 @@ class DTM:
     # ------------------------------------------------------------------ checkpoints
 
     def save(self, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
-        """Write parameters, optimiser state, config, counters and RNG state to ``path`` (.npz), atomically:
-        a temporary file in the same folder, flushed and fsynced, then renamed over ``path``. A crash
-        midway leaves the previous file intact. ``extra`` (JSON-serialisable) is stored alongside."""
+        """Write the whole state (:class:`DTMState`, as the one flat dict :func:`state_arrays`) and the config
+        to ``path`` (.npz, checkpoint format :data:`CHECKPOINT_FORMAT`), atomically: a temporary file in the
+        same folder, flushed and fsynced, then renamed over ``path``. A crash midway leaves the previous file
+        intact. ``extra`` (JSON-serialisable) is stored alongside."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        leaves = jax.tree.leaves(self.state.opt_state)
-        meta = {
-            "format": CHECKPOINT_FORMAT,
-            "config": self.config.to_dict(),
-            "step": self.state.step,
-            "corr_penalty": self.corr_penalty.tolist(),
-            "extra": extra or {},
-        }
-        arrays = {
-            "W": np.asarray(self.state.params["W"]),
-            "b": np.asarray(self.state.params["b"]),
-            "key": np.asarray(jax.random.key_data(self.state.key)),
-            "gen_key": np.asarray(jax.random.key_data(self._gen_key)),
-            "meta": np.frombuffer(json.dumps(meta).encode(), np.uint8),
-        }
-        arrays.update({f"opt_{i}": np.asarray(leaf) for i, leaf in enumerate(leaves)})
+        meta = {"format": CHECKPOINT_FORMAT, "config": self.config.to_dict(), "extra": extra or {}}
+        arrays = state_arrays(self.state)
+        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
         # numpy's stub types **kwds beside allow_pickle: bool, so a dict of arrays cannot match it
         return atomic_write(path, lambda f: np.savez(f, **arrays))  # type: ignore[arg-type]
 
@@ -629,7 +701,7 @@ class DTM:
             "format": WEIGHTS_FORMAT,
             "version": WEIGHTS_VERSION,
             "config": self.config.to_dict(),
-            "step": self.state.step,
+            "step": self.batches_trained,
         }
         arrays: dict[str, np.ndarray] = {
             "W": np.asarray(self.state.params["W"], np.float32),
@@ -648,7 +720,7 @@ class DTM:
             raise FileNotFoundError(f"no weights file at {path}")
         meta, z = _read_archive(path)
         fmt = meta.get("format")
-        if fmt == CHECKPOINT_FORMAT:
+        if fmt in CHECKPOINT_FORMATS:
             raise ValueError(
                 f"{path} is not a dtm_lite weights file but a training checkpoint (made by DTM.save): load it "
                 "with DTM.load, or write its weights with 'python -m dtm_lite export'"
@@ -659,7 +731,7 @@ class DTM:
         dtm = cls(_config_of(path, meta))
         params = _params_of(path, z, dtm)
         step = _meta_field(path, meta, "step", lambda v: check_int("step", v, 0))
-        dtm.state = TrainState(params, dtm.optimizer.init(params), step, dtm.state.key)
+        dtm.state = dtm.state._replace(params=params, opt_state=dtm.optimizer.init(params), step=jnp.int32(step))
         return dtm
 
     @classmethod
@@ -680,7 +752,7 @@ class DTM:
             diff = {k: (v, getattr(loaded.config, k)) for k, v in self.config.to_dict().items()
                     if getattr(loaded.config, k) != getattr(self.config, k)}  # fmt: skip
             raise ValueError(f"checkpoint {path} was made with another config (this run, checkpoint): {diff}")
-        self.state, self.corr_penalty, self._gen_key = loaded.state, loaded.corr_penalty, loaded._gen_key
+        self.state = loaded.state
         return extra
 
     @classmethod
@@ -693,314 +765,19 @@ class DTM:
     def load_with_extra(cls, path: str | os.PathLike) -> tuple[DTM, dict[str, Any]]:
         """:meth:`load`, and the ``extra`` dict saved with the checkpoint. A file that is not a checkpoint
         (corrupt, truncated, foreign) raises one ``ValueError`` naming it; one written by a newer
-        dtm_lite (a higher format number) says which format it needs."""
+        dtm_lite (a higher format number) says which format it needs. Format 1 files (before the state was one
+        pytree: separate ``W``/``b``/``opt_i``/key arrays, step and penalty in the meta record) still load."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no checkpoint at {path}")
         meta, z = _read_archive(path)
         config = checkpoint_config(path, meta)
         dtm = cls(config)
-        params = _params_of(path, z, dtm)
-        ref = jax.tree.leaves(dtm.state.opt_state)
-        leaves = [_array_of(path, z, f"opt_{i}", np.shape(a), np.dtype(a.dtype)) for i, a in enumerate(ref)]
-        key_shape = jax.random.key_data(dtm.state.key).shape
-        key = jax.random.wrap_key_data(jnp.asarray(_array_of(path, z, "key", key_shape, np.dtype(np.uint32))))
-        gen_key = jax.random.wrap_key_data(jnp.asarray(_array_of(path, z, "gen_key", key_shape, np.dtype(np.uint32))))
-        step = _meta_field(path, meta, "step", lambda v: check_int("step", v, 0))
-        cp = _meta_field(path, meta, "corr_penalty", lambda v: _penalties(v, dtm.num_steps))
         extra = _meta_field(path, meta, "extra", _json_object)
-        treedef = jax.tree.structure(dtm.state.opt_state)
-        dtm.state = TrainState(params, jax.tree.unflatten(treedef, [jnp.asarray(a) for a in leaves]), step, key)
-        dtm._gen_key = gen_key
-        dtm.corr_penalty = cp
+        if meta["format"] == 1:
+            dtm.state = _format1_state(path, meta, z, dtm)
+        else:
+            dtm.state = state_from_arrays(dtm.state, z, str(path))
+            if int(dtm.state.step) < 0 or not np.all(np.isfinite(np.asarray(dtm.state.corr_penalty))):
+                raise _corrupt(path, "negative step or non-finite correlation penalty")
         return dtm, extra
-
-
-CHECKPOINT_FORMAT = 1  # "format" of DTM.save's meta record; raise it when old readers could not read a new file
-WEIGHTS_VERSION = 1  # "version" of DTM.save_weights' meta record (its "format" is WEIGHTS_FORMAT)
-_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # an .npz is a zip archive (the second: an empty one)
-
-
-def checkpoint_config(path: str | os.PathLike, meta: dict[str, Any] | None = None) -> DTMConfig:
-    """The :class:`DTMConfig` stored in a checkpoint written by :meth:`DTM.save`, without building the
-    model (what ``python -m dtm_lite train --resume`` checks its settings against). Same errors as
-    :meth:`DTM.load`."""
-    path = Path(path)
-    if meta is None:
-        if not path.is_file():
-            raise FileNotFoundError(f"no checkpoint at {path}")
-        meta, _ = _read_archive(path)
-    fmt = meta.get("format")
-    if fmt == WEIGHTS_FORMAT:
-        raise ValueError(
-            f"{path} is a dtm_lite weights file (made by DTM.save_weights), not a training checkpoint: "
-            "load it with DTM.load_weights"
-        )
-    _check_version(path, fmt, CHECKPOINT_FORMAT, "checkpoint format")
-    return _config_of(path, meta)
-
-
-def _corrupt(path: Path, why: str) -> ValueError:
-    return ValueError(f"{path}: corrupt or not a dtm_lite checkpoint ({why})")
-
-
-def _json_object(v: Any) -> dict[str, Any]:
-    if not isinstance(v, dict):
-        raise TypeError(f"expected a JSON object, got {type(v).__name__}")
-    return v
-
-
-def _read_archive(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """``(meta, arrays)`` of an .npz written by :meth:`DTM.save` / :meth:`DTM.save_weights`, read whole
-    and without pickle; anything else (not a zip, truncated, object arrays, no JSON ``meta``) raises one
-    ``ValueError`` that names ``path``."""
-    with open(path, "rb") as f:
-        if f.read(4) not in _ZIP_MAGIC:
-            raise _corrupt(path, "not an .npz archive")
-    arrays: dict[str, np.ndarray] = {}
-    name = None
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            for name in z.files:
-                arrays[name] = z[name]
-    except MemoryError:
-        raise
-    except ValueError as err:
-        if "pickle" in str(err):
-            raise _corrupt(path, f"array {name!r} holds Python objects, which are never loaded") from None
-        raise _corrupt(path, f"damaged array {name!r}") from None
-    except Exception:  # BadZipFile, zlib.error, EOFError, OSError, ... from a truncated or damaged archive
-        raise _corrupt(path, "truncated or damaged archive") from None
-    m = arrays.get("meta")
-    if not isinstance(m, np.ndarray) or m.dtype != np.uint8 or m.ndim != 1:
-        raise _corrupt(path, "no 'meta' record")
-    try:
-        meta = json.loads(m.tobytes().decode())
-    except ValueError:  # UnicodeDecodeError, JSONDecodeError
-        raise _corrupt(path, "its 'meta' record is not JSON") from None
-    if not isinstance(meta, dict):
-        raise _corrupt(path, "its 'meta' record is not a JSON object")
-    return meta, arrays
-
-
-def _check_version(path: Path, found: Any, known: int, what: str) -> None:
-    """``found`` must be the integer ``known``; a higher one was written by a newer dtm_lite."""
-    if isinstance(found, int) and not isinstance(found, bool) and found > known:
-        from . import __version__
-
-        raise ValueError(
-            f"{path} is a dtm_lite {what} {found}, written by a newer dtm_lite; this one ({__version__}) reads "
-            f"{what} {known} and older: upgrade dtm_lite to a version that reads {what} {found}"
-        )
-    if found != known or isinstance(found, bool):
-        raise _corrupt(path, f"unknown {what} {found!r}")
-
-
-def _config_of(path: Path, meta: dict[str, Any]) -> DTMConfig:
-    d = meta.get("config")
-    if not isinstance(d, dict):
-        raise _corrupt(path, "no config in its 'meta' record")
-    try:
-        return DTMConfig.from_dict(d)  # lists from JSON become tuples on validation
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{path}: its stored config is not valid here: {err}") from None
-
-
-def _meta_field(path: Path, meta: dict[str, Any], name: str, convert: Any) -> Any:
-    try:
-        return convert(meta[name])
-    except (KeyError, TypeError, ValueError):
-        raise _corrupt(path, f"missing or bad {name!r} in its 'meta' record") from None
-
-
-def _penalties(v: Any, n: int) -> np.ndarray:
-    cp = np.asarray(v, np.float64)
-    if cp.shape != (n,) or not np.all(np.isfinite(cp)):
-        raise ValueError(cp)
-    return cp
-
-
-def _array_of(path: Path, arrays: dict[str, np.ndarray], name: str, shape: tuple, dtype: np.dtype) -> np.ndarray:
-    a = arrays.get(name)
-    if not isinstance(a, np.ndarray):
-        raise _corrupt(path, f"no array {name!r}")
-    if a.shape != tuple(shape) or np.result_type(a.dtype, dtype) != dtype:
-        raise _corrupt(path, f"{name} is {a.dtype}{list(a.shape)}, its config needs {dtype}{list(shape)}")
-    return a
-
-
-def _params_of(path: Path, arrays: dict[str, np.ndarray], dtm: DTM) -> dict[str, jax.Array]:
-    return {
-        name: jnp.asarray(_array_of(path, arrays, name, ref.shape, np.dtype(ref.dtype)))
-        for name, ref in dtm.state.params.items()
-    }
-
-
-# ---------------------------------------------------------------------- jitted kernels
-
-
-def _visible_bias(n_nodes: int, visible: jax.Array, j: jax.Array, s_in: jax.Array) -> jax.Array:
-    """Per-chain bias from the input coupling: ``J s_in`` on the visible nodes, 0 elsewhere. (C, n_nodes)."""
-    return jnp.zeros((s_in.shape[0], n_nodes), jnp.float32).at[:, visible].set(j * s_in)
-
-
-def _init_spins(key: jax.Array, bias: jax.Array, beta: float) -> jax.Array:
-    """Independent spins with each site's marginal ignoring couplings: P(+1) = σ(2β b)."""
-    return jnp.where(jax.random.uniform(key, bias.shape) < jax.nn.sigmoid(2.0 * beta * bias), 1.0, -1.0)
-
-
-def phase_moments(
-    lat: smp.Lattice,
-    visible: jax.Array,
-    W: jax.Array,
-    b: jax.Array,
-    s_start: jax.Array,
-    s_in: jax.Array,
-    j: jax.Array,
-    key: jax.Array,
-    *,
-    beta: float,
-    n_warmup: int,
-    n_samples: int,
-    steps_per_sample: int,
-) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
-    """Monte Carlo moments of T diffusion steps on one batch: both phases of every step in one sampler run.
-
-    Args: W ``(T, n_edges)``, b ``(T, n_nodes)``; ``s_start``, ``s_in`` ±1 of shape ``(T, B, n_visible)``: each
-    step's clean-side target and noisier input; ``j`` ``(T,)`` the input couplings.
-    Returns ``(⟨s⟩₊, ⟨s⟩₋)`` of shape ``(T, n_nodes)`` and ``(⟨s_i s_j⟩₊, ⟨s_i s_j⟩₋)`` of shape ``(T, n_edges)``,
-    averaged over samples and batch. Chains ``[:B]`` are the positive phase (visible clamped to
-    ``s_start``), chains ``[B:]`` the negative phase; row r of both phases sees the same input.
-
-    Several models share the lattice arrays ``(2, n, n, T, 2B)`` and run in one kernel call (under ``jax.vmap``
-    XLA's CPU loop would run several times slower); training calls it one step at a time (``jax.lax.map``),
-    which keeps the arrays in cache and the cost linear in T.
-    """
-    g = lat.graph
-    T, B = s_start.shape[:2]
-    vis_mask = jnp.zeros(g.n_nodes, bool).at[visible].set(True)
-    clamp = jnp.concatenate([jnp.broadcast_to(vis_mask, (B, g.n_nodes)), jnp.zeros((B, g.n_nodes), bool)])[None]
-    k_init, k_run = jax.random.split(key)
-    vis_bias = jax.vmap(lambda jk, s: _visible_bias(g.n_nodes, visible, jk, s))(j, s_in)  # (T, B, n_nodes)
-    bias = jnp.concatenate([vis_bias, vis_bias], axis=1) + b[:, None]  # (T, 2B, n_nodes)
-    spins = _init_spins(k_init, bias, beta).at[:, :B, visible].set(s_start)
-    params = smp.make_params(lat, W, bias, clamp)
-    x0, x1 = smp.to_lattice(lat, spins, fill=1.0)  # (2, n, n, T, 2B)
-
-    def observe(acc, x0, x1):
-        s0, s1, ss = acc
-        prod = smp.edge_products(lat, x0, x1)  # (deg, 2, n, n, T, 2B)
-        ss = ss + jnp.stack([prod[..., :B].sum(-1), prod[..., B:].sum(-1)])
-        return (s0 + x0, s1 + x1, ss), None
-
-    zeros = (jnp.zeros_like(x0), jnp.zeros_like(x1), jnp.zeros((2,) + params.w0.shape[:-1], jnp.float32))
-    betas = jnp.full((smp.n_sweeps(n_warmup, n_samples, steps_per_sample),), beta, jnp.float32)
-    _, _, (s0, s1, ss), _ = smp.run_chains(
-        lat, params, k_run, x0, x1, betas, n_warmup=n_warmup, n_samples=n_samples,
-        steps_per_sample=steps_per_sample, observe=observe, acc=zeros,
-    )  # fmt: skip
-    m = smp.from_lattice(lat, s0, s1) / n_samples  # (T, 2B, n_nodes)
-    c_pos, c_neg = (smp.edge_values(lat, ss[k]) / (B * n_samples) for k in (0, 1))  # (T, n_edges)
-    return m[:, :B].mean(1), m[:, B:].mean(1), c_pos, c_neg
-
-
-def _make_train_fn(dtm: DTM):
-    cfg, lat, g = dtm.config, dtm.lattice, dtm.graph
-    visible = jnp.asarray(dtm.visible)
-    t = jnp.asarray(dtm.times, jnp.float32)
-    J = jnp.asarray(dtm.J, jnp.float32)
-    edges = np.asarray(g.edges)
-
-    def pair(key, x0_bits, t_k, t_k1):
-        return training_pair(key, x0_bits, t_k, t_k1, cfg.image_rate, cfg.diffusion_offset)
-
-    T = cfg.num_diffusion_steps
-
-    def step_moments(args):
-        """``phase_moments`` of one diffusion step, from its slices ``(W_k, b_k, s_start_k, s_in_k, J_k, key_k)``."""
-        W, b, s_start, s_in, j, key = args
-        out = phase_moments(
-            lat, visible, W[None], b[None], s_start[None], s_in[None], j[None], key,
-            beta=cfg.beta, n_warmup=cfg.steps_warmup, n_samples=cfg.n_samples, steps_per_sample=cfg.steps_per_sample,
-        )  # fmt: skip
-        return tuple(o[0] for o in out)
-
-    # The T steps run one after another (lax.map), each on its own (2, n, n, 1, 2B) lattice arrays: the cost
-    # is linear in T, where one joint (2, n, n, T, 2B) kernel outgrew the cache (benchmarks/train_step.py).
-    @jax.jit
-    def train(params, opt_state, key, batch, corr_penalty):
-        k_pairs, k_run = jax.random.split(key)
-        keys = jax.random.split(k_pairs, cfg.num_diffusion_steps)
-        x_start, x_end = jax.vmap(pair, in_axes=(0, None, 0, 0))(keys, batch, t[:-1], t[1:])  # (T, B, n_vis)
-        run_keys = jax.random.split(k_run, T) if T > 1 else k_run[None]  # T = 1 keeps its key: same samples
-        m_pos, m_neg, c_pos, c_neg = jax.lax.map(
-            step_moments, (params["W"], params["b"], 2.0 * x_start - 1.0, 2.0 * x_end - 1.0, J, run_keys)
-        )
-        cov_neg = c_neg - m_neg[:, edges[:, 0]] * m_neg[:, edges[:, 1]]
-        ascent = {
-            "W": cfg.beta * (c_pos - c_neg) - corr_penalty[:, None] * cov_neg,
-            "b": cfg.beta * (m_pos - m_neg),
-        }
-        grads = jax.tree.map(jnp.negative, ascent)
-        updates, opt_state = dtm.optimizer.update(grads, opt_state, params)
-        params = optax.apply_updates(params, updates)
-        metrics = {
-            "gap": jnp.abs(m_pos - m_neg)[:, visible].mean(),
-            "grad_norm": optax.tree.norm(ascent),
-        }
-        return params, opt_state, metrics
-
-    return train
-
-
-def _step_chains(lat, visible, params_k, j_k, s_in, key, betas, every, init_beta):
-    """Free chains of one diffusion step from inputs ``s_in`` (n, n_visible) ±1: the visible spins every
-    ``every`` sweeps, (len(betas) // every + 1, n, n_visible) int8, the first record being the start."""
-    g = lat.graph
-    k_init, k_run = jax.random.split(key)
-    bias = params_k["b"][None] + _visible_bias(g.n_nodes, visible, j_k, s_in)
-    p = smp.make_params(lat, params_k["W"], bias, None)
-    x0, x1 = smp.to_lattice(lat, _init_spins(k_init, bias, init_beta), fill=1.0)
-
-    def observe(acc, x0, x1):
-        return acc, smp.from_lattice(lat, x0, x1)[:, visible].astype(jnp.int8)
-
-    _, _, _, outs = smp.run_chains(
-        lat, p, k_run, x0, x1, betas, n_warmup=0, n_samples=betas.shape[0] // every + 1,
-        steps_per_sample=every, observe=observe, acc=None,
-    )  # fmt: skip
-    return outs
-
-
-def _make_free_run_fn(dtm: DTM, sweeps: int, every: int):
-    cfg, lat = dtm.config, dtm.lattice
-    visible = jnp.asarray(dtm.visible)
-    betas = jnp.full((sweeps,), cfg.beta, jnp.float32)
-
-    @jax.jit
-    def free_run(params_k, j_k, s_in, key):
-        outs = _step_chains(lat, visible, params_k, j_k, s_in, key, betas, every, cfg.beta)
-        return (outs > 0).astype(jnp.uint8)
-
-    return free_run
-
-
-def _make_generate_fn(dtm: DTM, sweeps: int, every: int, trajectory: bool):
-    cfg, lat = dtm.config, dtm.lattice
-    visible = jnp.asarray(dtm.visible)
-    J = jnp.asarray(dtm.J, jnp.float32)
-
-    @functools.partial(jax.jit, static_argnums=3)
-    def generate(params, key, betas, n):
-        k_in, key = jax.random.split(key)
-        s_in = jnp.where(jax.random.bernoulli(k_in, 0.5, (n, cfg.n_visible)), 1.0, -1.0)
-        traj = []
-        for k in reversed(range(cfg.num_diffusion_steps)):
-            key, sub = jax.random.split(key)
-            params_k = {name: a[k] for name, a in params.items()}
-            outs = _step_chains(lat, visible, params_k, J[k], s_in, sub, betas, every, cfg.beta)
-            traj.append(outs if trajectory else outs[-1:])
-            s_in = outs[-1].astype(jnp.float32)
-        return (s_in > 0).astype(jnp.uint8), jnp.concatenate(traj)
-
-    return generate

@@ -2,7 +2,10 @@
 
 ``LunarLanderFrames`` renders gymnasium's ``LunarLander-v3`` (``render_mode="rgb_array"``, 400 x 600 x 3),
 crops it to a square, shrinks it with ``resize_area`` and yields one ``Episode`` per episode:
-``(frames uint8 (n, res, res, 3), actions int64 (n,), rewards float32 (n,))``.
+``(frames uint8 (n, res, res, 3), actions int64 (n,), rewards float32 (n,))``; with ``label="zone"`` or
+``label="phase"`` a ``LabeledEpisode`` ``(frames, actions, rewards, labels int64 (n,))`` instead, the labels
+read from the simulator's state at each frame (``LunarLanderFrames.LABEL_KINDS``). ``transitions(source)``
+turns the episodes into world-model transitions ``(frames_t, actions, frames_t1)``.
 
 The crop (``crop="center"``, the default) keeps the full height and the middle 400 columns (x in
 100..500) of the 400 x 600 render: the lander starts at the top centre, the landing pad between the flags
@@ -25,7 +28,7 @@ import time
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import NamedTuple, cast
+from typing import ClassVar, NamedTuple, cast
 
 import gymnasium as gym
 import numpy as np
@@ -39,6 +42,9 @@ N_ACTIONS = 4  # noop, left engine, main engine, right engine
 POLICIES = ("random", "heuristic")
 CROPS = ("center", "full", "pad")
 VECTORIZATION_MODES = ("sync", "async")
+# the simulator state captured with each frame (FrameCapture, info["lander_state"]); x, y in world units
+STATE_FIELDS = ("x", "y", "helipad_x1", "helipad_x2", "leg0_contact", "leg1_contact", "game_over", "awake")
+HELIPAD_RENDER_X = (240.0, 360.0)  # the pad's flags in render pixels: helipad_x1 * SCALE, helipad_x2 * SCALE
 
 # heuristic() only reads env.unwrapped.continuous; a stub lets it run for envs living in worker processes
 _DISCRETE_ENV = SimpleNamespace(unwrapped=SimpleNamespace(continuous=False))
@@ -216,8 +222,49 @@ class Episode(NamedTuple):
     rewards: np.ndarray
 
 
+class LabeledEpisode(NamedTuple):
+    """An ``Episode`` with one class label per frame: ``labels`` int64 (n,), from the simulator state that
+    ``frames[i]`` shows (see ``LunarLanderFrames.LABEL_KINDS``). A 4-tuple ``(frames, actions, rewards,
+    labels)``: ``IteratorDataLoader(..., n_classes=K)`` batches the labels with their frames."""
+
+    frames: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    labels: np.ndarray
+
+
+class Transition(NamedTuple):
+    """World-model transitions of one episode: ``next_frames[i]`` is the frame recorded after ``frames[i]``
+    when ``actions[i]`` was taken (held for the ``frame_stride`` steps between them). ``frames`` and
+    ``next_frames`` uint8 (m, res, res, 3), ``actions`` int64 (m,). A 3-tuple, as ``TransitionLoader``
+    reads it."""
+
+    frames: np.ndarray
+    actions: np.ndarray
+    next_frames: np.ndarray
+
+
+def state_labels(states: np.ndarray, kind: str) -> np.ndarray:
+    """Class labels int64 (n,) of simulator states float (n, 8) (fields ``STATE_FIELDS``, as ``FrameCapture``
+    records them); ``kind`` is one of ``LunarLanderFrames.LABEL_KINDS``:
+
+    * ``"zone"``: where the lander is across the screen relative to the landing pad (between the flags):
+      0 left of it (``x < helipad_x1``), 1 over it (``helipad_x1 <= x <= helipad_x2``), 2 right of it.
+    * ``"phase"``: 0 flying (no leg touches the ground), 1 touching down (exactly one leg does), 2 standing
+      (both legs do).
+    """
+    st = np.asarray(states, np.float64).reshape(-1, len(STATE_FIELDS))
+    if kind == "zone":
+        x, x1, x2 = st[:, 0], st[:, 2], st[:, 3]
+        return np.where(x < x1, 0, np.where(x <= x2, 1, 2)).astype(np.int64)
+    if kind == "phase":
+        return ((st[:, 4] > 0).astype(np.int64) + (st[:, 5] > 0)).astype(np.int64)
+    raise ValueError(f"label kind must be one of {tuple(LunarLanderFrames.LABEL_KINDS)}, got {kind!r}")
+
+
 class FrameCapture(gym.Wrapper):
-    """Puts the cropped, area-resized render into ``info["frame"]`` (uint8 (res, res, 3)).
+    """Puts the cropped, area-resized render into ``info["frame"]`` (uint8 (res, res, 3)), and the simulator
+    state it shows into ``info["lander_state"]`` (float64 (8,), fields ``STATE_FIELDS``).
 
     On reset, and after every ``stride``-th step unless the episode just ended (the terminal state is
     never shown, since no action is taken from it). Rendering inside the env lets ``AsyncVectorEnv``
@@ -234,16 +281,26 @@ class FrameCapture(gym.Wrapper):
         frame = cast(np.ndarray, self.env.render())  # an rgb_array env (make_env) renders one array
         return resize_area(crop_frame(frame, self.crop), (self.resolution, self.resolution))
 
+    def state(self) -> np.ndarray:
+        """The current simulator state as float64 ``(8,)``, fields ``STATE_FIELDS`` (booleans as 0 / 1)."""
+        env = self.env.unwrapped
+        lander, legs = env.lander, env.legs  # type: ignore[attr-defined]
+        return np.array(
+            [lander.position.x, lander.position.y, env.helipad_x1, env.helipad_x2,  # type: ignore[attr-defined]
+             legs[0].ground_contact, legs[1].ground_contact, env.game_over, lander.awake],  # type: ignore[attr-defined]
+            np.float64,
+        )  # fmt: skip
+
     def reset(self, **kwargs):
         obs, info = self.env.reset(**kwargs)
         self._t = 0
-        return obs, {**info, "frame": self.frame()}
+        return obs, {**info, "frame": self.frame(), "lander_state": self.state()}
 
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
         self._t += 1
         if not (terminated or truncated) and self._t % self.stride == 0:
-            info = {**info, "frame": self.frame()}
+            info = {**info, "frame": self.frame(), "lander_state": self.state()}
         return obs, reward, terminated, truncated, info
 
 
@@ -259,23 +316,30 @@ class _Running:
     index: int
     rng: np.random.Generator
     frame: np.ndarray | None = None  # state the next action is taken from (recorded if the step is kept)
+    state: np.ndarray | None = None  # the simulator state that frame shows (FrameCapture's lander_state)
+    action: int = 0  # the last action chosen (held between kept steps with repeat_actions)
     t: int = 0
     kept: bool = False
     frames: list[np.ndarray] = field(default_factory=list)
+    states: list[np.ndarray] = field(default_factory=list)
     actions: list[int] = field(default_factory=list)
     rewards: list[float] = field(default_factory=list)
 
-    def episode(self) -> Episode:
-        return Episode(
+    def episode(self, label: str | None = None) -> Episode | LabeledEpisode:
+        episode = Episode(
             np.stack(self.frames),
             np.asarray(self.actions, np.int64),
             np.asarray(self.rewards, np.float32),
         )
+        if label is None:
+            return episode
+        return LabeledEpisode(*episode, state_labels(np.stack(self.states), label))
 
 
 @dataclass(frozen=True)
 class LunarLanderFrames:
-    """Deterministic, re-iterable stream of LunarLander episodes ``(frames, actions, rewards)``.
+    """Deterministic, re-iterable stream of LunarLander episodes ``(frames, actions, rewards)``, or
+    ``(frames, actions, rewards, labels)`` with ``label=``.
 
     Each ``iter()`` starts over and yields the same ``Episode``s: episode e (0, 1, 2, ...) resets the env
     with seed ``seed + e`` and draws actions from ``np.random.default_rng([seed, e])``. An episode has
@@ -298,6 +362,24 @@ class LunarLanderFrames:
             2-core machine: ~500 frames/s at 32 x 32 for 1 or 2 envs vs ~300-430 async) or ``"async"`` (one
             worker process per env, started with ``forkserver`` so a parent already running JAX threads is
             safe; worth it with more cores than envs).
+        label: None (the default: ``Episode``s), or a label kind of ``LABEL_KINDS``: the stream then yields
+            ``LabeledEpisode``s whose ``labels`` int64 (n,) are read from the simulator state each frame shows
+            (never from its pixels), with ``LABEL_KINDS[label]`` classes:
+
+            * ``"zone"`` (3): the lander's position across the screen relative to the landing pad between
+              the flags (``helipad_x1 <= x <= helipad_x2``, render columns 240..360, ``pad_columns`` in
+              output pixels): 0 left of the pad, 1 over it, 2 right of it. Visible in the picture: at 32 x 32
+              the lander blob's centre column (``metrics.object_stats``) lies in the labelled zone in all
+              of the frames where it is more than 1 pixel from a border (588 of 588, 30 random episodes)
+              and in 99.4% of all frames with a visible lander.
+            * ``"phase"`` (3): 0 flying (no leg on the ground), 1 touching down (one leg on the ground),
+              2 standing (both legs). A crashed or resting lander (``game_over``, or the body asleep) ends
+              the episode in that very step and the terminal state is never recorded, so it cannot label
+              a frame. A random policy seldom touches down (about 2% of frames); the heuristic one lands.
+        repeat_actions: False (the default): the policy picks an action every step. True: it picks one at
+            each kept step and holds it for the ``frame_stride`` steps until the next kept frame, so
+            ``actions[i]`` is the action taken during all the steps from ``frames[i]`` to ``frames[i + 1]``
+            (what ``transitions`` needs with ``frame_stride > 1``). The same with ``frame_stride = 1``.
 
     No environment exists until iteration starts; they are closed when the iterator is exhausted, closed
     or garbage collected, so the object is cheap to build and pickle.
@@ -313,6 +395,10 @@ class LunarLanderFrames:
     crop: str | tuple[int, int, int, int] = "center"
     epsilon: float = 0.0
     vectorization_mode: str = "sync"
+    label: str | None = None
+    repeat_actions: bool = False
+
+    LABEL_KINDS: ClassVar[dict[str, int]] = {"zone": 3, "phase": 3}  # label kind -> number of classes
 
     def __post_init__(self) -> None:
         for name in ("resolution", "frames_per_episode", "num_envs", "frame_stride"):
@@ -329,13 +415,41 @@ class LunarLanderFrames:
                 f"vectorization_mode must be one of {VECTORIZATION_MODES}, got {self.vectorization_mode!r}"
             )
         _check_crop(self.crop)
+        if self.label is not None and self.label not in self.LABEL_KINDS:
+            raise ValueError(f"label must be None or one of {tuple(self.LABEL_KINDS)}, got {self.label!r}")
+        if not isinstance(self.repeat_actions, bool | np.bool_):
+            raise ValueError(f"repeat_actions must be True or False, got {self.repeat_actions!r}")
 
     @property
     def frame_shape(self) -> tuple[int, int, int]:
         """(resolution, resolution, 3)."""
         return (self.resolution, self.resolution, 3)
 
-    def __iter__(self) -> Generator[Episode, None, None]:
+    @property
+    def n_classes(self) -> int | None:
+        """Number of label classes (``LABEL_KINDS[label]``), None without labels: pass it to
+        ``IteratorDataLoader(..., n_classes=source.n_classes)``."""
+        return None if self.label is None else self.LABEL_KINDS[self.label]
+
+    def render_column(self, render_x: float) -> float:
+        """Where render column ``render_x`` (0..600, continuous) lands in an output frame, in output pixels
+        (continuous: output pixel j spans [j, j + 1)); outside [0, resolution] when the crop cuts it off."""
+        if self.crop == "center":
+            left, width = (RENDER_HW[1] - RENDER_HW[0]) // 2, RENDER_HW[0]
+        elif self.crop in ("full", "pad"):  # "pad" adds rows only: the frame is wider than tall
+            left, width = 0, RENDER_HW[1]
+        else:
+            _, _, left, right = cast(tuple[int, int, int, int], self.crop)
+            width = right - left
+        return (float(render_x) - left) * self.resolution / width
+
+    @property
+    def pad_columns(self) -> tuple[float, float]:
+        """The landing pad's left and right edges (the flags) in output pixels (continuous), e.g. (11.2,
+        20.8) at 32 x 32 with the centre crop: the borders of the ``"zone"`` label in the picture."""
+        return self.render_column(HELIPAD_RENDER_X[0]), self.render_column(HELIPAD_RENDER_X[1])
+
+    def __iter__(self) -> Generator[Episode | LabeledEpisode, None, None]:
         return self._generate()
 
     def _make_vector_env(self) -> gym.vector.SyncVectorEnv | gym.vector.AsyncVectorEnv:
@@ -350,13 +464,13 @@ class LunarLanderFrames:
             return int(run.rng.integers(N_ACTIONS))
         return int(heuristic(_DISCRETE_ENV, obs))
 
-    def _generate(self) -> Generator[Episode, None, None]:
+    def _generate(self) -> Generator[Episode | LabeledEpisode, None, None]:
         """Play episodes in ``num_envs`` slots; a finished slot starts the next episode; yield in order."""
         envs = self._make_vector_env()
         n = self.num_envs
         next_index = 0
         slots: list[_Running | None] = [None] * n
-        finished: dict[int, Episode] = {}
+        finished: dict[int, Episode | LabeledEpisode] = {}
         next_out = 0
 
         def assign(ids: list[int]) -> list[int | None]:
@@ -376,7 +490,7 @@ class LunarLanderFrames:
             for i in ids:
                 run = slots[i]
                 if run is not None:
-                    run.frame = info["frame"][i]
+                    run.frame, run.state = info["frame"][i], info["lander_state"][i]
 
         try:
             obs, info = envs.reset(seed=assign(list(range(n))))
@@ -386,11 +500,14 @@ class LunarLanderFrames:
                 for i, run in enumerate(slots):
                     if run is None:
                         continue
-                    actions[i] = self._act(run, obs[i])
                     run.kept = run.t % self.frame_stride == 0
+                    if run.kept or not self.repeat_actions:
+                        run.action = self._act(run, obs[i])
+                    actions[i] = run.action
                     if run.kept:
-                        assert run.frame is not None  # take_frames set it when the slot's episode began
+                        assert run.frame is not None and run.state is not None  # set when the episode began
                         run.frames.append(run.frame)
+                        run.states.append(run.state)
                         run.actions.append(actions[i])
                 obs, reward, terminated, truncated, info = envs.step(actions)
                 has_frame = info.get("_frame", np.zeros(n, bool))
@@ -402,9 +519,9 @@ class LunarLanderFrames:
                         if run.kept:
                             run.rewards.append(reward[i])
                         if has_frame[i]:
-                            run.frame = info["frame"][i]
+                            run.frame, run.state = info["frame"][i], info["lander_state"][i]
                         if done or (run.kept and len(run.frames) == self.frames_per_episode):
-                            finished[run.index] = run.episode()
+                            finished[run.index] = run.episode(self.label)
                             done = True
                     if done:
                         to_reset.append(i)
@@ -421,6 +538,64 @@ class LunarLanderFrames:
 
 
 # -----------------------------------------------------------------------------
+# world-model transitions
+
+
+@dataclass(frozen=True)
+class Transitions:
+    """Re-iterable stream of ``Transition``s, one per episode of ``source`` with at least 2 frames: the
+    pairs ``(frames[i], actions[i], frames[i + 1])`` for ``i < n - 1``. Pairs never cross an episode
+    boundary, and the last frame of an episode (whose next state was terminal or not kept) is only ever a
+    ``next_frames`` entry. Deterministic for ``source``'s seed. Built by ``transitions(source)``."""
+
+    source: LunarLanderFrames
+    history: int = 1
+
+    def __iter__(self) -> Generator[Transition, None, None]:
+        it = iter(self.source)
+        h = self.history
+        try:
+            for episode in it:
+                frames, actions = episode[0], episode[1]
+                if len(frames) < h + 1:
+                    continue
+                if h == 1:
+                    yield Transition(frames[:-1], actions[:-1], frames[1:])
+                else:  # frames_t[i]: the h frames up to and including frame i (oldest first)
+                    idx = np.arange(h - 1, len(frames) - 1)
+                    window = idx[:, None] + np.arange(-h + 1, 1)
+                    yield Transition(frames[window], actions[idx], frames[idx + 1])
+        finally:
+            it.close()  # closes the environments when the consumer stops early
+
+
+def transitions(source: LunarLanderFrames, history: int = 1) -> Transitions:
+    """World-model transitions ``(frames_t, actions_t, frames_t1)`` of ``source``'s episodes, one
+    ``Transition`` per episode (see ``Transitions``); feed them to ``dtm_lite.loader.TransitionLoader``.
+
+    ``history = F > 1``: ``frames_t`` holds the F frames up to t, ``(m, F, H, W, C)`` oldest first (a world
+    model with ``DTMConfig(cond_frames=F)`` sees the velocity as well as the position); episodes shorter than
+    F + 1 frames give none.
+
+    ``actions_t`` must be the action that led from ``frames_t`` to ``frames_t1``. With ``frame_stride = 1``
+    it is; with ``frame_stride = k > 1`` the ``k - 1`` unrecorded steps in between need the same action,
+    so ``source`` must have ``repeat_actions=True`` (the policy holds each action for the k steps); without
+    it the source is refused.
+    """
+    if not isinstance(source, LunarLanderFrames):
+        raise ValueError(f"transitions needs a LunarLanderFrames source, got {type(source).__name__}")
+    history = check_int("history", history, 1)
+    if source.frame_stride > 1 and not source.repeat_actions:
+        raise ValueError(
+            f"source has frame_stride={source.frame_stride} without repeat_actions: only the first of the "
+            f"{source.frame_stride} actions between two frames is recorded, so (frame_t, action, frame_t1) "
+            "would be wrong; build the source with repeat_actions=True (each action held for the stride) "
+            "or frame_stride=1"
+        )
+    return Transitions(source, history)
+
+
+# -----------------------------------------------------------------------------
 # benchmark
 
 
@@ -430,8 +605,8 @@ def frames_per_second(source: LunarLanderFrames, n_episodes: int = 8) -> float:
     t0 = time.perf_counter()
     count = 0
     it = iter(source)
-    for k, (frames, _, _) in enumerate(it):
-        count += len(frames)
+    for k, episode in enumerate(it):
+        count += len(episode[0])
         if k + 1 == n_episodes:
             break
     it.close()
@@ -456,21 +631,37 @@ def training_stream(
     policy: str = "random",
     num_envs: int = 1,
     frame_stride: int = 2,
+    process_index: int = 0,
+    process_count: int = 1,
 ) -> LunarLanderFrames:
     """The episodes of training epoch ``epoch`` of a run with seed ``seed``, as ``python -m dtm_lite train``
     streams them: ``episodes_per_epoch`` episodes of up to 32 frames (every ``frame_stride``-th step) whose
     env seeds start at ``seed * 1_000_003 + epoch * episodes_per_epoch``: every epoch plays fresh episodes,
     and runs with different seeds share none in their first 1_000_003 episodes. Deterministic and
-    re-iterable (a ``LunarLanderFrames``)."""
+    re-iterable (a ``LunarLanderFrames``).
+
+    Multi-host training: process ``process_index`` of ``process_count`` plays only its own contiguous
+    ``episodes_per_epoch / process_count`` of the epoch's episodes (env seeds ``first + process_index * share
+    ..``), so no two processes see the same episode; ``episodes_per_epoch`` must be a multiple of
+    ``process_count``. (The shares' union has the one-process epoch's env seeds, but a random policy draws
+    its actions per stream, so its episodes differ from the one-process run's.)"""
+    process_count = check_int("process_count", process_count, 1)
+    process_index = check_int("process_index", process_index, 0, process_count - 1)
     if isinstance(epoch, bool) or not isinstance(epoch, int | np.integer) or epoch < 0:
         raise ValueError(f"epoch must be a non-negative integer, got {epoch!r}")
     _check_size(episodes_per_epoch, "episodes_per_epoch")
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     first = int(seed) * EPOCH_SEED_STRIDE + int(epoch) * int(episodes_per_epoch)
+    if episodes_per_epoch % process_count:
+        raise ValueError(
+            f"episodes_per_epoch {episodes_per_epoch} is not divisible by the {process_count} processes that "
+            f"share them: use a multiple of {process_count}"
+        )
+    share = int(episodes_per_epoch) // process_count
     return LunarLanderFrames(
-        resolution=resolution, frames_per_episode=TRAIN_FRAMES_PER_EPISODE, episodes=episodes_per_epoch,
-        seed=first, policy=policy, num_envs=num_envs, frame_stride=frame_stride,
+        resolution=resolution, frames_per_episode=TRAIN_FRAMES_PER_EPISODE, episodes=share,
+        seed=first + process_index * share, policy=policy, num_envs=num_envs, frame_stride=frame_stride,
     )  # fmt: skip
 
 

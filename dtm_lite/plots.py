@@ -109,7 +109,7 @@ def model_label(dtm, source: str = "DTM") -> str:
     ``"DTM.pretrained('lunarlander')"``), batches trained, image size, encoding, placement and preset."""
     c = dtm.config
     h, w, _ = c.image_shape
-    return f"{source}: {dtm.state.step:,} batches, {h}x{w} {c.encoding}, {c.placement} on {c.preset}"
+    return f"{source}: {dtm.batches_trained:,} batches, {h}x{w} {c.encoding}, {c.placement} on {c.preset}"
 
 
 def add_caption(img, text: str):

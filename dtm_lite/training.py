@@ -42,7 +42,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -204,6 +204,36 @@ def _as_bits(dtm: DTM, batch: Any, position: str) -> np.ndarray:
     return arr
 
 
+def _as_step_args(dtm: DTM, batch: Any, position: str) -> dict[str, Any]:
+    """A stream batch as the arguments of ``dtm.train_step``: bits alone for an unconditional model;
+    ``(bits, labels)`` for a labelled one (``IteratorDataLoader(..., n_classes=K)``); ``(bits_t, actions,
+    bits_t1)`` for a world model (``TransitionLoader``). Frames are encoded with the model's encoding."""
+    cfg = dtm.config
+    if cfg.n_actions:
+        if not (isinstance(batch, tuple) and len(batch) == 3):
+            raise ValueError(
+                f"{position}: a world model (n_actions={cfg.n_actions}) trains on (bits_t, actions, bits_t1) "
+                "transitions; stream them with dtm_lite.loader.TransitionLoader"
+            )
+        prev, actions, nxt = batch
+        return {"batch_bits": _as_bits(dtm, nxt, position), "prev": prev, "actions": actions}  # train_step checks
+    if cfg.n_classes:
+        if not (isinstance(batch, tuple) and len(batch) == 2):
+            raise ValueError(
+                f"{position}: a labelled model (n_classes={cfg.n_classes}) trains on (bits, labels) batches; "
+                f"build the loader with IteratorDataLoader(..., n_classes={cfg.n_classes}) over a labelled stream"
+            )
+        return {"batch_bits": _as_bits(dtm, batch[0], position), "labels": batch[1]}
+    if isinstance(batch, tuple) and len(batch) == 2 and np.ndim(batch[1]) == 1 and len(np.shape(batch[0])) >= 2:
+        labels = np.asarray(batch[1])
+        if np.issubdtype(labels.dtype, np.integer) and len(labels) == np.shape(batch[0])[0]:
+            raise ValueError(
+                f"{position}: (bits, labels) given to an unconditional model (n_classes=0): build it with "
+                "DTMConfig(n_classes=K) to train with labels, or stream the frames alone"
+            )
+    return {"batch_bits": _as_bits(dtm, batch, position)}
+
+
 OBJECT_COLUMNS = ("obj_one_rate", "obj_one_rate_data", "obj_stray", "obj_stray_data", "obj_size_dist", "obj_pos_dist")
 
 
@@ -358,7 +388,7 @@ class _CtrlC:
 
 @dataclass
 class _Progress:
-    """Where the model's in-memory state stands: ``epoch`` (0-based) began at ``dtm.state.step == start_step``;
+    """Where the model's in-memory state stands: ``epoch`` (0-based) began at ``dtm.batches_trained == start_step``;
     ``history``/``a_prev`` are those of the completed epochs; ``sums``/``n`` accumulate the current epoch's
     per-batch metrics. The checkpoint records exactly this, so saving it at any moment is consistent."""
 
@@ -368,6 +398,23 @@ class _Progress:
     a_prev: list[float | None]
     sums: dict[str, float]
     n: int
+
+    def to_extra(self, batches_done: int) -> dict[str, Any]:
+        """What a checkpoint's ``extra`` records (JSON)."""
+        return {"epoch": self.epoch, "batches_done": batches_done, "history": self.history, "a_prev": self.a_prev,
+                "epoch_sums": self.sums, "epoch_batches": self.n}  # fmt: skip
+
+    @classmethod
+    def from_extra(cls, extra: dict[str, Any], step: int) -> _Progress:
+        done = int(extra["batches_done"])
+        return cls(
+            epoch=int(extra["epoch"]),
+            start_step=step - done,
+            history=list(extra["history"]),
+            a_prev=list(extra["a_prev"]),
+            sums={k: float(v) for k, v in extra.get("epoch_sums", {}).items()},  # absent in older checkpoints
+            n=int(extra.get("epoch_batches", 0)),
+        )
 
 
 def _check_writable(folder: Path, name: str) -> None:
@@ -383,6 +430,268 @@ def _check_writable(folder: Path, name: str) -> None:
         ) from err
 
 
+@dataclass(frozen=True)
+class RunSettings:
+    """How a streaming run goes (validated on construction); the model's own settings live in its DTMConfig."""
+
+    n_epochs: int
+    batches_per_epoch: int
+    evaluate_every: int = 0
+    prefetch: int = 2
+    progress: bool = True
+    allow_empty_epochs: bool = False
+    eval: EvalSettings = field(default_factory=EvalSettings)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "n_epochs", check_int("n_epochs", self.n_epochs, 1))
+        object.__setattr__(self, "batches_per_epoch", check_int("batches_per_epoch", self.batches_per_epoch, 1))
+        object.__setattr__(self, "evaluate_every", check_int("evaluate_every", self.evaluate_every, 0))
+        object.__setattr__(self, "prefetch", check_int("prefetch", self.prefetch, 0))
+
+
+class TrainingRun:
+    """One streaming run of :func:`train_from_iterator`: paths, settings, progress, and its steps.
+
+    ``run()`` is the whole loop; its steps read in order: :meth:`start` (restore or begin, the first
+    autocorrelation), then per epoch :meth:`train_epoch`, :meth:`end_epoch` (autocorrelation, penalty update,
+    evaluation: computed on copies) and :meth:`commit` (penalty, history, ``metrics.csv`` row and checkpoint in
+    one step that Ctrl-C does not split); :meth:`save` and :meth:`save_on_error` write the checkpoint.
+    """
+
+    def __init__(
+        self,
+        dtm: DTM,
+        factory: Callable[..., Iterable[Any]],
+        settings: RunSettings,
+        holdout: np.ndarray | None = None,
+        checkpoint_dir: str | os.PathLike | None = None,
+        resume: bool = False,
+        run_dir: str | os.PathLike | None = None,
+        on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
+    ) -> None:
+        if resume and checkpoint_dir is None:
+            raise ValueError("resume=True needs checkpoint_dir")
+        self.dtm, self.factory, self.settings, self.on_epoch_end = dtm, factory, settings, on_epoch_end
+        self.holdout_frames = holdout
+        self.ckpt = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
+        folder = run_dir if run_dir is not None else checkpoint_dir
+        self.run_dir = Path(folder) if folder is not None else None
+        if self.ckpt is not None:
+            _check_writable(self.ckpt.parent, "checkpoint_dir")
+        if self.run_dir is not None and (self.ckpt is None or self.run_dir.resolve() != self.ckpt.parent.resolve()):
+            _check_writable(self.run_dir, "run_dir")
+        self.log = MetricsLog(self.run_dir / "metrics.csv", dtm.num_steps) if self.run_dir is not None else None
+        self._warn_about_settings(holdout)
+        if not resume and self.ckpt is not None and self.ckpt.exists():
+            raise FileExistsError(
+                f"{self.ckpt} exists: pass resume=True to continue that run, or use another checkpoint_dir "
+                "(or delete the old checkpoint) to start afresh"
+            )
+        self.resumed = resume and self.ckpt is not None and self.ckpt.exists()
+        if resume and not self.resumed:
+            warnings.warn(f"resume=True, but there is no checkpoint at {self.ckpt}: starting a fresh run", stacklevel=4)
+        self.progress = _Progress(0, dtm.batches_trained, [], [None] * dtm.num_steps, {}, 0)
+        self.saved_at = self.position()  # what the checkpoint on disk holds (a fresh run: nothing worth saving yet)
+        self.held: Holdout | None = None
+        self.ctrl_c = _CtrlC()
+
+    def _warn_about_settings(self, holdout: np.ndarray | None) -> None:
+        s, cfg = self.settings, self.dtm.config
+        if s.evaluate_every and holdout is None:
+            warnings.warn(
+                "evaluate_every without holdout: FD-PCA, the object metric and autocorrelation need held-out "
+                "frames, so evaluations only save a sample grid and a denoising GIF"
+                + (
+                    " (and, without checkpoint_dir= or run_dir=, there is nowhere to save them)"
+                    if self.run_dir is None
+                    else ""
+                )  # fmt: skip
+                + "; pass holdout=frames (n, H, W, C) from other seeds for the metrics",
+                stacklevel=4,
+            )
+        planned = s.n_epochs * s.batches_per_epoch
+        if cfg.lr_decay_batches < planned:
+            warnings.warn(
+                f"config.lr_decay_batches={cfg.lr_decay_batches} < {planned} planned batches: the learning "
+                "rate reaches its floor early; set lr_decay_batches = n_epochs * batches_per_epoch",
+                stacklevel=4,
+            )
+
+    # ------------------------------------------------------------------ position and saving
+
+    def position(self) -> tuple[int, int]:
+        """``(epoch, batches of it done)`` of the in-memory state."""
+        return self.progress.epoch, self.dtm.batches_trained - self.progress.start_step
+
+    def save(self) -> None:
+        """Write the checkpoint (state and progress) of the in-memory position; with several processes
+        (multi-host), process 0 alone writes it (every process holds the same replicated state)."""
+        assert self.ckpt is not None
+        at = self.position()
+        if jax.process_index() == 0:
+            self.dtm.save(self.ckpt, extra=self.progress.to_extra(at[1]))
+        self.saved_at = at
+
+    def save_on_error(self, err: BaseException) -> None:
+        """Save the last completed batch when training stops on ``err`` (Ctrl-C or any error) and say so; if
+        the save fails too, that is noted on ``err``, which the caller re-raises in any case."""
+        interrupted = isinstance(err, KeyboardInterrupt)
+        if self.ckpt is None:
+            if interrupted:
+                print("\ninterrupted (no checkpoint_dir: nothing saved)")
+            return
+        at = self.position()
+        where = f"epoch {at[0] + 1}, {at[1]} batches into it"
+        if at == self.saved_at:
+            up_to_date = f"checkpoint {self.ckpt} is up to date ({where})"
+            text = up_to_date if self.ckpt.exists() else "no batch trained: nothing saved"
+        else:
+            try:
+                self.save()
+                text = f"checkpoint saved to {self.ckpt} ({where}); continue with resume=True"
+            except BaseException as save_err:  # noqa: BLE001 - the original error matters more; it is re-raised
+                text = (
+                    f"saving the checkpoint failed too ({type(save_err).__name__}: {save_err}); {self.ckpt} holds "
+                    f"the last earlier save, if any (the model in memory is at {where})"
+                )
+        if interrupted:
+            print(f"\ninterrupted: {text}")
+        else:
+            err.add_note(f"train_from_iterator stopped: {text}")
+
+    # ------------------------------------------------------------------ the steps
+
+    def autocorr(self, k: int) -> float:
+        """Diffusion step ``k``'s autocorrelation: same held-out inputs and chain seeds every epoch, so that
+        changes are the model's."""
+        assert self.held is not None
+        self.ctrl_c.check()
+        key = self.dtm.config.seed * 1000 + 17 * k + 1
+        return step_autocorrelation(self.dtm, self.held, k, self.settings.eval, key=key)
+
+    def start(self) -> None:
+        """Restore the checkpoint (resume) or begin; prepare the hold-out. An adaptive penalty measures the
+        autocorrelation before the first epoch, as the research code does, so that the first update already
+        knows whether it is rising (a resumed run has it from its checkpoint)."""
+        if self.resumed:
+            assert self.ckpt is not None
+            extra = self.dtm.restore(self.ckpt)
+            self.progress = _Progress.from_extra(extra, self.dtm.batches_trained)
+            self.saved_at = self.position()
+        if self.holdout_frames is not None:
+            self.held = Holdout(self.dtm, self.holdout_frames, self.settings.eval)
+        if self.held is not None and self.dtm.config.adaptive_penalty and not self.resumed:
+            self.progress.a_prev = [self.autocorr(k) for k in range(self.dtm.num_steps)]
+
+    def train_epoch(self, epoch: int) -> None:
+        """Train the epoch's batches after those done before an interruption, adding their metrics to the
+        progress sums; Ctrl-C is acted on before each batch. An epoch without any batch is an error unless
+        ``allow_empty_epochs``."""
+        s, prog, dtm = self.settings, self.progress, self.dtm
+        skip = self.position()[1]
+        if skip < s.batches_per_epoch:
+            it = _batches_for_epoch(self.factory, epoch)
+            reader = Prefetcher(it, s.prefetch, limit=s.batches_per_epoch) if s.prefetch else None
+            source = iter(reader) if reader is not None else it
+            bar = tqdm(total=s.batches_per_epoch, initial=skip, desc=f"epoch {epoch + 1}/{s.n_epochs}", unit="batch",
+                       disable=not s.progress, dynamic_ncols=True, leave=True)  # fmt: skip
+            try:
+                for i in range(s.batches_per_epoch):
+                    self.ctrl_c.check()
+                    try:
+                        batch = next(source)
+                    except StopIteration:
+                        warnings.warn(
+                            f"epoch {epoch + 1}: the stream ended after {i} of {s.batches_per_epoch} batches",
+                            stacklevel=4,
+                        )
+                        break
+                    if i < skip:
+                        continue  # already trained on before the interruption: same stream, same batches
+                    args = _as_step_args(dtm, batch, f"epoch {epoch + 1}, batch {i}")
+                    # several processes (multi-host): each streams its share of the rows (DTM.train_step_local)
+                    step = dtm.train_step_local if jax.process_count() > 1 else dtm.train_step
+                    m = step(args.pop("batch_bits"), **args)
+                    for k, v in m.items():
+                        prog.sums[k] = prog.sums.get(k, 0.0) + v
+                    prog.n += 1
+                    bar.update(1)
+                    bar.set_postfix(gap=f"{m['gap']:.4f}", lr=f"{m['lr']:.4f}", refresh=False)
+            finally:
+                bar.close()
+                if reader is not None:
+                    reader.close()
+        if self.position()[1] == 0 and not s.allow_empty_epochs:
+            raise EmptyEpochError(
+                f"epoch {epoch + 1} trained no batch: its stream gave none. A factory that returns the same "
+                "one-shot iterator (a generator) every epoch is used up after the first; return a fresh "
+                "iterable each epoch (e.g. IteratorDataLoader over a re-iterable source), or pass "
+                "allow_empty_epochs=True if empty epochs are intended"
+            )
+
+    def end_epoch(self, epoch: int) -> tuple[dict[str, Any], np.ndarray, list[float | None]]:
+        """The epoch's row, next penalty and autocorrelations, computed on copies (nothing is changed yet):
+        an interruption here leaves the epoch as trained but not ended, and a resume redoes only this."""
+        dtm, prog, s = self.dtm, self.progress, self.settings
+        row: dict[str, Any] = {"epoch": epoch + 1, "batches": dtm.batches_trained}
+        row.update({k: v / prog.n for k, v in prog.sums.items()} if prog.n else {})
+        penalty, a_prev = dtm.corr_penalty, list(prog.a_prev)
+        adaptive = dtm.config.adaptive_penalty
+        evaluate_now = s.evaluate_every > 0 and (epoch + 1) % s.evaluate_every == 0
+        if self.held is not None and (adaptive or evaluate_now):
+            for k in range(dtm.num_steps):
+                a = self.autocorr(k)
+                row[f"autocorr_{k}"] = a
+                if adaptive:
+                    penalty[k] = adaptive_correlation_penalty(
+                        float(penalty[k]), a, a_prev[k], dtm.config.autocorr_tau, dtm.config.corr_penalty_min
+                    )
+                a_prev[k] = a
+        if evaluate_now:
+            self.ctrl_c.check()
+            # every process samples (generation is one computation over all devices); process 0 writes files
+            run_dir = self.run_dir if jax.process_index() == 0 else None
+            row.update(_evaluate(dtm, self.held, s.eval, epoch, run_dir))
+        row.update({f"corr_penalty_{k}": float(c) for k, c in enumerate(penalty)})
+        return row, penalty, a_prev
+
+    def commit(self, epoch: int, row: dict[str, Any], penalty: np.ndarray, a_prev: list[float | None]) -> None:
+        """Make the epoch's end take effect, all or nothing with respect to Ctrl-C: the penalty, the progress,
+        the ``metrics.csv`` row (before the checkpoint: a resume from the older one replaces the row) and the
+        checkpoint."""
+        prog = self.progress
+        with self.ctrl_c.critical():
+            self.dtm.corr_penalty = penalty
+            prog.a_prev, prog.history = a_prev, [*prog.history, row]
+            prog.epoch, prog.start_step, prog.sums, prog.n = epoch + 1, self.dtm.batches_trained, {}, 0
+            if self.log is not None and jax.process_index() == 0:
+                self.log.append(row)
+            if self.ckpt is not None:
+                self.save()
+
+    def run(self) -> list[dict[str, Any]]:
+        """Train up to ``n_epochs``; returns one metrics row per epoch (those of earlier sessions included)."""
+        with self.ctrl_c:
+            try:
+                self.start()
+                for epoch in range(self.progress.epoch, self.settings.n_epochs):
+                    self.ctrl_c.check()
+                    t0 = time.perf_counter()
+                    self.train_epoch(epoch)
+                    row, penalty, a_prev = self.end_epoch(epoch)
+                    row["seconds"] = time.perf_counter() - t0
+                    self.commit(epoch, row, penalty, a_prev)
+                    if self.on_epoch_end is not None:
+                        self.on_epoch_end(epoch, row)
+                    if self.settings.progress and any(k.startswith("fd_") for k in row):
+                        tqdm.write(_summary(row, self.settings.eval))
+                self.ctrl_c.check()
+            except BaseException as err:
+                self.save_on_error(err)
+                raise
+        return self.progress.history
+
+
 def train_from_iterator(
     dtm: DTM,
     n_epochs: int,
@@ -393,14 +702,15 @@ def train_from_iterator(
     checkpoint_dir: str | os.PathLike | None = None,
     resume: bool = False,
     *,
-    run_dir: str | Path | None = None,
+    run_dir: str | os.PathLike | None = None,
     eval_settings: EvalSettings | None = None,
     prefetch: int = 2,
     progress: bool = True,
     on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
     allow_empty_epochs: bool = False,
 ) -> list[dict[str, Any]]:
-    """Train ``dtm`` on a stream; returns one metrics row per epoch. See the module docstring.
+    """Train ``dtm`` on a stream; returns one metrics row per epoch. See the module docstring; the loop itself
+    is :class:`TrainingRun`.
 
     Args:
         n_epochs: the total number of epochs; with ``resume=True`` training continues up to it.
@@ -417,209 +727,19 @@ def train_from_iterator(
             or any error (with the last completed batch); it must be writable, which is checked first.
         resume: continue from ``checkpoint_dir/latest.npz`` if it exists (a warning when it does not).
         run_dir: folder for ``metrics.csv``, sample PNGs and GIFs (default: ``checkpoint_dir``).
+        eval_settings: sizes of the held-out diagnostics (default :class:`EvalSettings`).
         prefetch: batches read ahead in a background thread (0 = read in the training thread).
+        progress: show progress bars and one summary line per evaluation.
         on_epoch_end: ``callback(epoch, row)`` after each epoch's checkpoint.
         allow_empty_epochs: an epoch whose stream gives no batch at all raises :class:`EmptyEpochError`
             unless this is True.
 
     Ctrl-C (in the main thread) stops training after the current batch; a second Ctrl-C stops at once.
     """
-    n_epochs = check_int("n_epochs", n_epochs, 1)
-    batches_per_epoch = check_int("batches_per_epoch", batches_per_epoch, 1)
-    evaluate_every = check_int("evaluate_every", evaluate_every, 0)
-    prefetch = check_int("prefetch", prefetch, 0)
-    if resume and checkpoint_dir is None:
-        raise ValueError("resume=True needs checkpoint_dir")
-    settings = eval_settings or EvalSettings()
-    ckpt = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
-    run_dir = Path(run_dir) if run_dir is not None else (Path(checkpoint_dir) if checkpoint_dir is not None else None)
-    if ckpt is not None:
-        _check_writable(ckpt.parent, "checkpoint_dir")
-    if run_dir is not None and (ckpt is None or run_dir.resolve() != ckpt.parent.resolve()):
-        _check_writable(run_dir, "run_dir")
-    log = MetricsLog(run_dir / "metrics.csv", dtm.num_steps) if run_dir is not None else None
-    if evaluate_every and holdout is None:
-        warnings.warn(
-            "evaluate_every without holdout: FD-PCA, the object metric and autocorrelation need held-out frames, "
-            "so evaluations only save a sample grid and a denoising GIF"
-            + (" (and, without checkpoint_dir= or run_dir=, there is nowhere to save them)" if run_dir is None else "")
-            + "; pass holdout=frames (n, H, W, C) from other seeds for the metrics",
-            stacklevel=2,
-        )
-
-    planned = n_epochs * batches_per_epoch
-    if dtm.config.lr_decay_batches < planned:
-        warnings.warn(
-            f"config.lr_decay_batches={dtm.config.lr_decay_batches} < {planned} planned batches: the learning "
-            "rate reaches its floor early; set lr_decay_batches = n_epochs * batches_per_epoch",
-            stacklevel=2,
-        )
-
-    if not resume and ckpt is not None and ckpt.exists():
-        raise FileExistsError(
-            f"{ckpt} exists: pass resume=True to continue that run, or use another checkpoint_dir "
-            "(or delete the old checkpoint) to start afresh"
-        )
-    resumed = resume and ckpt is not None and ckpt.exists()
-    if resume and not resumed:
-        warnings.warn(f"resume=True, but there is no checkpoint at {ckpt}: starting a fresh run", stacklevel=2)
-    prog = _Progress(0, dtm.state.step, [], [None] * dtm.num_steps, {}, 0)
-    if resumed:
-        assert ckpt is not None
-        prog = _restore(dtm, ckpt)
-    seed = dtm.config.seed
-    adaptive = dtm.config.adaptive_penalty
-
-    def position() -> tuple[int, int]:  # (epoch, batches of it done) of the in-memory state
-        return prog.epoch, dtm.state.step - prog.start_step
-
-    saved_at = position()  # what the checkpoint on disk holds (a fresh run: nothing worth saving yet)
-
-    def save() -> None:
-        nonlocal saved_at
-        assert ckpt is not None
-        at = position()
-        extra = {"epoch": at[0], "batches_done": at[1], "history": prog.history, "a_prev": prog.a_prev,
-                 "epoch_sums": prog.sums, "epoch_batches": prog.n}  # fmt: skip
-        dtm.save(ckpt, extra=extra)
-        saved_at = at
-
-    with _CtrlC() as ctrl_c:
-        try:
-            held = Holdout(dtm, holdout, settings) if holdout is not None else None
-
-            def autocorr(k: int) -> float:  # same held-out inputs and chain seeds every epoch: changes are the model's
-                assert held is not None
-                ctrl_c.check()
-                return step_autocorrelation(dtm, held, k, settings, key=seed * 1000 + 17 * k + 1)
-
-            if held is not None and adaptive and not resumed:
-                # as the research code does: measure before the first epoch, so that the first penalty update
-                # already knows whether the autocorrelation is rising (a resumed run has a_prev from its checkpoint)
-                prog.a_prev = [autocorr(k) for k in range(dtm.num_steps)]
-
-            for epoch in range(prog.epoch, n_epochs):
-                ctrl_c.check()
-                t0 = time.perf_counter()
-                _train_epoch(dtm, data_iterator_factory, epoch, n_epochs, batches_per_epoch, position()[1],
-                             prefetch, progress, prog, ctrl_c.check)  # fmt: skip
-                if position()[1] == 0 and not allow_empty_epochs:
-                    raise EmptyEpochError(
-                        f"epoch {epoch + 1} trained no batch: its stream gave none. A factory that returns the same "
-                        "one-shot iterator (a generator) every epoch is used up after the first; return a fresh "
-                        "iterable each epoch (e.g. IteratorDataLoader over a re-iterable source), or pass "
-                        "allow_empty_epochs=True if empty epochs are intended"
-                    )
-                # the epoch's end, computed on copies and committed in one step: an interruption before the commit
-                # leaves the epoch as trained but not ended (a resume redoes only this), never half-updated
-                row: dict[str, Any] = {"epoch": epoch + 1, "batches": dtm.state.step}
-                row.update({k: v / prog.n for k, v in prog.sums.items()} if prog.n else {})
-                penalty, a_prev = np.array(dtm.corr_penalty, copy=True), list(prog.a_prev)
-                evaluate_now = evaluate_every > 0 and (epoch + 1) % evaluate_every == 0
-                if held is not None and (adaptive or evaluate_now):
-                    for k in range(dtm.num_steps):
-                        a = autocorr(k)
-                        row[f"autocorr_{k}"] = a
-                        if adaptive:
-                            penalty[k] = adaptive_correlation_penalty(
-                                float(penalty[k]), a, a_prev[k], dtm.config.autocorr_tau, dtm.config.corr_penalty_min
-                            )
-                        a_prev[k] = a
-                if evaluate_now:
-                    ctrl_c.check()
-                    row.update(_evaluate(dtm, held, settings, epoch, run_dir))
-                row.update({f"corr_penalty_{k}": float(c) for k, c in enumerate(penalty)})
-                row["seconds"] = time.perf_counter() - t0
-                with ctrl_c.critical():
-                    dtm.corr_penalty = penalty
-                    prog.a_prev, prog.history = a_prev, [*prog.history, row]
-                    prog.epoch, prog.start_step, prog.sums, prog.n = epoch + 1, dtm.state.step, {}, 0
-                    if log is not None:
-                        log.append(row)  # before the checkpoint: a resume from the older one replaces the row
-                    if ckpt is not None:
-                        save()
-                if on_epoch_end is not None:
-                    on_epoch_end(epoch, row)
-                if progress and any(k.startswith("fd_") for k in row):
-                    tqdm.write(_summary(row, settings))
-            ctrl_c.check()
-        except BaseException as err:
-            _save_on_error(err, ckpt, position(), saved_at, save)
-            raise
-    return prog.history
-
-
-def _save_on_error(
-    err: BaseException, ckpt: Path | None, at: tuple[int, int], saved_at: tuple[int, int], save: Callable[[], None]
-) -> None:
-    """Save the last completed batch when training stops on ``err`` (Ctrl-C or any error) and say so; if the
-    save fails too, that is noted on ``err``, which the caller re-raises in any case."""
-    interrupted = isinstance(err, KeyboardInterrupt)
-    if ckpt is None:
-        if interrupted:
-            print("\ninterrupted (no checkpoint_dir: nothing saved)")
-        return
-    where = f"epoch {at[0] + 1}, {at[1]} batches into it"
-    if at == saved_at:
-        text = f"checkpoint {ckpt} is up to date ({where})" if ckpt.exists() else "no batch trained: nothing saved"
-    else:
-        try:
-            save()
-            text = f"checkpoint saved to {ckpt} ({where}); continue with resume=True"
-        except BaseException as save_err:  # noqa: BLE001 - the original error matters more; it is re-raised
-            text = (
-                f"saving the checkpoint failed too ({type(save_err).__name__}: {save_err}); {ckpt} holds the last "
-                f"earlier save, if any (the model in memory is at {where})"
-            )
-    if interrupted:
-        print(f"\ninterrupted: {text}")
-    else:
-        err.add_note(f"train_from_iterator stopped: {text}")
-
-
-def _train_epoch(
-    dtm: DTM,
-    factory: Callable[..., Iterable[Any]],
-    epoch: int,
-    n_epochs: int,
-    batches_per_epoch: int,
-    skip: int,
-    prefetch: int,
-    progress: bool,
-    prog: _Progress,
-    check: Callable[[], None],
-) -> None:
-    """Train the epoch's batches after the first ``skip`` (trained before an interruption), adding their
-    metrics to ``prog.sums``; ``check()`` runs before each batch (it raises on Ctrl-C)."""
-    if skip >= batches_per_epoch:
-        return  # all of it was trained before the interruption; only the epoch's end is left
-    it = _batches_for_epoch(factory, epoch)
-    reader = Prefetcher(it, prefetch, limit=batches_per_epoch) if prefetch else None
-    source = iter(reader) if reader is not None else it
-    bar = tqdm(total=batches_per_epoch, initial=skip, desc=f"epoch {epoch + 1}/{n_epochs}", unit="batch",
-               disable=not progress, dynamic_ncols=True, leave=True)  # fmt: skip
-    try:
-        for i in range(batches_per_epoch):
-            check()
-            try:
-                batch = next(source)
-            except StopIteration:
-                warnings.warn(
-                    f"epoch {epoch + 1}: the stream ended after {i} of {batches_per_epoch} batches", stacklevel=3
-                )
-                break
-            if i < skip:
-                continue  # already trained on before the interruption: same stream, same batches
-            m = dtm.train_step(_as_bits(dtm, batch, f"epoch {epoch + 1}, batch {i}"))
-            for k, v in m.items():
-                prog.sums[k] = prog.sums.get(k, 0.0) + v
-            prog.n += 1
-            bar.update(1)
-            bar.set_postfix(gap=f"{m['gap']:.4f}", lr=f"{m['lr']:.4f}", refresh=False)
-    finally:
-        bar.close()
-        if reader is not None:
-            reader.close()
+    settings = RunSettings(n_epochs, batches_per_epoch, evaluate_every, prefetch, progress, allow_empty_epochs,
+                           eval_settings or EvalSettings())  # fmt: skip
+    run = TrainingRun(dtm, data_iterator_factory, settings, holdout, checkpoint_dir, resume, run_dir, on_epoch_end)
+    return run.run()
 
 
 def evaluate_dtm(
@@ -689,17 +809,3 @@ def _summary(row: dict[str, Any], settings: EvalSettings | None = None) -> str:
             f"stray {row['obj_stray']:.2f}/frame (data {row['obj_stray_data']:.2f})"
         )
     return text
-
-
-def _restore(dtm: DTM, ckpt: Path) -> _Progress:
-    """Load ``ckpt`` into ``dtm`` (:meth:`DTM.restore`) and read where its run stood."""
-    extra = dtm.restore(ckpt)
-    done = int(extra["batches_done"])
-    return _Progress(
-        epoch=int(extra["epoch"]),
-        start_step=dtm.state.step - done,
-        history=list(extra["history"]),
-        a_prev=list(extra["a_prev"]),
-        sums={k: float(v) for k, v in extra.get("epoch_sums", {}).items()},  # absent in older checkpoints
-        n=int(extra.get("epoch_batches", 0)),
-    )

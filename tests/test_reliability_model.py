@@ -128,8 +128,9 @@ def _bad_files(tmp_path, ckpt):
     for name, raw in files.items():
         if raw is not None:
             (tmp_path / name).write_bytes(raw)
-    np.savez(tmp_path / "objects.npz", **{**arrays, "W": np.array([{"a": 1}], dtype=object)})
-    np.savez(tmp_path / "no_meta.npz", W=arrays["W"], b=arrays["b"])
+    W = "state/params/W"
+    np.savez(tmp_path / "objects.npz", **{**arrays, W: np.array([{"a": 1}], dtype=object)})
+    np.savez(tmp_path / "no_meta.npz", **{k: v for k, v in arrays.items() if k != "meta"})
     np.savez(tmp_path / "bad_meta.npz", **{**arrays, "meta": np.frombuffer(b"\xff{not json", np.uint8)})
     with zipfile.ZipFile(tmp_path / "other.zip", "w") as zf:
         zf.writestr("readme.txt", "hello")
@@ -162,19 +163,24 @@ def test_checkpoint_with_wrong_arrays_names_them(tmp_path, tiny):
     ckpt = tiny.save(tmp_path / "real.npz")
     with np.load(ckpt) as z:
         arrays = dict(z)
-    np.savez(tmp_path / "short.npz", **{**arrays, "W": arrays["W"][:, :5]})
-    with pytest.raises(ValueError, match=r"short.npz: corrupt or not a dtm_lite checkpoint \(W is float32\[1, 5\]"):
+    W = "state/params/W"
+    np.savez(tmp_path / "short.npz", **{**arrays, W: arrays[W][:, :5]})
+    with pytest.raises(
+        ValueError, match=r"short.npz: corrupt or not a dtm_lite checkpoint \(state/params/W is float32\[1, 5\]"
+    ):
         DTM.load(tmp_path / "short.npz")
-    del arrays["opt_0"]
+    del arrays["state/opt_state/0/mu/W"]
     np.savez(tmp_path / "no_opt.npz", **arrays)
-    with pytest.raises(ValueError, match=r"corrupt or not a dtm_lite checkpoint \(no array 'opt_0'\)"):
+    with pytest.raises(ValueError, match=r"corrupt or not a dtm_lite checkpoint \(no array 'state/opt_state/0/mu/W'\)"):
         DTM.load(tmp_path / "no_opt.npz")
 
 
 def test_future_format_names_the_version_it_needs(tmp_path, tiny):
-    for saver, loader, field, what in [
-        (tiny.save, DTM.load, "format", "checkpoint format"),
-        (tiny.save_weights, DTM.load_weights, "version", "weights file version"),
+    from dtm_lite.dtm import CHECKPOINT_FORMAT, WEIGHTS_VERSION
+
+    for saver, loader, field, what, known in [
+        (tiny.save, DTM.load, "format", "checkpoint format", CHECKPOINT_FORMAT),
+        (tiny.save_weights, DTM.load_weights, "version", "weights file version", WEIGHTS_VERSION),
     ]:
         path = saver(tmp_path / f"{field}.npz")
         with np.load(path) as z:
@@ -185,7 +191,7 @@ def test_future_format_names_the_version_it_needs(tmp_path, tiny):
         np.savez(path, **arrays)
         want = (
             f"{re.escape(str(path))} is a dtm_lite {what} 7, written by a newer dtm_lite; "
-            f".* reads {what} 1 and older: upgrade dtm_lite to a version that reads {what} 7"
+            f".* reads {what} {known} and older: upgrade dtm_lite to a version that reads {what} 7"
         )
         with pytest.raises(ValueError, match=want):
             loader(path)
@@ -224,17 +230,18 @@ def test_cli_resume_with_other_settings_is_refused_before_run_json_changes(tmp_p
     from dtm_lite.cli import main
 
     out = tmp_path / "run"
-    small = ["--no-progress", "--batches-per-epoch", "1", "--evaluate-every", "0", "--resolution", "8",
-             "--preset", "20_8", "--batch-size", "4", "--warmup", "2", "--samples", "1", "--steps-per-sample", "1",
-             "--generation-sweeps", "4", "--episodes-per-epoch", "2", "--holdout-episodes", "2",
-             "--shuffle-buffer", "8"]  # fmt: skip
+    small = ["--no-progress", "--batches-per-epoch", "1", "--evaluate-every", "0", "--image-shape", "8", "8", "3",
+             "--preset", "20_8", "--batch-size", "4", "--steps-warmup", "2", "--n-samples", "1",
+             "--steps-per-sample", "1", "--generation-sweeps", "4", "--episodes-per-epoch", "2",
+             "--holdout-episodes", "2", "--shuffle-buffer", "8"]  # fmt: skip
     assert main(["train", "--quick", "--out", str(out), "--epochs", "1", *small]) == 0
     before = (out / "run.json").read_bytes()
     ckpt = (out / "latest.npz").read_bytes()
     with pytest.raises(SystemExit) as info:
-        main(["train", "--resume", "--out", str(out), "--no-progress", "--lr", "0.1", "--seed", "2"])
+        main(["train", "--resume", "--out", str(out), "--no-progress", "--learning-rate", "0.1", "--seed", "2"])
     msg = str(info.value)
-    assert "learning_rate (--lr): 0.1 now, 0.03 in the checkpoint" in msg and "seed (--seed): 2 now" in msg, msg
+    assert "learning_rate (--learning-rate): 0.1 now, 0.03 in the checkpoint" in msg, msg
+    assert "seed (--seed): 2 now" in msg, msg
     assert (out / "run.json").read_bytes() == before and (out / "latest.npz").read_bytes() == ckpt
     assert sorted(p.name for p in out.iterdir()) == ["latest.npz", "metrics.csv", "run.json"]
     # the run can still be resumed

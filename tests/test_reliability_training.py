@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import csv
-import dataclasses
 import os
 import signal
 import subprocess
@@ -59,13 +58,13 @@ def new_dtm(config: DTMConfig = TINY) -> DTM:
     if config not in _TEMPLATES:
         _TEMPLATES[config] = DTM(config)
     dtm = copy.copy(_TEMPLATES[config])
-    dtm.corr_penalty = dtm.corr_penalty.copy()
+
     return dtm
 
 
 def fake_step(self: DTM, bits) -> dict[str, float]:
     """A training step that only counts (for tests about the loop, not the model)."""
-    self.state = dataclasses.replace(self.state, step=self.state.step + 1)
+    self.state = self.state._replace(step=self.state.step + 1)
     return {"gap": 0.0, "lr": 0.0}
 
 

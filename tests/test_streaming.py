@@ -1,5 +1,6 @@
 """train_from_iterator: resume equivalence, atomic checkpoints, Ctrl-C, evaluation, the CLI."""
 
+import dataclasses
 import json
 import os
 import re
@@ -69,7 +70,7 @@ def test_adaptive_penalty_measures_before_a_fresh_run_only_and_resumes_exactly(t
     measure = training.step_autocorrelation
     monkeypatch.setattr(training, "step_autocorrelation", lambda *a, **k: calls.append(1) or measure(*a, **k))
     full = DTM(cfg)
-    assert full.corr_penalty.tolist() == [cfg.corr_penalty_min]  # an adaptive run starts at cp_min, not 0
+    assert full.corr_penalty.tolist() == [np.float32(cfg.corr_penalty_min)]  # an adaptive run starts at cp_min, not 0
     full.train_from_iterator(2, stream, 3, **kw)
     assert len(calls) == 3  # once before the first epoch (as the research code does), then after each epoch
 
@@ -223,8 +224,9 @@ def train_help() -> dict[str, str]:
     for line in out.stdout.split("\noptions:\n", 1)[1].splitlines():
         if line.startswith("  -"):
             entries.append(re.split(r"\s{2,}", line.strip(), maxsplit=1))
-        elif line.strip():
+        elif line.startswith("    ") and line.strip():
             entries[-1].append(line.strip())  # the help of a long invocation, on the next line
+        # (the groups' titles and descriptions, indented less, are not flags)
     return {flag: " ".join(rest) for invocation, *rest in entries for flag in re.findall(r"-[\w-]+", invocation)}
 
 
@@ -232,9 +234,9 @@ def resolve(*argv: str) -> tuple[dict, Path]:
     return cli._resolve(cli.build_parser().parse_args(["train", *argv]), use_env=False)
 
 
-# a non-default value of every string setting (the numbers get default + 3 or + 0.25)
-OTHER_VALUES = {"preset": "50_12", "encoding": "thermometer", "schedule": "linear", "placement": "spatial",
-                "policy": "heuristic"}  # fmt: skip
+# a non-default value of every string setting of the stream (the numbers get default + 3); the model's
+# fields get theirs in tests/test_cli_settings.py
+OTHER_VALUES = {"policy": "heuristic"}
 
 
 def test_cli_help_documents_every_flag_and_every_flag_takes_effect(tmp_path):
@@ -246,57 +248,74 @@ def test_cli_help_documents_every_flag_and_every_flag_takes_effect(tmp_path):
     checked = {"-h", "--help"}
 
     def flag_of(name: str) -> str:
-        checked.add("--" + name.replace("_", "-"))
-        return "--" + name.replace("_", "-")
+        checked.add(cli.flag(name))
+        return cli.flag(name)
 
-    # the model and data settings: documented with their defaults, and each flag sets its own setting only
-    for name, default, help_ in cli.RUN_ARGS:
-        flag = flag_of(name)
-        assert helps[flag] == f"{help_} (default {default})", flag
-        assert base[name] == default, flag
-        if isinstance(default, bool):
+    # the model: one flag per DTMConfig field, named after it, documented with the field's own help and the
+    # defaults of DTMConfig.lunarlander() / DTMConfig.quick() (each flag round-trips: test_cli_settings.py)
+    full, small = DTMConfig.lunarlander(), DTMConfig.quick()
+    for f in dataclasses.fields(DTMConfig):
+        flag = flag_of(f.name)
+        default, quick_default = cli._show(getattr(full, f.name)), cli._show(getattr(small, f.name))
+        also = "" if quick_default == default else f"; {quick_default} with --quick"
+        assert helps[flag].startswith(f.metadata["help"]) and helps[flag].endswith(f"(default {default}{also})"), flag
+        assert base[f.name] == getattr(full, f.name) and quick[f.name] == getattr(small, f.name), flag
+        if isinstance(f.default, bool):
             no_flag = "--no-" + flag[2:]
             checked.add(no_flag)
             assert helps[no_flag] == helps[flag]  # one entry: "--x, --no-x"
-            assert resolve(flag)[0] == {**base, name: True}
-            (tmp_path / "run.json").write_text(json.dumps({name: True}))  # --no-x overrides a resumed run's True
-            assert resolve("--resume", "--out", str(tmp_path))[0][name] is True
-            assert resolve("--resume", "--out", str(tmp_path), no_flag)[0][name] is False
-            assert resolve(no_flag)[0] == {**base, name: False}
-            continue
-        if isinstance(default, str):
-            assert name in OTHER_VALUES, f"give {flag} a non-default value in OTHER_VALUES"
-            value = OTHER_VALUES[name]
-        else:
-            value = default + (3 if isinstance(default, int) else 0.25)
+            assert resolve(flag)[0] == {**base, f.name: True}
+            (tmp_path / "run.json").write_text(json.dumps({"config": {f.name: True}}))  # --no-x beats run.json
+            assert resolve("--resume", "--out", str(tmp_path))[0][f.name] is True
+            assert resolve("--resume", "--out", str(tmp_path), no_flag)[0][f.name] is False
+            assert resolve(no_flag)[0] == {**base, f.name: False}
+    assert cli.config_from_settings(base) == full and cli.config_from_settings(quick) == small
+
+    # the run and its data stream: documented with their defaults, and each flag sets its own setting only
+    for name, (default, quick_default, help_) in cli.STREAM_SETTINGS.items():
+        flag = flag_of(name)
+        also = "" if quick_default == default else f"; {quick_default} with --quick"
+        assert helps[flag] == f"{help_} (default {default}{also})", flag
+        assert base[name] == default and quick[name] == quick_default, flag
+        value = OTHER_VALUES[name] if isinstance(default, str) else default + 3
         assert value != default
         resolved = resolve(flag, str(value))[0]
-        assert resolved == {**base, name: value} and type(resolved[name]) is type(default), flag
+        want = {**base, name: value}
+        if name in ("epochs", "batches_per_epoch"):  # the learning-rate decay spans the run's batches
+            want["lr_decay_batches"] = want["epochs"] * want["batches_per_epoch"]
+        assert resolved == want and type(resolved[name]) is type(default), flag
+    assert base["lr_decay_batches"] == base["epochs"] * base["batches_per_epoch"]
 
     # the options of the command itself
-    for name in ("epochs", "batches_per_epoch"):
-        assert helps[flag_of(name)].endswith(f"(default {base[name]}; {quick[name]} with --quick)"), name
-    assert helps[flag_of("evaluate_every")].endswith(f"(default {base['evaluate_every']}; 0 = never)")
-    assert resolve("--epochs", "7")[0] == {**base, "epochs": 7, "lr_decay_batches": 7 * base["batches_per_epoch"]}
-    assert resolve("--batches-per-epoch", "9")[0] == {**base, "batches_per_epoch": 9,
-                                                       "lr_decay_batches": base["epochs"] * 9}  # fmt: skip
-    assert resolve("--evaluate-every", "0")[0] == {**base, "evaluate_every": 0}
     assert helps[flag_of("out")].endswith("(default runs/lunarlander-<time>)")
     assert resolve("--out", str(tmp_path / "elsewhere")) == (base, tmp_path / "elsewhere")
-    assert helps[flag_of("quick")] == "a tiny run (16x16 frames on 50_12); also set by DTM_LITE_QUICK=1"
+    assert helps[flag_of("quick")] == (
+        "a tiny run (DTMConfig.quick(): 16x16 frames on 50_12; 2 epochs of 8 batches); also set by DTM_LITE_QUICK=1"
+    )
     s = resolve("--quick")[0]
-    assert s == quick != base and s["quick"] is True and (s["resolution"], s["preset"]) == (16, "50_12")
+    assert s == quick != base and s["quick"] is True and (s["image_shape"], s["preset"]) == ((16, 16, 3), "50_12")
     assert resolve("--quick", "--epochs", "5")[0]["epochs"] == 5  # explicit flags beat --quick
     assert helps[flag_of("resume")] == "continue the run in --out (default: the newest in runs/)"
-    (tmp_path / "run.json").write_text(json.dumps({"seed": 9, "lr_decay_batches": 1234}))
-    assert resolve("--resume", "--out", str(tmp_path)) == ({**base, "seed": 9, "lr_decay_batches": 1234}, tmp_path)
-    assert resolve("--resume", "--out", str(tmp_path), "--seed", "4")[0]["seed"] == 4  # flags beat run.json
+    for saved in ({"seed": 9, "lr_decay_batches": 1234}, {"config": {"seed": 9, "lr_decay_batches": 1234}}):
+        (tmp_path / "run.json").write_text(json.dumps(saved))  # a run.json of old (flat) or today's layout
+        assert resolve("--resume", "--out", str(tmp_path)) == ({**base, "seed": 9, "lr_decay_batches": 1234}, tmp_path)
+        assert resolve("--resume", "--out", str(tmp_path), "--seed", "4")[0]["seed"] == 4  # flags beat run.json
     with pytest.raises(SystemExit, match="has no run.json"):
         resolve("--resume", "--out", str(tmp_path / "elsewhere"))
     assert helps[flag_of("no_progress")] == "no progress bars"  # a display switch, not a run setting
     assert cli.build_parser().parse_args(["train", "--no-progress"]).no_progress is True
     assert cli.build_parser().parse_args(["train"]).no_progress is False
     assert resolve("--no-progress")[0] == base
+    assert helps[flag_of("condition")].endswith("(default none; a resumed run keeps its model's)")
+    assert resolve("--condition", "none")[0] == base  # the others: tests/test_cli_condition.py
+    # devices and hosts: how the run is spread, not run settings (tests/test_cli_devices.py runs them)
+    assert helps[flag_of("devices")].startswith("devices to split the chains over (default: all")
+    assert helps[flag_of("coordinator")].startswith("multi-host: process 0's address")
+    assert helps[flag_of("num_processes")].startswith("multi-host: number of processes")
+    assert helps[flag_of("process_id")].startswith("multi-host: this process's index")
+    assert helps[flag_of("memory_budget")].startswith("--batch-size auto: memory a device may use, in MiB")
+    for name in ("devices", "coordinator", "num_processes", "process_id", "memory_budget"):
+        assert resolve(cli.flag(name), "2")[0] == base, name
     assert set(helps) == checked  # every flag in the help was checked above, and no checked flag is missing
 
 
@@ -308,6 +327,9 @@ def test_cli_quick_run_and_resume(tmp_path, capsys):
     assert main([*common, "--epochs", "1", "--evaluate-every", "1"]) == 0
     text = capsys.readouterr().out
     assert f"run folder: {out.resolve()}" in text and "FD-PCA" in text and "independent-pixel baseline" in text
+    saved = json.loads((out / "run.json").read_text())  # the model config as DTMConfig.to_dict(), and the stream
+    assert set(saved) == {"config", *cli.STREAM_SETTINGS} and saved["batches_per_epoch"] == 3
+    assert DTMConfig.from_dict(saved["config"]) == DTMConfig.quick(lr_decay_batches=3)  # 1 epoch x 3 batches
     with pytest.raises(SystemExit, match="add --resume"):
         main([*common, "--epochs", "2"])
     assert main([*common, "--epochs", "2", "--evaluate-every", "1", "--resume"]) == 0

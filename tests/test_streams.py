@@ -80,6 +80,7 @@ def test_cli_train_takes_its_stream_and_holdout_from_lunarlander(monkeypatch, tm
     class FakeDTM:
         encoding = None
         state = SimpleNamespace(step=0)
+        batches_trained = 0
 
         def train_from_iterator(self, epochs, factory, batches, holdout=None, **kwargs):
             got["holdout"] = holdout
@@ -87,7 +88,7 @@ def test_cli_train_takes_its_stream_and_holdout_from_lunarlander(monkeypatch, tm
             return []
 
     s = dict(
-        resolution=16, episodes_per_epoch=3, holdout_episodes=5, seed=7, policy="heuristic", num_envs=2,
+        image_shape=(16, 16, 3), episodes_per_epoch=3, holdout_episodes=5, seed=7, policy="heuristic", num_envs=2,
         frame_stride=3, batch_size=10, batches_per_epoch=2, shuffle_buffer=16, epochs=2, evaluate_every=0, quick=True,
     )  # fmt: skip
     cli._train(FakeDTM(), s, tmp_path, argparse.Namespace(resume=False, no_progress=True))

@@ -1,0 +1,99 @@
+"""The model's whole state is one pytree (DTMState); its update is the pure ``dtm.train_fn(state, bits)``;
+checkpoints are that pytree as one dict, and format-1 checkpoints (before the pytree) still load exactly."""
+
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from dtm_lite.dtm import CHECKPOINT_FORMAT, DTM, DTMConfig, DTMState, state_arrays, state_from_arrays
+
+DATA = Path(__file__).parent / "data"
+TINY = DTMConfig(image_shape=(4, 4, 1), preset="20_8", num_diffusion_steps=2, batch_size=4, steps_warmup=5,
+                 n_samples=2, steps_per_sample=1, generation_sweeps=10, adaptive_penalty=True, seed=3)  # fmt: skip
+
+
+def _plain(state: DTMState) -> list[np.ndarray]:
+    """Every leaf as a NumPy array (keys as their raw data), for exact comparisons."""
+    return [np.asarray(a) for a in state_arrays(state).values()]
+
+
+def _same(a: DTMState, b: DTMState) -> bool:
+    return all(np.array_equal(x, y) for x, y in zip(_plain(a), _plain(b), strict=True))
+
+
+def test_state_is_one_pytree_holding_everything_that_changes():
+    dtm = DTM(TINY)
+    names = set(state_arrays(dtm.state))
+    assert {"state/params/W", "state/params/b", "state/step", "state/key", "state/gen_key",
+            "state/corr_penalty"} <= names  # fmt: skip
+    assert any(n.startswith("state/opt_state/") for n in names)
+    assert np.asarray(dtm.state.corr_penalty).tolist() == [np.float32(TINY.corr_penalty_min)] * 2
+    before = _plain(dtm.state)
+    dtm.generate(2)  # the generation stream moves only gen_key
+    after = state_arrays(dtm.state)
+    changed = {n for n, (x, y) in zip(after, zip(before, after.values(), strict=True), strict=True)
+               if not np.array_equal(x, y)}  # fmt: skip
+    assert changed == {"state/gen_key"}
+
+
+def test_train_fn_is_pure():
+    dtm = DTM(TINY)
+    bits = np.random.default_rng(0).integers(0, 2, (4, 16)).astype(np.uint8)
+    s0 = dtm.state
+    s1, m1 = dtm.train_fn(s0, bits)
+    s1b, m1b = dtm.train_fn(s0, bits)  # same input state, same output; the input is not changed
+    assert _same(s1, s1b) and m1.keys() == m1b.keys() and all(float(m1[k]) == float(m1b[k]) for k in m1)
+    assert _same(s0, DTM(TINY).state) and int(s1.step) == 1 and not _same(s0, s1)
+    dtm.train_step(bits)  # the method is the same function applied to dtm.state
+    assert _same(dtm.state, s1)
+    assert set(m1) == {"gap", "grad_norm", "lr"} and float(m1["lr"]) == pytest.approx(TINY.learning_rate)
+
+
+def test_checkpoint_is_the_state_as_one_dict(tmp_path):
+    dtm = DTM(TINY)
+    dtm.train_step(np.ones((4, 16), np.uint8))
+    dtm.corr_penalty = [0.5, 0.25]
+    path = dtm.save(tmp_path / "c.npz", extra={"epoch": 1})
+    with np.load(path) as z:
+        files = set(z.files)
+        meta = z["meta"].tobytes().decode()
+    assert files == set(state_arrays(dtm.state)) | {"meta"} and f'"format": {CHECKPOINT_FORMAT}' in meta
+    back, extra = DTM.load_with_extra(path)
+    assert _same(back.state, dtm.state) and extra == {"epoch": 1}
+    assert _same(state_from_arrays(DTM(TINY).state, state_arrays(dtm.state)), dtm.state)
+    with pytest.raises(ValueError, match="corr_penalty must be 2 finite values >= 0"):
+        dtm.corr_penalty = [0.1, -1.0]
+
+
+def test_format1_checkpoint_loads_and_continues_exactly(tmp_path):
+    """tests/data/checkpoint_format1.npz was written by dtm_lite before the one-pytree state (commit 4ba685e):
+    every array and counter it holds becomes the same leaf of the state, and the loaded model then behaves as
+    the same state saved in today's format does. (Its generated images are not compared with that version's:
+    the sampler's random-number layout has changed since, which changes samples but not states.)"""
+    dtm, extra = DTM.load_with_extra(DATA / "checkpoint_format1.npz")
+    raw = np.load(DATA / "checkpoint_format1.npz")
+    assert dtm.config == TINY and dtm.batches_trained == 2 and extra["a_prev"] == [0.5, 0.25]
+    assert np.array_equal(dtm.corr_penalty, np.float32([1e-3, 0.0042]))
+    assert np.array_equal(np.asarray(dtm.params["W"]), raw["W"]) and np.array_equal(
+        np.asarray(dtm.params["b"]), raw["b"]
+    )
+    assert np.array_equal(np.asarray(jax.random.key_data(dtm.state.key)), raw["key"])
+    assert np.array_equal(np.asarray(jax.random.key_data(dtm.state.gen_key)), raw["gen_key"])
+    opt = [np.asarray(a) for a in jax.tree.leaves(dtm.state.opt_state)]
+    assert len(opt) == sum(k.startswith("opt_") for k in raw.files)
+    assert all(np.array_equal(a, raw[f"opt_{i}"]) for i, a in enumerate(opt))
+    again = DTM.load(dtm.save(tmp_path / "now.npz"))  # today's format holds the same state
+    assert _same(again.state, dtm.state)
+    want = np.load(DATA / "checkpoint_format1_expect.npz")
+    assert np.array_equal(dtm.generate(3, key=5), again.generate(3, key=5))
+    dtm.train_step(want["batch"])
+    again.train_step(want["batch"])
+    assert _same(again.state, dtm.state) and int(dtm.state.step) == 3
+
+
+def test_state_round_trips_through_jit():
+    dtm = DTM(TINY)
+    out = jax.jit(lambda s: s)(dtm.state)
+    assert isinstance(out, DTMState) and _same(out, dtm.state)
