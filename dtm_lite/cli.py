@@ -343,7 +343,7 @@ def condition_of(s: dict[str, Any]) -> str:
     """What a run's model conditions on (its settings or config fields ``n_classes``, ``n_actions``): "label"
     (n_classes = 3, the zone label), "world" (n_actions = 4) or "none"; SystemExit for a model that no
     LunarLander stream of the command fits."""
-    n_classes, n_actions = s["n_classes"], s["n_actions"]
+    n_classes, n_actions = s.get("n_classes", 0), s.get("n_actions", 0)
     if n_classes and n_actions:
         raise SystemExit(
             "a model with labels (--n-classes) and actions (--n-actions) has no LunarLander stream here: "

@@ -674,10 +674,11 @@ class DTM:
         if spec not in self._generate_fns:
             self._generate_fns[spec] = _make_free_run_fn(self, sweeps, record_every)
         params = jax.tree.map(lambda a: a[step], self.state.params)
-        out = self._generate_fns[spec](
-            params, jnp.float32(self.J[step]), jnp.asarray(2.0 * bits - 1.0, jnp.float32), key
-        )
-        return np.asarray(out)
+        s_in = 2.0 * bits - 1.0
+        if self.config.n_label_bits:  # a labelled model's label bits run free too: inputs 0, no label known
+            s_in = np.concatenate([s_in, np.zeros((len(bits), self.config.n_label_bits))], axis=1)
+        out = self._generate_fns[spec](params, jnp.float32(self.J[step]), jnp.asarray(s_in, jnp.float32), key)
+        return np.asarray(out)[..., : self.config.n_visible]  # the image bits
 
     # ------------------------------------------------------------------ checkpoints
 

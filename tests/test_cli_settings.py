@@ -53,6 +53,7 @@ OTHER = {
     "label_rate": (["1.5"], 1.5, {}),
     "n_actions": (["4"], 4, {}),
     "cond_radius": (["2"], 2, {}),
+    "cond_frames": (["2"], 2, {}),
 }
 
 

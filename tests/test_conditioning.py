@@ -239,7 +239,8 @@ def test_bad_conditioning_input_gets_clear_errors(labelled, world):
         labelled.generate(2, labels=[0, -1])
     with pytest.raises(ValueError, match="labels must be integer ids"):
         labelled.generate(2, labels=[0.5, 1.0])
-    with pytest.raises(ValueError, match=r"prev must be the previous frames' bits of shape \(2, 64\)"):
+    want = r"prev must be the previous 1 frame\(s\)' bits of shape \(2, 64\), got \(2, 63\)"
+    with pytest.raises(ValueError, match=want):
         world.generate(2, prev=np.zeros((2, 63), np.uint8), actions=[0, 1])
     with pytest.raises(ValueError, match="needs both prev"):
         world.generate(2, actions=[0, 1])

@@ -90,6 +90,7 @@ def test_cli_train_takes_its_stream_and_holdout_from_lunarlander(monkeypatch, tm
     s = dict(
         image_shape=(16, 16, 3), episodes_per_epoch=3, holdout_episodes=5, seed=7, policy="heuristic", num_envs=2,
         frame_stride=3, batch_size=10, batches_per_epoch=2, shuffle_buffer=16, epochs=2, evaluate_every=0, quick=True,
+        n_classes=0, n_actions=0, cond_frames=1,
     )  # fmt: skip
     cli._train(FakeDTM(), s, tmp_path, argparse.Namespace(resume=False, no_progress=True))
     assert calls["holdout_frames"] == [((16, 5), dict(seed=7, policy="heuristic", frame_stride=3))]

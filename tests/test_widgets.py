@@ -1,6 +1,5 @@
 """Tests for dtm_lite.widgets: the sample explorer driven from code, its static figure, model loading."""
 
-import dataclasses
 from pathlib import Path
 
 import jax.numpy as jnp
@@ -27,7 +26,7 @@ def dtm():
     model = DTM(cfg)
     rng = np.random.default_rng(0)
     params = {k: jnp.asarray(rng.normal(0, 0.3, v.shape), jnp.float32) for k, v in model.params.items()}
-    model.state = dataclasses.replace(model.state, params=params)
+    model.state = model.state._replace(params=params)
     return model
 
 
