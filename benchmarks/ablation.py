@@ -56,7 +56,7 @@ from dtm_lite.training import Holdout, evaluate_dtm, step_autocorrelation, train
 # -----------------------------------------------------------------------------
 # the variants: DTMConfig overrides on top of BASE (edit freely; names are what --only takes)
 
-SHORT_CHAINS = {"steps_warmup": 100, "n_samples": 20, "steps_per_sample": 4}  # 176 sweeps a phase (seed: 474)
+SHORT_CHAINS = {"warmup_sweeps": 100, "n_samples": 20, "sweeps_per_sample": 4}  # 176 sweeps a phase (seed: 474)
 T4 = {"num_diffusion_steps": 4, **SHORT_CHAINS}  # each step's chains only undo a little noise: shorter runs
 
 PLANES = {"encoding": "palette", "placement": "planes"}  # the CLI default (python -m dtm_lite train)
@@ -75,9 +75,9 @@ BASE: dict[str, Any] = {"image_shape": (32, 32, 3), "preset": "80_12", "batch_si
 # --quick: 16x16 frames on side-50 grids (a variant's degree is kept), the CLI's short quick chains
 QUICK_BASE: dict[str, Any] = {
     "image_shape": (16, 16, 3), "preset": "50_12",
-    "steps_warmup": 60, "n_samples": 10, "steps_per_sample": 3, "generation_sweeps": 100,
+    "warmup_sweeps": 60, "n_samples": 10, "sweeps_per_sample": 3, "generation_sweeps": 100,
 }  # fmt: skip
-SCHEDULE_FIELDS = ("steps_warmup", "n_samples", "steps_per_sample", "generation_sweeps")
+SCHEDULE_FIELDS = ("warmup_sweeps", "n_samples", "sweeps_per_sample", "generation_sweeps")
 GENERATION_FIELDS = ("generation_beta", "generation_sweeps")  # all a "from" variant may change
 DATA_SEED = 0  # training episodes from seed 0 on; held-out episodes from 10**9 + DATA_SEED
 

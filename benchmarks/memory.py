@@ -26,8 +26,8 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=None, help="batches per epoch")
     args = ap.parse_args()
     if args.quick:
-        res, cfg = 16, DTMConfig(image_shape=(16, 16, 3), preset="50_12", batch_size=20, steps_warmup=20,
-                                 n_samples=4, steps_per_sample=2, generation_sweeps=20)  # fmt: skip
+        res, cfg = 16, DTMConfig(image_shape=(16, 16, 3), preset="50_12", batch_size=20, warmup_sweeps=20,
+                                 n_samples=4, sweeps_per_sample=2, generation_sweeps=20)  # fmt: skip
     else:
         res, cfg = 32, DTMConfig()
     batches = args.batches or (6 if args.quick else 20)

@@ -34,7 +34,7 @@ from dtm_lite.metrics import LANDER, object_stats
 
 def train_world_model(batches: int, radius: int, frames: int = 1, seed: int = 0) -> DTM:
     cfg = DTMConfig.lunarlander(
-        n_actions=4, cond_radius=radius, cond_frames=frames, steps_warmup=40, n_samples=10, steps_per_sample=2,
+        n_actions=4, cond_radius=radius, cond_frames=frames, warmup_sweeps=40, n_samples=10, sweeps_per_sample=2,
         generation_sweeps=60, generation_beta=(1.0, 1.0), learning_rate=0.03, lr_decay_batches=batches, batch_size=50,
         seed=seed,
     )  # fmt: skip

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .batch_size import AUTO
-from .dtm import DTMConfig
+from .config import RENAMED_FIELDS, DTMConfig
 
 QUICK_ENV = "DTM_LITE_QUICK"
 
@@ -52,7 +52,7 @@ STREAM_MINIMUMS = {
 # the names that runs started before the flags were named after DTMConfig's fields used, as flags and in
 # run.json; plus "resolution" N, which meant image_shape (N, N, 3), and encoding "auto", which meant unset
 LEGACY_NAMES = {
-    "levels": "grayscale_levels", "diffusion_steps": "num_diffusion_steps", "warmup": "steps_warmup",
+    "levels": "grayscale_levels", "diffusion_steps": "num_diffusion_steps", "warmup": "warmup_sweeps",
     "samples": "n_samples", "lr": "learning_rate",
 }  # fmt: skip
 UNSET = "auto"  # the flag value of a field left unset (None): encoding
@@ -230,16 +230,17 @@ def upgrade_run_json(saved: dict[str, Any]) -> dict[str, Any]:
     """A run.json as this version writes it: ``{"config": DTMConfig fields, **stream settings}``. The flat
     run.json of runs started before (the old flag names, ``resolution`` N, ``encoding`` "auto") is mapped
     here, once, so that those runs still resume."""
-    if "config" in saved:
-        return saved
+    if "config" in saved:  # this layout; fields renamed since are read under their new names
+        return {**saved, "config": {RENAMED_FIELDS.get(k, k): v for k, v in saved["config"].items()}}
     fields = {f.name for f in dataclasses.fields(DTMConfig)}
     config: dict[str, Any] = {}
     rest: dict[str, Any] = {}
     for key, value in saved.items():
         if key == "resolution":
             config["image_shape"] = [value, value, 3]
-        elif key in LEGACY_NAMES or key in fields:
-            config[LEGACY_NAMES.get(key, key)] = None if (key, value) == ("encoding", UNSET) else value
+        elif key in LEGACY_NAMES or key in RENAMED_FIELDS or key in fields:
+            name = LEGACY_NAMES.get(key, RENAMED_FIELDS.get(key, key))
+            config[name] = None if (key, value) == ("encoding", UNSET) else value
         else:
             rest[key] = value
     return {"config": config, **rest}

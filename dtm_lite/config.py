@@ -23,6 +23,21 @@ PLACEMENTS = ("spatial", "planes", "raster", "random")
 MAX_SEED = 2**64 - 1  # config.seed and integer keys: 0 .. MAX_SEED (see seed_key)
 
 
+# fields renamed so that one word means one thing ("steps": diffusion steps; Gibbs "sweeps"): old -> new
+RENAMED_FIELDS = {"steps_warmup": "warmup_sweeps", "steps_per_sample": "sweeps_per_sample"}
+
+
+def _renamed(changes: dict[str, Any]) -> dict[str, Any]:
+    old = sorted(set(changes) & set(RENAMED_FIELDS))
+    if old:
+        warnings.warn(
+            "renamed DTMConfig fields: " + ", ".join(f"{k} -> {RENAMED_FIELDS[k]}" for k in old),
+            DeprecationWarning,
+            stacklevel=3,
+        )
+    return {RENAMED_FIELDS.get(k, k): v for k, v in changes.items()}
+
+
 def _field(default: Any, help: str) -> Any:
     """A DTMConfig field: its default and its one-line help (also its ``python -m dtm_lite train`` flag's)."""
     return field(default=default, metadata={"help": help})
@@ -67,9 +82,9 @@ class DTMConfig:
     placement: str = _field("spatial", "visible sites: spatial, planes (neighbouring pixels coupled), raster, random")
     beta: float = _field(1.0, "inverse temperature of the model's Gibbs sampling in training")
     batch_size: int = _field(50, "frames per batch")
-    steps_warmup: int = _field(300, "Gibbs sweeps before the first sample of each phase")
+    warmup_sweeps: int = _field(300, "Gibbs sweeps before the first sample of each phase")
     n_samples: int = _field(30, "samples per training phase")
-    steps_per_sample: int = _field(6, "Gibbs sweeps between samples")
+    sweeps_per_sample: int = _field(6, "Gibbs sweeps between samples")
     generation_sweeps: int = _field(400, "Gibbs sweeps per diffusion step when generating")
     generation_beta: tuple[float, float] = _field((0.8, 1.2), "generation's inverse temperature, start to end")
     learning_rate: float = _field(0.03, "peak learning rate (AdamW, cosine decay over lr_decay_batches)")
@@ -98,8 +113,8 @@ class DTMConfig:
         object.__setattr__(self, "image_shape", sizes)
         object.__setattr__(self, "preset", preset_name(self.preset))
         ints = {
-            "grayscale_levels": 1, "num_diffusion_steps": 1, "batch_size": 1, "steps_warmup": 0,
-            "n_samples": 1, "steps_per_sample": 1, "generation_sweeps": 1, "lr_decay_batches": 1,
+            "grayscale_levels": 1, "num_diffusion_steps": 1, "batch_size": 1, "warmup_sweeps": 0,
+            "n_samples": 1, "sweeps_per_sample": 1, "generation_sweeps": 1, "lr_decay_batches": 1,
             "n_classes": 0, "label_spots": 1, "n_actions": 0, "cond_radius": 0, "cond_frames": 1,
         }  # fmt: skip
         for name, lo in ints.items():
@@ -170,11 +185,13 @@ class DTMConfig:
 
     @property
     def sweeps_per_phase(self) -> int:
-        return smp.n_sweeps(self.steps_warmup, self.n_samples, self.steps_per_sample)
+        return smp.n_sweeps(self.warmup_sweeps, self.n_samples, self.sweeps_per_sample)
 
     def replace(self, **changes: Any) -> DTMConfig:
         """A copy with ``changes``. A new ``grayscale_levels`` without an ``encoding`` re-derives binary /
-        thermometer from it, as the constructor does (a palette encoding is kept)."""
+        thermometer from it, as the constructor does (a palette encoding is kept). Renamed fields
+        (:data:`RENAMED_FIELDS`) are accepted under their old names, with a warning."""
+        changes = _renamed(changes)
         if "grayscale_levels" in changes and "encoding" not in changes and self.encoding != "palette":
             changes["encoding"] = None
         return dataclasses.replace(self, **changes)
@@ -184,6 +201,9 @@ class DTMConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DTMConfig:
+        """The config of :meth:`to_dict`'s dict; one saved before a field was renamed (:data:`RENAMED_FIELDS`,
+        e.g. in an older checkpoint or weights file) is read under the new names."""
+        d = {RENAMED_FIELDS.get(k, k): v for k, v in d.items()}
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
@@ -203,7 +223,7 @@ class DTMConfig:
         LunarLander model on 16x16 frames and 50_12 with short sampling (60 warm-up sweeps, 10 samples 3
         sweeps apart, 100 generation sweeps); ``lr_decay_batches`` = the quick run's 2 epochs x 8 batches."""
         small = dict(
-            image_shape=(16, 16, 3), preset="50_12", steps_warmup=60, n_samples=10, steps_per_sample=3,
+            image_shape=(16, 16, 3), preset="50_12", warmup_sweeps=60, n_samples=10, sweeps_per_sample=3,
             generation_sweeps=100, lr_decay_batches=2 * 8,
         )  # fmt: skip
         return cls.lunarlander(**{**small, **overrides})

@@ -83,7 +83,7 @@ def pretrained_names() -> list[str]:
 class DTM:
     """A Denoising Thermodynamic Model on one grid graph. See the module docstring for the maths.
 
-    >>> dtm = DTM(DTMConfig(image_shape=(8, 8, 1), preset="20_8", steps_warmup=20, n_samples=4))
+    >>> dtm = DTM(DTMConfig(image_shape=(8, 8, 1), preset="20_8", warmup_sweeps=20, n_samples=4))
     >>> metrics = dtm.train_step(bits)          # bits: (batch, 64) in {0, 1}
     >>> images = dtm.generate(16)               # (16, 8, 8, 1) in [0, 1]
 

@@ -47,9 +47,9 @@ def phase_moments(
     key: jax.Array,
     *,
     beta: float,
-    n_warmup: int,
+    warmup_sweeps: int,
     n_samples: int,
-    steps_per_sample: int,
+    sweeps_per_sample: int,
     extra: jax.Array | None = None,
     per_chain: bool = False,
     sums: bool = False,
@@ -99,15 +99,15 @@ def phase_moments(
 
     def observe(acc, x0, x1):
         s0, s1, ss = acc
-        prod = smp.edge_products(lat, x0, x1)  # (deg, 2, n, n, T, 2B)
+        prod = smp.edge_products(lat, x0, x1, jnp.int8)  # (deg, 2, n, n, T, 2B); int sums vectorise (exact)
         ss = ss + jnp.stack([prod[..., :B].sum(-1), prod[..., B:].sum(-1)])
         return (s0 + x0, s1 + x1, ss), None
 
     zeros = (jnp.zeros_like(x0), jnp.zeros_like(x1), jnp.zeros((2,) + params.w0.shape[:-1], jnp.float32))
-    betas = jnp.full((smp.n_sweeps(n_warmup, n_samples, steps_per_sample),), beta, jnp.float32)
+    betas = jnp.full((smp.n_sweeps(warmup_sweeps, n_samples, sweeps_per_sample),), beta, jnp.float32)
     _, _, (s0, s1, ss), _ = smp.run_chains(
-        lat, params, k_run, x0, x1, betas, n_warmup=n_warmup, n_samples=n_samples,
-        steps_per_sample=steps_per_sample, observe=observe, acc=zeros,
+        lat, params, k_run, x0, x1, betas, warmup_sweeps=warmup_sweeps, n_samples=n_samples,
+        sweeps_per_sample=sweeps_per_sample, observe=observe, acc=zeros, poly_exp=True,
     )  # fmt: skip
     counts = smp.from_lattice(lat, s0, s1)  # (T, 2B, n_nodes): each chain's spins summed over its samples
     # sum the integer counts over chains first, divide once: exact, so independent of the chains' split
@@ -148,7 +148,8 @@ def _make_train_fn(dtm: DTM):
         W, b, s_start, s_in, j, key, *extra = args
         out = phase_moments(
             lat, visible, W[None], b[None], s_start[None], s_in[None], j[None], key,
-            beta=cfg.beta, n_warmup=cfg.steps_warmup, n_samples=cfg.n_samples, steps_per_sample=cfg.steps_per_sample,
+            beta=cfg.beta, warmup_sweeps=cfg.warmup_sweeps, n_samples=cfg.n_samples,
+            sweeps_per_sample=cfg.sweeps_per_sample,
             extra=extra[0][None] if extra else None, per_chain=world, sums=True, mesh=mesh,
         )  # fmt: skip
         return tuple(o[0] for o in out)
@@ -157,7 +158,10 @@ def _make_train_fn(dtm: DTM):
     # is linear in T, where one joint (2, n, n, T, 2B) kernel outgrew the cache (benchmarks/train_step.py).
     # On a mesh (dtm_lite.sharding): the state replicated, the batch rows split over the devices.
     @functools.partial(
-        jax.jit, in_shardings=(mesh.replicated, mesh.rows), out_shardings=(mesh.replicated, mesh.replicated)
+        jax.jit,
+        in_shardings=(mesh.replicated, mesh.rows),
+        out_shardings=(mesh.replicated, mesh.replicated),
+        compiler_options=smp.COMPILER_OPTIONS,
     )
     def train_step(state: DTMState, batch: dict[str, jax.Array] | jax.Array) -> tuple[DTMState, dict[str, jax.Array]]:
         """One optimiser update of every diffusion step on ``batch`` (a dict, see ``DTM.train_fn``): pure."""
@@ -240,8 +244,8 @@ def _step_chains(lat, visible, params_k, j_k, s_in, key, betas, every, init_beta
         return acc, smp.from_lattice(lat, x0, x1)[:, visible].astype(jnp.int8)
 
     _, _, _, outs = smp.run_chains(
-        lat, p, k_run, x0, x1, betas, n_warmup=0, n_samples=betas.shape[0] // every + 1,
-        steps_per_sample=every, observe=observe, acc=None,
+        lat, p, k_run, x0, x1, betas, warmup_sweeps=0, n_samples=betas.shape[0] // every + 1,
+        sweeps_per_sample=every, observe=observe, acc=None, poly_exp=True,
     )  # fmt: skip
     return outs
 
@@ -252,7 +256,7 @@ def _make_free_run_fn(dtm: DTM, sweeps: int, every: int):
     betas = jnp.full((sweeps,), cfg.beta, jnp.float32)
     mesh = dtm.mesh
 
-    @functools.partial(jax.jit, out_shardings=mesh.replicated)
+    @functools.partial(jax.jit, out_shardings=mesh.replicated, compiler_options=smp.COMPILER_OPTIONS)
     def free_run(params_k, j_k, s_in, key):
         outs = _step_chains(lat, visible, params_k, j_k, s_in, key, betas, every, cfg.beta, mesh=mesh)
         return (outs > 0).astype(jnp.uint8)
@@ -276,7 +280,12 @@ def _make_generate_fn(dtm: DTM, sweeps: int, every: int, trajectory: bool):
     times = jnp.asarray(dtm.times, jnp.float32)
     cond_index = jnp.asarray(dtm.cond_index) if dtm.cond_index is not None else None
 
-    @functools.partial(jax.jit, static_argnums=3, out_shardings=(mesh.replicated, mesh.replicated))
+    @functools.partial(
+        jax.jit,
+        static_argnums=3,
+        out_shardings=(mesh.replicated, mesh.replicated),
+        compiler_options=smp.COMPILER_OPTIONS,
+    )
     def generate(params, key, betas, n, cond=None):
         cond = cond or {}
         k_in, key = jax.random.split(key)

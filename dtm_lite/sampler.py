@@ -17,6 +17,13 @@ Arrays are laid out ``(2, n, n, chains)`` with the chain axis last and contiguou
 a run of whole chain vectors. Uniforms come from a counter-based integer hash keyed by two fresh
 32-bit words per sweep (drawn from JAX's threefry): threefry itself per spin costs 3x the whole field.
 
+Three details make XLA's CPU loop 2x faster (measured in benchmarks/README.md, "what we tried"):
+the chain axis is padded to a multiple of 16 inside :func:`run_chains` (XLA vectorises the innermost,
+chain, loop and runs the remainder one chain at a time: 50 chains cost as much as 64, or more);
+the update compares ``u * exp(-2βh) < 1 - u`` (:func:`_spin_up`) instead of ``u < sigmoid(2βh)``,
+which saves a division; and :func:`gibbs_sample` compiles with :data:`COMPILER_OPTIONS` (512-bit
+vectors where the CPU has them), under which a polynomial exp (``poly_exp``) pays too.
+
 Public entry point: :func:`gibbs_sample`. The DTM uses the same kernel through :func:`run_chains`.
 """
 
@@ -36,6 +43,16 @@ from .validation import check_int
 Array = jax.Array
 
 _COLOR_SUBS = (((0, 0), (1, 1)), ((0, 1), (1, 0)))  # sub-lattices (p, q) of colour 0 and colour 1
+
+COMPILER_OPTIONS: dict[str, Any] = {"xla_cpu_prefer_vector_width": 512}
+"""XLA options for a ``jax.jit`` that runs the sampler: ``jax.jit(f, compiler_options=COMPILER_OPTIONS)``.
+
+XLA's CPU backend asks LLVM for 256-bit vectors by default. On a CPU with AVX-512 the kernel runs 1.3-2x
+faster with 512-bit ones (and LLVM's choice of whether to vectorise the chain loop at all is steadier);
+elsewhere the option changes nothing. It is an XLA debug option, so other backends ignore it."""
+
+CHAIN_MULTIPLE = 16
+"""Default multiple the chain axis is padded to inside :func:`run_chains` (one 512-bit vector of float32)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -163,9 +180,17 @@ def local_field(lat: Lattice, color: int, w: Array, src: Array) -> Array:
     return jnp.stack(out)
 
 
-def edge_products(lat: Lattice, x0: Array, x1: Array) -> Array:
-    """``s_u * s_{u+o}`` for every edge, in colour-0 plane layout: ``(deg, 2, n, n, C)``."""
+def edge_products(lat: Lattice, x0: Array, x1: Array, dtype: Any = None) -> Array:
+    """``s_u * s_{u+o}`` for every edge, in colour-0 plane layout: ``(deg, 2, n, n, C)``.
+
+    ``dtype``: compute in this dtype (default: the spins'). For sums over chains pass an integer type
+    (``jnp.int8``; ``jnp.sum`` then accumulates in int32, exactly): XLA's CPU loop vectorises integer
+    reductions, but a float32 sum over the chain axis runs one element at a time (no reassociation), and
+    those sums took about 40% of a training step (benchmarks/README.md).
+    """
     n = lat.n
+    if dtype is not None:
+        x0, x1 = x0.astype(dtype), x1.astype(dtype)
     tiles = [_tile(x1[0]), _tile(x1[1])]
     return jnp.stack(
         [
@@ -187,6 +212,43 @@ def _uniforms(words: Array, counter: Array) -> Array:
     """Uniforms in [0, 1) from a two-word key and a counter array: hash(hash(c + k0) ^ k1), 24 bits."""
     x = _lowbias32(_lowbias32(counter + words[0]) ^ words[1])
     return (x >> 8).astype(jnp.float32) * jnp.float32(1.0 / (1 << 24))
+
+
+# 2**f on [-1/2, 1/2] (Cephes exp2f), highest power first: relative error below 1.4 * 2**-24.
+_EXP2_POLY = (
+    1.535336188319500e-4, 1.339887440266574e-3, 9.618437357674640e-3, 5.550332471162809e-2,
+    2.402264791363012e-1, 6.931472028550421e-1, 1.0,
+)  # fmt: skip
+_LOG2E = 1.4426950408889634
+
+
+def _exp2(y: Array) -> Array:
+    """``2 ** y`` in float32 for ``y`` clipped to [-126, 126]: ``2 ** round(y)`` from the exponent bits
+    times a degree-6 polynomial in the remainder; within 1.4 ulp (tests/test_sampler_kernel.py). About 14
+    vector operations where XLA's ``exp`` takes about 22 (its argument reduction in two steps, more clamps)."""
+    y = jnp.clip(y, -126.0, 126.0)
+    k = jnp.round(y)
+    f = y - k
+    p = jnp.float32(_EXP2_POLY[0])
+    for c in _EXP2_POLY[1:]:
+        p = p * f + jnp.float32(c)
+    return p * jax.lax.bitcast_convert_type((k.astype(jnp.int32) + 127) << 23, jnp.float32)
+
+
+def _spin_up(u: Array, beta: Array, h: Array, poly_exp: bool = False) -> Array:
+    """The Gibbs decision ``u < σ(2βh)`` for ``u`` uniform on [0, 1), without the division.
+
+    ``u < 1 / (1 + e)`` with ``e = exp(-2βh)`` is ``u * e < 1 - u``; ``1 - u`` is exact for our 24-bit
+    uniforms, so one rounding (in ``u * e``) where the sigmoid form had three. Saves the division and
+    the sigmoid's clamps (4-8% of the kernel). NaN fields give False (spin -1), as the sigmoid form did.
+
+    ``poly_exp=True`` takes ``e`` from :func:`_exp2` instead of XLA's ``exp``: another 4-6%, but only
+    under :data:`COMPILER_OPTIONS`. Under XLA's defaults LLVM vectorises the polynomial 8 lanes wide (it
+    gives XLA's vectorised ``exp`` 16 lanes either way), and the training step got 1.2-1.4x slower.
+    """
+    if poly_exp:
+        return u * _exp2((beta * jnp.float32(-2.0 * _LOG2E)) * h) < 1.0 - u
+    return u * jnp.exp((-2.0 * beta) * h) < 1.0 - u
 
 
 class Params(NamedTuple):
@@ -220,15 +282,18 @@ def make_params(lat: Lattice, weights: Array, biases: Array, clamped: Array | No
     return Params(w0, w1, b0, b1, c0, c1)
 
 
-def sweep(lat: Lattice, params: Params, x0: Array, x1: Array, words: Array, beta: Array) -> tuple[Array, Array]:
-    """One block-Gibbs sweep: colour 0 then colour 1. x*: (2, n, n, ..., C) float32 ±1; words: (2,) uint32."""
+def sweep(
+    lat: Lattice, params: Params, x0: Array, x1: Array, words: Array, beta: Array, poly_exp: bool = False
+) -> tuple[Array, Array]:
+    """One block-Gibbs sweep: colour 0 then colour 1. x*: (2, n, n, ..., C) float32 ±1; words: (2,) uint32.
+    ``poly_exp``: see :func:`_spin_up`."""
     size = x0.size
     counter = jnp.arange(2 * size, dtype=jnp.uint32).reshape((2,) + x0.shape)
     h0 = local_field(lat, 0, params.w0, x1) + params.b0
-    new0 = jnp.where(_uniforms(words, counter[0]) < jax.nn.sigmoid(2.0 * beta * h0), 1.0, -1.0)
+    new0 = jnp.where(_spin_up(_uniforms(words, counter[0]), beta, h0, poly_exp), 1.0, -1.0)
     x0 = jnp.where(params.clamp0, x0, new0)
     h1 = local_field(lat, 1, params.w1, x0) + params.b1
-    new1 = jnp.where(_uniforms(words, counter[1]) < jax.nn.sigmoid(2.0 * beta * h1), 1.0, -1.0)
+    new1 = jnp.where(_spin_up(_uniforms(words, counter[1]), beta, h1, poly_exp), 1.0, -1.0)
     x1 = jnp.where(params.clamp1, x1, new1)
     return x0, x1
 
@@ -241,21 +306,37 @@ def run_chains(
     x1: Array,
     betas: Array,
     *,
-    n_warmup: int,
+    warmup_sweeps: int,
     n_samples: int,
-    steps_per_sample: int,
+    sweeps_per_sample: int,
     observe: Any,
     acc: Any,
+    chain_multiple: int = CHAIN_MULTIPLE,
+    poly_exp: bool = False,
 ) -> tuple[Array, Array, Any, Any]:
-    """Run ``n_warmup`` sweeps, then take ``n_samples`` samples ``steps_per_sample`` sweeps apart.
+    """Run ``warmup_sweeps`` sweeps, then take ``n_samples`` samples ``sweeps_per_sample`` sweeps apart.
 
-    The first sample is the state right after warm-up, so ``n_warmup + (n_samples - 1) * steps_per_sample``
+    The first sample is the state right after warm-up, so ``warmup_sweeps + (n_samples - 1) * sweeps_per_sample``
     sweeps run in all; ``betas`` has one inverse temperature per sweep. At each sample,
     ``acc, out = observe(acc, x0, x1)``; the outputs are stacked. Returns ``(x0, x1, acc, outs)``.
-    Traceable: call it inside ``jax.jit``.
+    Traceable: call it inside ``jax.jit`` (with ``compiler_options=COMPILER_OPTIONS`` for speed).
+
+    The chain axis (last) runs padded to a multiple of ``chain_multiple`` (see :func:`_pad_chains`);
+    ``observe`` and the returned states see the real chains only. The random numbers are a function of
+    ``key`` and the padded shape, hence of ``key``, the shape and ``chain_multiple``; ``chain_multiple=1``
+    turns padding off. ``poly_exp=True``: a polynomial exp in the update, for callers compiled with
+    :data:`COMPILER_OPTIONS` only (see :func:`_spin_up`).
     """
-    if betas.shape[0] != n_sweeps(n_warmup, n_samples, steps_per_sample):
+    if betas.shape[0] != n_sweeps(warmup_sweeps, n_samples, sweeps_per_sample):
         raise ValueError(f"betas must have one value per sweep, got {betas.shape[0]}")
+    n_chains = x0.shape[-1]
+    params, x0, x1 = _pad_chains(params, x0, x1, check_int("chain_multiple", chain_multiple, 1))
+    if x0.shape[-1] != n_chains:
+        observe_all = observe
+
+        def observe(acc, x0, x1):
+            return observe_all(acc, x0[..., :n_chains], x1[..., :n_chains])
+
     # β rides in the carry, one sweep ahead of the scanned array: a β sliced out of the scanned input
     # fuses into the field computation and makes XLA's CPU loop 4x slower. Likewise the two 32-bit
     # words that key each sweep's hash are drawn inside the loop, not scanned from an array.
@@ -266,15 +347,15 @@ def run_chains(
         def body(carry, beta_next):
             key, x0, x1, beta = carry
             key, sub = jax.random.split(key)
-            x0, x1 = sweep(lat, params, x0, x1, jax.random.bits(sub, (2,), jnp.uint32), beta)
+            x0, x1 = sweep(lat, params, x0, x1, jax.random.bits(sub, (2,), jnp.uint32), beta, poly_exp)
             return (key, x0, x1, beta_next), None
 
         return jax.lax.scan(body, carry, b_next)[0]
 
-    carry = run((key, x0, x1, beta0), nxt[:n_warmup])
+    carry = run((key, x0, x1, beta0), nxt[:warmup_sweeps])
     acc, out0 = observe(acc, *carry[1:3])
     if n_samples == 1:
-        return *carry[1:3], acc, jax.tree.map(lambda o: o[None], out0)
+        return carry[1][..., :n_chains], carry[2][..., :n_chains], acc, jax.tree.map(lambda o: o[None], out0)
 
     def sample_body(state, b_next):
         carry, acc = state
@@ -283,15 +364,38 @@ def run_chains(
         return (carry, acc), out
 
     (carry, acc), outs = jax.lax.scan(
-        sample_body, (carry, acc), nxt[n_warmup:].reshape(n_samples - 1, steps_per_sample)
+        sample_body, (carry, acc), nxt[warmup_sweeps:].reshape(n_samples - 1, sweeps_per_sample)
     )
     outs = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), out0, outs)
-    return *carry[1:3], acc, outs
+    return carry[1][..., :n_chains], carry[2][..., :n_chains], acc, outs
 
 
-def n_sweeps(n_warmup: int, n_samples: int, steps_per_sample: int) -> int:
-    """Sweeps run by a schedule: ``n_warmup + (n_samples - 1) * steps_per_sample``."""
-    return n_warmup + (n_samples - 1) * steps_per_sample
+def _pad_chains(params: Params, x0: Array, x1: Array, multiple: int) -> tuple[Params, Array, Array]:
+    """Pad the chain axis (last) of the states, and of the per-chain biases and clamps, to a multiple.
+
+    Why: XLA's CPU loop vectorises the innermost (chain) axis and runs what is left over one chain at a
+    time, each about as dear as a whole vector: 50 chains unpadded took 1.19x the time of 50 padded to 64
+    (512-bit vectors; up to 1.8x under XLA's 256-bit default; benchmarks/README.md). The padded chains
+    copy the last real chain (state, bias, clamps) and are dropped by :func:`run_chains`.
+    """
+    c = x0.shape[-1]
+    cp = -(-c // multiple) * multiple
+    if cp == c:
+        return params, x0, x1
+
+    def pad(a: Array) -> Array:
+        return jnp.pad(a, [(0, 0)] * (a.ndim - 1) + [(0, cp - c)], mode="edge")
+
+    def pad_per_chain(a: Array) -> Array:  # a last axis of 1 broadcasts over the chains: leave it
+        return a if a.shape[-1] == 1 else pad(a)
+
+    b0, b1, k0, k1 = (pad_per_chain(a) for a in (params.b0, params.b1, params.clamp0, params.clamp1))
+    return params._replace(b0=b0, b1=b1, clamp0=k0, clamp1=k1), pad(x0), pad(x1)
+
+
+def n_sweeps(warmup_sweeps: int, n_samples: int, sweeps_per_sample: int) -> int:
+    """Sweeps run by a schedule: ``warmup_sweeps + (n_samples - 1) * sweeps_per_sample``."""
+    return warmup_sweeps + (n_samples - 1) * sweeps_per_sample
 
 
 def beta_schedule(beta: float | Array, n: int) -> Array:
@@ -304,8 +408,12 @@ def beta_schedule(beta: float | Array, n: int) -> Array:
     return b
 
 
-@functools.partial(jax.jit, static_argnames=("lat", "n_warmup", "n_samples", "steps_per_sample"))
-def _gibbs_sample_jit(key, lat, weights, biases, spins0, clamped, betas, n_warmup, n_samples, steps_per_sample):
+@functools.partial(
+    jax.jit,
+    static_argnames=("lat", "warmup_sweeps", "n_samples", "sweeps_per_sample"),
+    compiler_options=COMPILER_OPTIONS,
+)
+def _gibbs_sample_jit(key, lat, weights, biases, spins0, clamped, betas, warmup_sweeps, n_samples, sweeps_per_sample):
     params = make_params(lat, weights, biases, clamped)
     x0, x1 = to_lattice(lat, spins0.astype(jnp.float32), fill=1.0)
 
@@ -313,8 +421,8 @@ def _gibbs_sample_jit(key, lat, weights, biases, spins0, clamped, betas, n_warmu
         return acc, (x0.astype(jnp.int8), x1.astype(jnp.int8))
 
     *_, (o0, o1) = run_chains(
-        lat, params, key, x0, x1, betas, n_warmup=n_warmup, n_samples=n_samples,
-        steps_per_sample=steps_per_sample, observe=observe, acc=None,
+        lat, params, key, x0, x1, betas, warmup_sweeps=warmup_sweeps, n_samples=n_samples,
+        sweeps_per_sample=sweeps_per_sample, observe=observe, acc=None, poly_exp=True,  # compiled with the options
     )  # fmt: skip
     return jax.vmap(functools.partial(from_lattice, lat))(o0, o1)
 
@@ -327,9 +435,9 @@ def gibbs_sample(
     spins0: Any,
     *,
     clamped: Any = None,
-    n_warmup: int,
+    warmup_sweeps: int,
     n_samples: int,
-    steps_per_sample: int,
+    sweeps_per_sample: int,
     beta: float | Any = 1.0,
 ) -> Array:
     """Block-Gibbs samples of ``p(s) ∝ exp(β [Σ_E W_ij s_i s_j + Σ_i b_i s_i])`` on ``graph``.
@@ -341,20 +449,22 @@ def gibbs_sample(
         biases: ``(n_nodes,)``, or ``(n_chains, n_nodes)`` per chain (e.g. input couplings J·s_in).
         spins0: ``(n_chains, n_nodes)`` initial spins in {-1, +1}, any integer or float dtype.
         clamped: optional bool mask ``(n_nodes,)`` (or ``(n_chains, n_nodes)``) of spins held at ``spins0``.
-        n_warmup: sweeps before the first sample.
-        n_samples: samples per chain, ``steps_per_sample`` sweeps apart.
+        warmup_sweeps: sweeps before the first sample.
+        n_samples: samples per chain, ``sweeps_per_sample`` sweeps apart.
         beta: inverse temperature, a scalar or one value per sweep
-            (``n_warmup + (n_samples - 1) * steps_per_sample`` values).
+            (``warmup_sweeps + (n_samples - 1) * sweeps_per_sample`` values).
 
     Returns:
         int8 spins in {-1, +1}, shape ``(n_samples, n_chains, n_nodes)``.
     """
-    s = jnp.asarray(spins0)
+    # host data is checked on the host: the device round trip took 0.3 ms, 1% of a 200-sweep benchmark run
+    s = spins0 if isinstance(spins0, jax.Array) else np.asarray(spins0)
+    xp = np if isinstance(s, np.ndarray) else jnp
     if s.ndim != 2 or s.shape[1] != graph.n_nodes:
         raise ValueError(f"spins0 must have shape (n_chains, {graph.n_nodes}), got {s.shape}")
     if not (jnp.issubdtype(s.dtype, jnp.integer) or jnp.issubdtype(s.dtype, jnp.floating)):
         raise ValueError(f"spins0 must hold -1/+1 in an integer or float dtype, got dtype {s.dtype}")
-    if not isinstance(s, jax.core.Tracer) and not bool(jnp.all(jnp.abs(s) == 1)):
+    if not isinstance(s, jax.core.Tracer) and not bool(xp.all(xp.abs(s) == 1)):
         raise ValueError("spins0 must contain only -1 and +1 (convert bits b with 2*b - 1)")
     w = jnp.asarray(weights, jnp.float32)
     if w.shape != (graph.n_edges,):
@@ -369,8 +479,8 @@ def gibbs_sample(
                 f"clamped must be a bool mask of shape ({graph.n_nodes},) or {s.shape}, "
                 f"got {clamped.dtype} {clamped.shape}"
             )
-    n_warmup = check_int("n_warmup", n_warmup, 0)
+    warmup_sweeps = check_int("warmup_sweeps", warmup_sweeps, 0)
     n_samples = check_int("n_samples", n_samples, 1)
-    steps_per_sample = check_int("steps_per_sample", steps_per_sample, 1)
-    betas = beta_schedule(beta, n_sweeps(n_warmup, n_samples, steps_per_sample))
-    return _gibbs_sample_jit(key, lattice(graph), w, b, s, clamped, betas, n_warmup, n_samples, steps_per_sample)
+    sweeps_per_sample = check_int("sweeps_per_sample", sweeps_per_sample, 1)
+    betas = beta_schedule(beta, n_sweeps(warmup_sweeps, n_samples, sweeps_per_sample))
+    return _gibbs_sample_jit(key, lattice(graph), w, b, s, clamped, betas, warmup_sweeps, n_samples, sweeps_per_sample)

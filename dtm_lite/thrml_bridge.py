@@ -22,9 +22,9 @@ def thrml_sampler(
     biases: np.ndarray,
     *,
     beta: float = 1.0,
-    n_warmup: int,
+    warmup_sweeps: int,
     n_samples: int,
-    steps_per_sample: int,
+    sweeps_per_sample: int,
 ) -> Callable[[jax.Array, jax.Array], jax.Array]:
     """A jitted ``f(keys (C,), spins0 (C, n_nodes) ±1) -> (n_samples, C, n_nodes) ±1 int8`` using thrml."""
     try:
@@ -42,7 +42,7 @@ def thrml_sampler(
     colour = [np.flatnonzero(graph.colors == c) for c in (0, 1)]
     blocks: list[tuple[thrml.Block, ...] | thrml.Block] = [thrml.Block([nodes[i] for i in idx]) for idx in colour]
     program = IsingSamplingProgram(ebm, blocks, [])
-    schedule = thrml.SamplingSchedule(n_warmup, n_samples, steps_per_sample)
+    schedule = thrml.SamplingSchedule(warmup_sweeps, n_samples, sweeps_per_sample)
     order = np.concatenate(colour)
     inverse = np.argsort(order)
 

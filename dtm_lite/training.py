@@ -66,7 +66,7 @@ CHECKPOINT_NAME = "latest.npz"
 class EvalSettings:
     """Sizes of the held-out diagnostics (defaults follow the reference; shrink them for quick runs)."""
 
-    n_samples: int = 500  # generated images per evaluation (FD-PCA needs many more than n_components)
+    n_images: int = 500  # generated images per evaluation (FD-PCA needs many more than n_components)
     n_components: int = 16  # PCA dimensions of FD-PCA
     autocorr_chains: int = 32
     autocorr_sweeps: int = 2400  # twice the window's far end, so each lag has many pairs
@@ -80,7 +80,7 @@ class EvalSettings:
     def __post_init__(self) -> None:
         if self.object_class is not None and not isinstance(self.object_class, ObjectClass):
             raise ValueError(f"object_class must be a dtm_lite.metrics.ObjectClass or None, got {self.object_class!r}")
-        for name in ("n_samples", "n_components", "autocorr_chains", "autocorr_sweeps", "autocorr_every",
+        for name in ("n_images", "n_components", "autocorr_chains", "autocorr_sweeps", "autocorr_every",
                      "object_min_size"):  # fmt: skip
             v = check_int(name, getattr(self, name))  # a Python or NumPy integer, stored as an int
             if v < 1:  # kept wording: tests/test_objects.py matches "object_min_size must be >= 1"
@@ -95,7 +95,7 @@ class EvalSettings:
     @classmethod
     def quick(cls) -> EvalSettings:
         """Small diagnostics for tests, CI and DTM_LITE_QUICK runs."""
-        return cls(n_samples=128, n_components=8, autocorr_chains=16, autocorr_sweeps=400, autocorr_window=(150, 200))
+        return cls(n_images=128, n_components=8, autocorr_chains=16, autocorr_sweeps=400, autocorr_window=(150, 200))
 
 
 class Holdout:
@@ -757,12 +757,12 @@ def _evaluate(
     dtm: DTM, held: Holdout | None, settings: EvalSettings, epoch: int, run_dir: Path | None
 ) -> dict[str, float]:
     """FD-PCA (with floor and independent baseline), marginal error and the object metric of
-    ``min(n_samples, len(held.images_b))`` samples against as many held-out frames (half B); a sample grid
+    ``min(n_images, len(held.images_b))`` samples against as many held-out frames (half B); a sample grid
     PNG and a trajectory GIF in ``run_dir``. Without ``held`` only the pictures are made (``gif_images``
     samples), and nothing at all without ``run_dir``."""
     if held is None and run_dir is None:
         return {}
-    n = min(settings.n_samples, len(held.images_b)) if held is not None else settings.gif_images
+    n = min(settings.n_images, len(held.images_b)) if held is not None else settings.gif_images
     key = jax.random.fold_in(jax.random.key(dtm.config.seed + 7), epoch)
     every = (
         settings.gif_every if dtm.config.generation_sweeps % settings.gif_every == 0 else dtm.config.generation_sweeps

@@ -279,7 +279,7 @@ def tiny_config(**overrides: Any):
     from .dtm import DTMConfig
 
     base = dict(
-        image_shape=(16, 16, 3), preset="50_12", batch_size=50, steps_warmup=60, n_samples=10, steps_per_sample=3,
+        image_shape=(16, 16, 3), preset="50_12", batch_size=50, warmup_sweeps=60, n_samples=10, sweeps_per_sample=3,
         generation_sweeps=100, learning_rate=0.03, lr_decay_batches=200,
     )  # fmt: skip
     return DTMConfig(**{**base, **overrides})

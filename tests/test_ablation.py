@@ -16,7 +16,7 @@ from dtm_lite import EvalSettings  # noqa: E402
 
 METRICS = ("fd_pca", "fd_floor", "fd_independent", "marginal_error", "obj_one_rate", "obj_one_rate_data", "obj_stray",
            "obj_stray_data", "obj_size_dist", "train_minutes", "seconds_per_batch", "eval_minutes")  # fmt: skip
-TINY = EvalSettings(n_samples=32, n_components=4, autocorr_chains=4, autocorr_sweeps=40, autocorr_window=(20, 30))
+TINY = EvalSettings(n_images=32, n_components=4, autocorr_chains=4, autocorr_sweeps=40, autocorr_window=(20, 30))
 
 
 def _check_row(row: dict, steps: int) -> None:
@@ -73,7 +73,7 @@ def test_select_and_quick_overrides():
     assert [v["name"] for v in chosen] == ["MEBM palette planes", "planes, gen beta 0.8-1.1"]
     with pytest.raises(SystemExit, match="unknown variant"):
         ablation.select(["no such variant"])
-    assert ablation.quick_overrides({"preset": "80_20", "steps_warmup": 100, "encoding": "palette"}) == {
+    assert ablation.quick_overrides({"preset": "80_20", "warmup_sweeps": 100, "encoding": "palette"}) == {
         "preset": "50_20",
         "encoding": "palette",
     }

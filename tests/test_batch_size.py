@@ -18,7 +18,7 @@ from dtm_lite.batch_size import auto_batch_size, training_bytes, training_bytes_
 # the quick LunarLander model, and a small labelled world model with two diffusion steps
 QUICK = DTMConfig.quick()
 SMALL = DTMConfig(image_shape=(8, 8, 1), preset="20_8", num_diffusion_steps=2, n_classes=2, label_spots=2,
-                  n_actions=3, steps_warmup=4, n_samples=2, steps_per_sample=2)  # fmt: skip
+                  n_actions=3, warmup_sweeps=4, n_samples=2, sweeps_per_sample=2)  # fmt: skip
 
 
 def xla_bytes(config: DTMConfig, batch: int) -> int:

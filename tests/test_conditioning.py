@@ -100,7 +100,7 @@ def test_conditioning_gradient_matches_exact_conditional_log_likelihood():
     field = jnp.tile(conditioning_field(K, feats, actions), (1, reps, 1))
     out = phase_moments(
         lat, visible, W[None], b[None], jnp.tile(x, (reps, 1))[None], jnp.tile(s_in, (reps, 1))[None], j[None],
-        jax.random.key(1), beta=beta, n_warmup=20, n_samples=40, steps_per_sample=2, extra=field, per_chain=True,
+        jax.random.key(1), beta=beta, warmup_sweeps=20, n_samples=40, sweeps_per_sample=2, extra=field, per_chain=True,
     )  # fmt: skip
     m = out[4] / 40  # per-chain spin sums over the 40 samples (1, 2 * B * reps, 4) -> magnetisations
     n = B * reps
@@ -123,7 +123,7 @@ PATTERNS[2] = np.eye(6, dtype=np.uint8) | np.eye(6, dtype=np.uint8)[::-1]
 PATTERNS[3, 1:5, 1:5] = 1
 LABELLED = DTMConfig(
     image_shape=(6, 6, 1), preset="20_8", placement="planes", n_classes=K, label_spots=12, batch_size=32,
-    steps_warmup=30, n_samples=8, steps_per_sample=2, learning_rate=0.03, lr_decay_batches=1200,
+    warmup_sweeps=30, n_samples=8, sweeps_per_sample=2, learning_rate=0.03, lr_decay_batches=1200,
     generation_sweeps=1000, generation_beta=(0.3, 1.5), seed=1,
 )  # fmt: skip
 
@@ -183,8 +183,8 @@ def transitions(rng, n, h=8):
 
 
 WORLD = DTMConfig(
-    image_shape=(8, 8, 1), preset="20_8", n_actions=4, cond_radius=1, batch_size=32, steps_warmup=30, n_samples=8,
-    steps_per_sample=2, learning_rate=0.05, lr_decay_batches=400, generation_sweeps=100,
+    image_shape=(8, 8, 1), preset="20_8", n_actions=4, cond_radius=1, batch_size=32, warmup_sweeps=30, n_samples=8,
+    sweeps_per_sample=2, learning_rate=0.05, lr_decay_batches=400, generation_sweeps=100,
     generation_beta=(1.0, 1.0),
 )  # fmt: skip
 

@@ -15,7 +15,7 @@ from dtm_lite.plots import image_grid  # noqa: E402
 @pytest.fixture(scope="module")
 def dtm():
     cfg = DTMConfig(image_shape=(6, 6, 3), preset="20_8", encoding="palette", placement="planes", batch_size=4,
-                    steps_warmup=2, n_samples=1, generation_sweeps=4)  # fmt: skip
+                    warmup_sweeps=2, n_samples=1, generation_sweeps=4)  # fmt: skip
     return DTM(cfg)
 
 

@@ -25,8 +25,8 @@ WORKER = textwrap.dedent(
     import jax
     from dtm_lite import DTM, DTMConfig, IteratorDataLoader
 
-    cfg = DTMConfig(image_shape=(4, 4, 1), preset="20_8", batch_size=8, steps_warmup=6, n_samples=3,
-                    steps_per_sample=2, num_diffusion_steps=2)
+    cfg = DTMConfig(image_shape=(4, 4, 1), preset="20_8", batch_size=8, warmup_sweeps=6, n_samples=3,
+                    sweeps_per_sample=2, num_diffusion_steps=2)
     rng = np.random.default_rng(0)
     items = [rng.random((3, 4, 4, 1)) for _ in range(12)]  # 12 "episodes" of 3 frames
 

@@ -212,11 +212,11 @@ def test_wasserstein_1d_exact():
 # ---- logged at every evaluation (dtm_lite.training) ---------------------------------------------------------
 
 TINY = DTMConfig(
-    image_shape=(8, 8, 3), preset="20_8", batch_size=8, steps_warmup=10, n_samples=4, steps_per_sample=2,
+    image_shape=(8, 8, 3), preset="20_8", batch_size=8, warmup_sweeps=10, n_samples=4, sweeps_per_sample=2,
     generation_sweeps=20, lr_decay_batches=12, seed=3,
 )  # fmt: skip
 SMALL_EVAL = EvalSettings(
-    n_samples=12, n_components=4, autocorr_chains=4, autocorr_sweeps=20, autocorr_every=2, autocorr_window=(10, 16),
+    n_images=12, n_components=4, autocorr_chains=4, autocorr_sweeps=20, autocorr_every=2, autocorr_window=(10, 16),
     gif_images=4, gif_every=10,
 )  # fmt: skip
 

@@ -40,7 +40,7 @@ def test_unknown_pretrained_name_lists_the_available_ones():
 def test_weights_round_trip_and_refuse_a_checkpoint(tmp_path):
     from dtm_lite import DTMConfig
 
-    dtm = DTM(DTMConfig(image_shape=(4, 4, 1), preset="20_8", batch_size=4, steps_warmup=4, n_samples=2))
+    dtm = DTM(DTMConfig(image_shape=(4, 4, 1), preset="20_8", batch_size=4, warmup_sweeps=4, n_samples=2))
     dtm.train_step(np.ones((4, 16), np.uint8))
     back = DTM.load_weights(dtm.save_weights(tmp_path / "w.npz"))
     assert back.config == dtm.config and back.state.step == 1

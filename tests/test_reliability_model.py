@@ -19,7 +19,7 @@ from dtm_lite.dtm import DTM, DTMConfig, _make_generate_fn, seed_key
 from dtm_lite.files import atomic_write
 
 TINY = DTMConfig(
-    image_shape=(4, 4, 1), preset="20_8", batch_size=4, steps_warmup=4, n_samples=2, steps_per_sample=1,
+    image_shape=(4, 4, 1), preset="20_8", batch_size=4, warmup_sweeps=4, n_samples=2, sweeps_per_sample=1,
     generation_sweeps=4,
 )  # fmt: skip
 
@@ -100,7 +100,7 @@ def test_numpy_floats_are_accepted_and_strings_and_bools_refused():
         for v in values:
             with pytest.raises(ValueError, match=f"{name} must be a finite number"):
                 DTMConfig(**{name: v})
-    for name in ("batch_size", "steps_warmup", "generation_sweeps"):
+    for name in ("batch_size", "warmup_sweeps", "generation_sweeps"):
         for v in (2.0, "4", True):
             with pytest.raises(ValueError, match=f"{name} must be an integer"):
                 DTMConfig(**{name: v})
@@ -231,8 +231,8 @@ def test_cli_resume_with_other_settings_is_refused_before_run_json_changes(tmp_p
 
     out = tmp_path / "run"
     small = ["--no-progress", "--batches-per-epoch", "1", "--evaluate-every", "0", "--image-shape", "8", "8", "3",
-             "--preset", "20_8", "--batch-size", "4", "--steps-warmup", "2", "--n-samples", "1",
-             "--steps-per-sample", "1", "--generation-sweeps", "4", "--episodes-per-epoch", "2",
+             "--preset", "20_8", "--batch-size", "4", "--warmup-sweeps", "2", "--n-samples", "1",
+             "--sweeps-per-sample", "1", "--generation-sweeps", "4", "--episodes-per-epoch", "2",
              "--holdout-episodes", "2", "--shuffle-buffer", "8"]  # fmt: skip
     assert main(["train", "--quick", "--out", str(out), "--epochs", "1", *small]) == 0
     before = (out / "run.json").read_bytes()

@@ -21,7 +21,7 @@ from dtm_lite.loader import IteratorDataLoader
 from dtm_lite.training import CHECKPOINT_NAME, EmptyEpochError, EvalSettings, MetricsLog
 
 TINY = DTMConfig(
-    image_shape=(4, 4, 1), preset="20_8", batch_size=4, steps_warmup=4, n_samples=2, steps_per_sample=1,
+    image_shape=(4, 4, 1), preset="20_8", batch_size=4, warmup_sweeps=4, n_samples=2, sweeps_per_sample=1,
     generation_sweeps=4, lr_decay_batches=100, seed=5,
 )  # fmt: skip
 BPE = 4  # batches per epoch
@@ -195,7 +195,7 @@ def patch_diagnostics(mp: pytest.MonkeyPatch) -> None:
 
 
 def adaptive_train(dtm: DTM, factory=stream, **kw):
-    return train(dtm, factory, holdout=HOLDOUT, eval_settings=EvalSettings(n_samples=4, n_components=2), **kw)
+    return train(dtm, factory, holdout=HOLDOUT, eval_settings=EvalSettings(n_images=4, n_components=2), **kw)
 
 
 @pytest.fixture(scope="module")
@@ -400,8 +400,8 @@ CTRL_C_SCRIPT = textwrap.dedent(
     import numpy as np
     from dtm_lite import DTM, DTMConfig
 
-    cfg = DTMConfig(image_shape=(4, 4, 1), preset="20_8", batch_size=4, steps_warmup=4, n_samples=2,
-                    steps_per_sample=1, generation_sweeps=4, lr_decay_batches=100, num_diffusion_steps=2)
+    cfg = DTMConfig(image_shape=(4, 4, 1), preset="20_8", batch_size=4, warmup_sweeps=4, n_samples=2,
+                    sweeps_per_sample=1, generation_sweeps=4, lr_decay_batches=100, num_diffusion_steps=2)
     dtm = DTM(cfg)
     real = dtm.train_step
 

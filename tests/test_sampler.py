@@ -48,9 +48,9 @@ def test_matches_exact_enumeration(name):
         b,
         s0,
         clamped=clamped,
-        n_warmup=30,
+        warmup_sweeps=30,
         n_samples=100,
-        steps_per_sample=2,
+        sweeps_per_sample=2,
         beta=beta,
     )
     assert samples.shape == (100, s0.shape[0], g.n_nodes) and samples.dtype == np.int8
@@ -63,9 +63,9 @@ def test_matches_exact_enumeration(name):
 
 def test_beta_schedule_per_sweep():
     g, w, gb, b, clamped, s0 = _tiny_problem("4_4", n_chains=600)
-    n_warmup, n_samples, sps = 30, 100, 2
-    total = n_warmup + (n_samples - 1) * sps
-    kw = dict(clamped=clamped, n_warmup=n_warmup, n_samples=n_samples, steps_per_sample=sps)
+    warmup_sweeps, n_samples, sps = 30, 100, 2
+    total = warmup_sweeps + (n_samples - 1) * sps
+    kw = dict(clamped=clamped, warmup_sweeps=warmup_sweeps, n_samples=n_samples, sweeps_per_sample=sps)
     const = gibbs_sample(jax.random.key(4), g, w, b, s0, beta=np.full(total, 0.9), **kw)
     assert np.array_equal(np.asarray(const), np.asarray(gibbs_sample(jax.random.key(4), g, w, b, s0, beta=0.9, **kw)))
     # hot start, then the target temperature: the samples follow the per-sweep value
@@ -78,7 +78,7 @@ def test_beta_schedule_per_sweep():
 
 def test_repeatable_and_key_dependent():
     g, w, gb, b, clamped, s0 = _tiny_problem("4_4", n_chains=20)
-    kw = dict(clamped=clamped, n_warmup=5, n_samples=3, steps_per_sample=1)
+    kw = dict(clamped=clamped, warmup_sweeps=5, n_samples=3, sweeps_per_sample=1)
     a = np.asarray(gibbs_sample(jax.random.key(7), g, w, b, s0, **kw))
     assert np.array_equal(a, np.asarray(gibbs_sample(jax.random.key(7), g, w, b, s0, **kw)))
     assert not np.array_equal(a, np.asarray(gibbs_sample(jax.random.key(8), g, w, b, s0, **kw)))
@@ -94,7 +94,7 @@ def test_agrees_with_thrml():
     b = rng.normal(0, 0.3, g.n_nodes)
     n_chains = 200
     s0 = np.where(rng.random((n_chains, g.n_nodes)) < 0.5, -1, 1).astype(np.int8)
-    sched = dict(n_warmup=50, n_samples=40, steps_per_sample=3)
+    sched = dict(warmup_sweeps=50, n_samples=40, sweeps_per_sample=3)
     ours = np.asarray(gibbs_sample(jax.random.key(1), g, w, b, s0, **sched), np.float64)
     theirs = np.asarray(thrml_sampler(g, w, b, **sched)(jax.random.split(jax.random.key(2), n_chains), s0), np.float64)
     assert ours.shape == theirs.shape
@@ -124,7 +124,7 @@ def test_agrees_with_thrml():
 def test_bad_arguments(kwargs, match):
     g = GridGraph.from_preset("4_4")
     args = dict(weights=np.zeros(g.n_edges), biases=np.zeros(g.n_nodes), spins0=np.ones((3, 16)))
-    sched = dict(n_warmup=1, n_samples=1, steps_per_sample=1)
+    sched = dict(warmup_sweeps=1, n_samples=1, sweeps_per_sample=1)
     for k in list(kwargs):
         if k in sched:
             sched[k] = kwargs.pop(k)

@@ -23,11 +23,11 @@ SEED_README = Path(__file__).resolve().parents[2] / "shared" / "seed" / "README_
 
 # the seed's sizes (80_12, 32x32x3, 474 sweeps a phase, 100 batches, 20 epochs) shrunk to seconds
 CFG = DTMConfig(
-    image_shape=(4, 4, 3), preset="20_8", grayscale_levels=4, batch_size=50, steps_warmup=10, n_samples=4,
-    steps_per_sample=2, generation_sweeps=20, lr_decay_batches=8, seed=0,
+    image_shape=(4, 4, 3), preset="20_8", grayscale_levels=4, batch_size=50, warmup_sweeps=10, n_samples=4,
+    sweeps_per_sample=2, generation_sweeps=20, lr_decay_batches=8, seed=0,
 )  # fmt: skip
 EVAL = EvalSettings(
-    n_samples=16, n_components=4, autocorr_chains=4, autocorr_sweeps=40, autocorr_every=2, autocorr_window=(20, 30),
+    n_images=16, n_components=4, autocorr_chains=4, autocorr_sweeps=40, autocorr_every=2, autocorr_window=(20, 30),
     gif_images=4, gif_every=10,
 )  # fmt: skip
 
@@ -149,7 +149,7 @@ def test_adding_test_set_support():
     # Load or generate a persistent test set (other seeds than the training stream)
     test_dataset = np.concatenate([e.frames for e in LunarLanderFrames(resolution=4, frames_per_episode=8,
                                                                       episodes=4, seed=10**6)])  # fmt: skip
-    assert test_dataset.shape[1:] == (4, 4, 3) and len(test_dataset) >= 2 * EVAL.n_samples
+    assert test_dataset.shape[1:] == (4, 4, 3) and len(test_dataset) >= 2 * EVAL.n_images
 
     dtm = DTM(CFG)
     history = dtm.train_from_iterator(

@@ -26,8 +26,8 @@ WORKER = textwrap.dedent(
     from dtm_lite import DTM, DTMConfig
 
     n, out, ckpt = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-    tiny = dict(image_shape=(4, 4, 1), preset="20_8", batch_size=8, steps_warmup=6, n_samples=3,
-                steps_per_sample=2, generation_sweeps=6)
+    tiny = dict(image_shape=(4, 4, 1), preset="20_8", batch_size=8, warmup_sweeps=6, n_samples=3,
+                sweeps_per_sample=2, generation_sweeps=6)
     plain = DTMConfig(num_diffusion_steps=2, **tiny)
     cond = DTMConfig(n_classes=2, label_spots=1, n_actions=2, **tiny)  # labels and a world model at once
     rng = np.random.default_rng(0)
@@ -139,7 +139,7 @@ def test_devices_argument_is_checked():
 
 
 def test_one_device_is_the_default_and_use_devices_keeps_the_state():
-    cfg = DTMConfig(image_shape=(4, 4, 1), preset="20_8", batch_size=4, steps_warmup=2, n_samples=2)
+    cfg = DTMConfig(image_shape=(4, 4, 1), preset="20_8", batch_size=4, warmup_sweeps=2, n_samples=2)
     dtm = DTM(cfg)
     assert dtm.n_devices == 1
     dtm.train_step(np.ones((4, 16), np.uint8))

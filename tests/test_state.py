@@ -10,8 +10,8 @@ import pytest
 from dtm_lite.dtm import CHECKPOINT_FORMAT, DTM, DTMConfig, DTMState, state_arrays, state_from_arrays
 
 DATA = Path(__file__).parent / "data"
-TINY = DTMConfig(image_shape=(4, 4, 1), preset="20_8", num_diffusion_steps=2, batch_size=4, steps_warmup=5,
-                 n_samples=2, steps_per_sample=1, generation_sweeps=10, adaptive_penalty=True, seed=3)  # fmt: skip
+TINY = DTMConfig(image_shape=(4, 4, 1), preset="20_8", num_diffusion_steps=2, batch_size=4, warmup_sweeps=5,
+                 n_samples=2, sweeps_per_sample=1, generation_sweeps=10, adaptive_penalty=True, seed=3)  # fmt: skip
 
 
 def _plain(state: DTMState) -> list[np.ndarray]:

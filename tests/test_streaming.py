@@ -17,7 +17,7 @@ from dtm_lite.lunarlander import LunarLanderFrames
 from dtm_lite.training import CHECKPOINT_NAME, EvalSettings, evaluate_dtm
 
 TINY = DTMConfig(
-    image_shape=(8, 8, 3), preset="20_8", batch_size=8, steps_warmup=10, n_samples=4, steps_per_sample=2,
+    image_shape=(8, 8, 3), preset="20_8", batch_size=8, warmup_sweeps=10, n_samples=4, sweeps_per_sample=2,
     generation_sweeps=20, lr_decay_batches=12, seed=3,
 )  # fmt: skip
 
@@ -190,7 +190,7 @@ def test_bad_stream_items_name_the_batch():
 def test_training_on_lunarlander_improves_fd_pca(tmp_path):
     """Two short epochs on a small preset from a LunarLanderFrames stream beat the untrained model."""
     cfg = DTMConfig(
-        image_shape=(16, 16, 3), preset="50_12", batch_size=20, steps_warmup=60, n_samples=10, steps_per_sample=3,
+        image_shape=(16, 16, 3), preset="50_12", batch_size=20, warmup_sweeps=60, n_samples=10, sweeps_per_sample=3,
         generation_sweeps=100, lr_decay_batches=30, seed=0,
     )  # fmt: skip
 

@@ -72,7 +72,7 @@ def test_gradient_matches_exact_conditional_log_likelihood():
     reps = 600  # each row repeated: independent chains
     mp, mn, cp, cn = phase_moments(
         lat, visible, W, b, jnp.tile(s_start, (1, reps, 1)), jnp.tile(s_in, (1, reps, 1)), j, jax.random.key(1),
-        beta=beta, n_warmup=20, n_samples=40, steps_per_sample=2,
+        beta=beta, warmup_sweeps=20, n_samples=40, sweeps_per_sample=2,
     )  # fmt: skip
     est_W, est_b = beta * (cp - cn), beta * (mp - mn)
     assert est_W.shape == (T, g.n_edges) and est_b.shape == (T, g.n_nodes)
@@ -95,8 +95,8 @@ PATTERNS[3, :, ::2] = 255
 
 def test_learns_a_few_patterns():
     cfg = DTMConfig(
-        image_shape=(6, 6, 1), preset="20_8", num_diffusion_steps=2, batch_size=32, steps_warmup=200,
-        n_samples=20, steps_per_sample=5, generation_sweeps=1000, generation_beta=(1.0, 1.0),
+        image_shape=(6, 6, 1), preset="20_8", num_diffusion_steps=2, batch_size=32, warmup_sweeps=200,
+        n_samples=20, sweeps_per_sample=5, generation_sweeps=1000, generation_beta=(1.0, 1.0),
         learning_rate=0.05, lr_decay_batches=300, seed=0,
     )  # fmt: skip
     dtm = DTM(cfg)
@@ -113,8 +113,8 @@ def test_learns_a_few_patterns():
 
 
 def test_generate_is_repeatable_and_shaped():
-    dtm = DTM(image_shape=(4, 4, 1), preset="20_8", num_diffusion_steps=2, batch_size=4, steps_warmup=2,
-              n_samples=2, steps_per_sample=1, generation_sweeps=6)  # fmt: skip
+    dtm = DTM(image_shape=(4, 4, 1), preset="20_8", num_diffusion_steps=2, batch_size=4, warmup_sweeps=2,
+              n_samples=2, sweeps_per_sample=1, generation_sweeps=6)  # fmt: skip
     a = dtm.generate(3, key=5)
     assert a.shape == (3, 4, 4, 1) and a.min() >= 0 and a.max() <= 1
     assert np.array_equal(a, dtm.generate(3, key=5))
@@ -132,7 +132,7 @@ def test_bad_inputs_say_what_to_do():
         DTMConfig(grayscale_levels=0)
     with pytest.raises(ValueError, match="schedule must be one of"):
         DTMConfig(schedule="cosine")
-    dtm = DTM(image_shape=(4, 4, 1), preset="20_8", batch_size=4, steps_warmup=1, n_samples=1)
+    dtm = DTM(image_shape=(4, 4, 1), preset="20_8", batch_size=4, warmup_sweeps=1, n_samples=1)
     with pytest.raises(ValueError, match="shape \\(batch, 16\\).*dtm.encode"):
         dtm.train_step(np.zeros((4, 15)))
     with pytest.raises(ValueError, match="batch_size is 4"):
@@ -238,12 +238,12 @@ def test_adaptive_penalty_brings_the_autocorrelation_down():
     reaches cp 0.055 by epoch 20 and leaves a at 0.72-0.88: this test fails with it.
     """
     cfg = DTMConfig(
-        image_shape=(8, 8, 1), preset="20_8", batch_size=16, steps_warmup=30, n_samples=8, steps_per_sample=2,
+        image_shape=(8, 8, 1), preset="20_8", batch_size=16, warmup_sweeps=30, n_samples=8, sweeps_per_sample=2,
         generation_sweeps=50, learning_rate=0.1, lr_decay_batches=100, lr_final_fraction=1.0, seed=0,
     )  # fmt: skip
     epochs, per_epoch = 20, 5
     holdout = np.concatenate([FROZEN] * 32)
-    settings = EvalSettings(n_samples=16, n_components=4, autocorr_chains=64, autocorr_sweeps=400,
+    settings = EvalSettings(n_images=16, n_components=4, autocorr_chains=64, autocorr_sweeps=400,
                             autocorr_window=(150, 200))  # fmt: skip
 
     def factory(epoch):
@@ -299,8 +299,8 @@ def test_planes_placement_that_does_not_fit_names_the_side_needed():
 
 
 def test_planes_model_trains_and_generates():
-    cfg = DTMConfig(image_shape=(6, 6, 1), preset="20_8", placement="planes", steps_warmup=10, n_samples=3,
-                    steps_per_sample=2, generation_sweeps=20, batch_size=8)  # fmt: skip
+    cfg = DTMConfig(image_shape=(6, 6, 1), preset="20_8", placement="planes", warmup_sweeps=10, n_samples=3,
+                    sweeps_per_sample=2, generation_sweeps=20, batch_size=8)  # fmt: skip
     dtm = DTM(cfg)
     bits = (np.random.default_rng(0).random((8, 36)) < 0.5).astype(np.uint8)
     m = dtm.train_step(bits)

@@ -21,8 +21,8 @@ SWEEPS, EVERY = 20, 5
 @pytest.fixture(scope="module")
 def dtm():
     """A tiny two-step model with random (not trained, not zero) couplings and biases."""
-    cfg = DTMConfig(image_shape=(6, 6, 1), preset="20_8", num_diffusion_steps=2, batch_size=4, steps_warmup=5,
-                    n_samples=2, steps_per_sample=1, generation_sweeps=SWEEPS)  # fmt: skip
+    cfg = DTMConfig(image_shape=(6, 6, 1), preset="20_8", num_diffusion_steps=2, batch_size=4, warmup_sweeps=5,
+                    n_samples=2, sweeps_per_sample=1, generation_sweeps=SWEEPS)  # fmt: skip
     model = DTM(cfg)
     rng = np.random.default_rng(0)
     params = {k: jnp.asarray(rng.normal(0, 0.3, v.shape), jnp.float32) for k, v in model.params.items()}
@@ -126,7 +126,7 @@ def test_static_figure(dtm):
 
 
 def test_single_step_model_disables_step_slider():
-    cfg = DTMConfig(image_shape=(4, 4, 1), preset="8_8", batch_size=2, steps_warmup=2, n_samples=1,
+    cfg = DTMConfig(image_shape=(4, 4, 1), preset="8_8", batch_size=2, warmup_sweeps=2, n_samples=1,
                     generation_sweeps=8)  # fmt: skip
     ex = SampleExplorer(DTM(cfg), n=2)
     ex.widget()
