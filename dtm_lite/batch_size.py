@@ -13,20 +13,19 @@ rows are split over ``n_devices`` (:mod:`dtm_lite.sharding`), so the result is a
 The estimate (:func:`training_bytes`) counts the arrays of one training step (``DTM.train_fn``), the way
 :meth:`DTM.generation_bytes_per_chain <dtm_lite.dtm.DTM.generation_bytes_per_chain>` does for generation. Each
 batch row runs two chains (its positive and negative phase) on lattice arrays ``(2, n, n, 1, 2B)``
-(``phase_moments``; the T diffusion steps run one after another). For each row and node: per chain the
-spins, biases, clamps, counters and uniforms, the tiled copies the stencil reads, the sample sums and the
-chain-padded copies (about 8 float32 a chain), and the edge products ``(deg, 2, n, n, 2B)`` that the moments
-sum (``deg`` float32 a chain); for each row and diffusion step 12 float32 a visible bit (noised pairs, their
-±1 forms, the world model's per-chain counts); a world model adds its conditioning features. Fixed: the
-state in and out (parameters and AdamW's two moments), gradients and updates, and one step's weight planes
-and edge-moment accumulators. The chain axis is padded to a multiple of 16 (``sampler.CHAIN_MULTIPLE``)
-before it is split. On several devices XLA's partitioner keeps some per-chain arrays whole on each device
-(those built before the chain axis is split), so the estimate adds 10 float32 a node for every row of the
-global batch there.
+(``phase_moments``; the T diffusion steps run one after another). For each row and node: per chain the spins,
+biases, clamps, counters and uniforms, the tiled copies the stencil reads, the sample sums and the chain-padded
+copies and their temporaries (about 11 float32 a chain), and the edge products ``(deg, 2, n, n, 2B)`` that the
+moments sum (``deg`` int8 a chain); for each row and diffusion step 12 float32 a visible bit (noised pairs, their
+±1 forms, the world model's per-chain counts); a world model adds its conditioning features. Fixed: the state in
+and out (parameters and AdamW's two moments), gradients and updates, and one step's weight planes and edge-moment
+accumulators. The chain axis is padded to a multiple of 16 (``sampler.CHAIN_MULTIPLE``) before it is split. On
+several devices XLA's partitioner keeps some per-chain arrays whole on each device (those built before the chain
+axis is split), so the estimate adds 2 float32 a node for every row of the global batch there.
 
 Checked against XLA's own count on CPU (``train_fn.lower(...).compile().memory_analysis()``: temporaries +
-outputs + arguments, tests/test_batch_size.py): the estimate is above it, by 1.2-1.7x on one device for the
-quick and LunarLander configs, T = 1..4, labels and world models, and by 1.4-2.1x on 2, 4 and 8 virtual
+outputs + arguments, tests/test_batch_size.py): the estimate is above it and at most 2x above it, on one
+device for the quick config at batches 16 and 50, a labelled world model with T = 2, and per device on 2 virtual
 devices. GPUs fuse differently; the default budget leaves room for that.
 """
 
@@ -81,8 +80,11 @@ def _sizes(config: DTMConfig) -> dict[str, int]:
 def training_bytes_per_row(config: DTMConfig) -> int:
     """Estimated bytes of one batch row (two chains) of the training step, on the device that runs it."""
     s = _sizes(config)
-    floats = s["nodes"] * (2 * s["degree"] + 16) + 12 * s["T"] * s["visible"] + (1 + s["T"]) * s["n_img"] * s["n_feat"]
-    return 4 * floats + 3 * s["visible"]  # + the batch itself (uint8 bits, a world model's previous frame)
+    # per node: the two chains' int8 edge products (deg a chain) and 22 float32 lattice values (spins, biases,
+    # clamps, uniforms, the stencil's tiled copies, sample sums, their temporaries)
+    per_node = 2 * s["degree"] + 4 * 22
+    floats = 12 * s["T"] * s["visible"] + (1 + s["T"]) * s["n_img"] * s["n_feat"]
+    return s["nodes"] * per_node + 4 * floats + 3 * s["visible"]  # + the batch (uint8 bits, a previous frame)
 
 
 def training_fixed_bytes(config: DTMConfig) -> int:
@@ -97,14 +99,14 @@ def training_bytes(config: DTMConfig, batch_size: int | None = None, n_devices: 
     """Estimated memory of one training step on each device, in bytes, for a global batch of ``batch_size``
     rows (default ``config.batch_size``) split over ``n_devices``: :func:`training_fixed_bytes` + the rows a
     device runs (chains padded to a multiple of 16, then split) x :func:`training_bytes_per_row`, + on several
-    devices 40 bytes a node for every global row (see the module docstring)."""
+    devices 8 bytes a node for every global row (see the module docstring)."""
     batch_size = config.batch_size if batch_size is None else check_int("batch_size", batch_size, 1)
     n_devices = check_int("n_devices", n_devices, 1)
     chains = -(-2 * batch_size // CHAIN_MULTIPLE) * CHAIN_MULTIPLE
     rows_here = -(-chains // n_devices) / 2
     nbytes = training_fixed_bytes(config) + rows_here * training_bytes_per_row(config)
-    if n_devices > 1:
-        nbytes += batch_size * 4 * 10 * _sizes(config)["nodes"]
+    if n_devices > 1:  # arrays built before the chain axis is split (see the module docstring)
+        nbytes += batch_size * 4 * 2 * _sizes(config)["nodes"]
     return int(nbytes)
 
 

@@ -759,8 +759,11 @@ def _evaluate(
     """FD-PCA (with floor and independent baseline), marginal error and the object metric of
     ``min(n_images, len(held.images_b))`` samples against as many held-out frames (half B); a sample grid
     PNG and a trajectory GIF in ``run_dir``. Without ``held`` only the pictures are made (``gif_images``
-    samples), and nothing at all without ``run_dir``."""
-    if held is None and run_dir is None:
+    samples), and nothing at all without ``run_dir``.
+
+    Several processes (multi-host): every process takes part in the generation (one computation over all
+    devices, so none may skip it), and process 0 alone computes the metrics (they are only logged there)."""
+    if held is None and run_dir is None and jax.process_count() == 1:
         return {}
     n = min(settings.n_images, len(held.images_b)) if held is not None else settings.gif_images
     key = jax.random.fold_in(jax.random.key(dtm.config.seed + 7), epoch)
@@ -769,7 +772,7 @@ def _evaluate(
     )
     samples, traj = dtm.generate(n, key, return_trajectory=True, record_every=every)
     out: dict[str, float] = {}
-    if held is not None:
+    if held is not None and jax.process_index() == 0:
         out = evaluate(held.fd, samples, held.images_b[:n], np.random.default_rng([dtm.config.seed, epoch]))
         out.update(_object_metrics(held.images_b[:n], samples, settings))
     if run_dir is not None:

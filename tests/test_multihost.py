@@ -104,3 +104,30 @@ def test_loader_shares_are_disjoint_and_cover_the_stream():
     assert sorted(seen) == list(range(6)) and seen[:2] == [0, 3]
     with pytest.raises(ValueError, match="process_index"):
         IteratorDataLoader(items, 1, process_index=3, process_count=3)
+
+
+def test_evaluation_metrics_run_once_but_every_process_generates(monkeypatch, tmp_path):
+    """Multi-host evaluation: generation is a collective, so every process calls it (also without a hold-out or
+    a run folder, where one process alone would otherwise deadlock the others); the host-side metrics (FD-PCA,
+    objects) are computed by process 0 only."""
+    import jax
+
+    from dtm_lite import DTM, DTMConfig, EvalSettings
+    from dtm_lite import training as tr
+
+    dtm = DTM(DTMConfig(image_shape=(4, 4, 3), preset="20_8", batch_size=4, warmup_sweeps=2, n_samples=1,
+                        generation_sweeps=4))  # fmt: skip
+    settings = EvalSettings(n_images=4, n_components=2, gif_every=2)
+    frames = np.random.default_rng(0).random((8, 4, 4, 3)).astype(np.float32)
+    held = tr.Holdout(dtm, frames, settings)
+    calls = []
+    real = dtm.generate
+    monkeypatch.setattr(dtm, "generate", lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert "fd_pca" in tr._evaluate(dtm, held, settings, 0, None)  # one process: metrics
+    monkeypatch.setattr(jax, "process_count", lambda: 2)
+    monkeypatch.setattr(jax, "process_index", lambda: 1)
+    assert tr._evaluate(dtm, held, settings, 0, None) == {}  # process 1: generates, no metrics
+    assert tr._evaluate(dtm, None, settings, 0, None) == {}  # ... also with nothing to write
+    assert len(calls) == 3
+    monkeypatch.setattr(jax, "process_index", lambda: 0)
+    assert "fd_pca" in tr._evaluate(dtm, held, settings, 0, None)
