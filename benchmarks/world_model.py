@@ -32,11 +32,11 @@ from dtm_lite.lunarlander import LunarLanderFrames, transitions
 from dtm_lite.metrics import LANDER, object_stats
 
 
-def train_world_model(batches: int, radius: int, frames: int = 1, seed: int = 0) -> DTM:
+def train_world_model(batches: int, radius: int, frames: int = 1, seed: int = 0, steps: int = 1) -> DTM:
     cfg = DTMConfig.lunarlander(
-        n_actions=4, cond_radius=radius, cond_frames=frames, warmup_sweeps=40, n_samples=10, sweeps_per_sample=2,
-        generation_sweeps=60, generation_beta=(1.0, 1.0), learning_rate=0.03, lr_decay_batches=batches, batch_size=50,
-        seed=seed,
+        n_actions=4, cond_radius=radius, cond_frames=frames, num_diffusion_steps=steps, warmup_sweeps=40,
+        n_samples=10, sweeps_per_sample=2, generation_sweeps=60, generation_beta=(1.0, 1.0), learning_rate=0.03,
+        lr_decay_batches=batches, batch_size=50, seed=seed,
     )  # fmt: skip
     dtm = DTM(cfg)
     episodes = LunarLanderFrames(
@@ -96,12 +96,13 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=400)
     ap.add_argument("--radius", type=int, default=1)
     ap.add_argument("--frames", type=int, default=1, help="previous frames conditioned on (cond_frames)")
+    ap.add_argument("--diffusion-steps", type=int, default=1, help="diffusion steps T of the world model")
     ap.add_argument("--beta", type=float, nargs=2, action="append", help="generation β start end (repeatable)")
     ap.add_argument("--gif", action="store_true")
     args = ap.parse_args()
     betas = [tuple(b) for b in args.beta] if args.beta else [(1.0, 1.0)]
     t0 = time.time()
-    dtm = train_world_model(args.batches, args.radius, args.frames)
+    dtm = train_world_model(args.batches, args.radius, args.frames, steps=args.diffusion_steps)
     took = time.time() - t0
     print(f"trained {dtm.batches_trained} batches, radius {args.radius}, {args.frames} frame(s) ({took:.0f} s)")
     trs = held_out(args.frames)
