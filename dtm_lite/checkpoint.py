@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .config import DTMConfig
-from .state import DTMState
+from .state import DTMState, checked_array, corrupt
 from .validation import check_int
 
 if TYPE_CHECKING:
@@ -27,10 +27,10 @@ def _format1_state(path: Path, meta: dict[str, Any], z: dict[str, np.ndarray], d
     """The state stored by checkpoint format 1 (dtm_lite before the one-pytree state)."""
     params = _params_of(path, z, dtm)
     ref = jax.tree.leaves(dtm.state.opt_state)
-    leaves = [_array_of(path, z, f"opt_{i}", np.shape(a), np.dtype(a.dtype)) for i, a in enumerate(ref)]
+    leaves = [checked_array(path, z, f"opt_{i}", np.shape(a), np.dtype(a.dtype)) for i, a in enumerate(ref)]
     key_shape = jax.random.key_data(dtm.state.key).shape
-    key = jax.random.wrap_key_data(jnp.asarray(_array_of(path, z, "key", key_shape, np.dtype(np.uint32))))
-    gen_key = jax.random.wrap_key_data(jnp.asarray(_array_of(path, z, "gen_key", key_shape, np.dtype(np.uint32))))
+    key = jax.random.wrap_key_data(jnp.asarray(checked_array(path, z, "key", key_shape, np.dtype(np.uint32))))
+    gen_key = jax.random.wrap_key_data(jnp.asarray(checked_array(path, z, "gen_key", key_shape, np.dtype(np.uint32))))
     step = _meta_field(path, meta, "step", lambda v: check_int("step", v, 0))
     cp = _meta_field(path, meta, "corr_penalty", lambda v: _penalties(v, dtm.num_steps))
     opt_state = jax.tree.unflatten(jax.tree.structure(dtm.state.opt_state), [jnp.asarray(a) for a in leaves])
@@ -64,10 +64,6 @@ def checkpoint_config(path: str | os.PathLike, meta: dict[str, Any] | None = Non
     return _config_of(path, meta)
 
 
-def _corrupt(path: Path, why: str) -> ValueError:
-    return ValueError(f"{path}: corrupt or not a dtm_lite checkpoint ({why})")
-
-
 def _json_object(v: Any) -> dict[str, Any]:
     if not isinstance(v, dict):
         raise TypeError(f"expected a JSON object, got {type(v).__name__}")
@@ -80,7 +76,7 @@ def _read_archive(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     ``ValueError`` that names ``path``."""
     with open(path, "rb") as f:
         if f.read(4) not in _ZIP_MAGIC:
-            raise _corrupt(path, "not an .npz archive")
+            raise corrupt(path, "not an .npz archive")
     arrays: dict[str, np.ndarray] = {}
     name = None
     try:
@@ -91,19 +87,19 @@ def _read_archive(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         raise
     except ValueError as err:
         if "pickle" in str(err):
-            raise _corrupt(path, f"array {name!r} holds Python objects, which are never loaded") from None
-        raise _corrupt(path, f"damaged array {name!r}") from None
+            raise corrupt(path, f"array {name!r} holds Python objects, which are never loaded") from None
+        raise corrupt(path, f"damaged array {name!r}") from None
     except Exception:  # BadZipFile, zlib.error, EOFError, OSError, ... from a truncated or damaged archive
-        raise _corrupt(path, "truncated or damaged archive") from None
+        raise corrupt(path, "truncated or damaged archive") from None
     m = arrays.get("meta")
     if not isinstance(m, np.ndarray) or m.dtype != np.uint8 or m.ndim != 1:
-        raise _corrupt(path, "no 'meta' record")
+        raise corrupt(path, "no 'meta' record")
     try:
         meta = json.loads(m.tobytes().decode())
     except ValueError:  # UnicodeDecodeError, JSONDecodeError
-        raise _corrupt(path, "its 'meta' record is not JSON") from None
+        raise corrupt(path, "its 'meta' record is not JSON") from None
     if not isinstance(meta, dict):
-        raise _corrupt(path, "its 'meta' record is not a JSON object")
+        raise corrupt(path, "its 'meta' record is not a JSON object")
     return meta, arrays
 
 
@@ -118,13 +114,13 @@ def _check_version(path: Path, found: Any, known: int, what: str, oldest: int | 
             f"{what} {known} and older: upgrade dtm_lite to a version that reads {what} {found}"
         )
     if isinstance(found, bool) or not isinstance(found, int) or not (oldest or known) <= found <= known:
-        raise _corrupt(path, f"unknown {what} {found!r}")
+        raise corrupt(path, f"unknown {what} {found!r}")
 
 
 def _config_of(path: Path, meta: dict[str, Any]) -> DTMConfig:
     d = meta.get("config")
     if not isinstance(d, dict):
-        raise _corrupt(path, "no config in its 'meta' record")
+        raise corrupt(path, "no config in its 'meta' record")
     try:
         return DTMConfig.from_dict(d)  # lists from JSON become tuples on validation
     except (TypeError, ValueError) as err:
@@ -135,7 +131,7 @@ def _meta_field(path: Path, meta: dict[str, Any], name: str, convert: Any) -> An
     try:
         return convert(meta[name])
     except (KeyError, TypeError, ValueError):
-        raise _corrupt(path, f"missing or bad {name!r} in its 'meta' record") from None
+        raise corrupt(path, f"missing or bad {name!r} in its 'meta' record") from None
 
 
 def _penalties(v: Any, n: int) -> np.ndarray:
@@ -145,17 +141,8 @@ def _penalties(v: Any, n: int) -> np.ndarray:
     return cp
 
 
-def _array_of(path: Path, arrays: dict[str, np.ndarray], name: str, shape: tuple, dtype: np.dtype) -> np.ndarray:
-    a = arrays.get(name)
-    if not isinstance(a, np.ndarray):
-        raise _corrupt(path, f"no array {name!r}")
-    if a.shape != tuple(shape) or np.result_type(a.dtype, dtype) != dtype:
-        raise _corrupt(path, f"{name} is {a.dtype}{list(a.shape)}, its config needs {dtype}{list(shape)}")
-    return a
-
-
 def _params_of(path: Path, arrays: dict[str, np.ndarray], dtm: DTM) -> dict[str, jax.Array]:
     return {
-        name: jnp.asarray(_array_of(path, arrays, name, ref.shape, np.dtype(ref.dtype)))
+        name: jnp.asarray(checked_array(path, arrays, name, ref.shape, np.dtype(ref.dtype)))
         for name, ref in dtm.state.params.items()
     }

@@ -43,7 +43,6 @@ from .checkpoint import (
     WEIGHTS_VERSION,
     _check_version,
     _config_of,
-    _corrupt,
     _format1_state,
     _json_object,
     _meta_field,
@@ -59,7 +58,7 @@ from .graph import GridGraph
 from .kernels import _make_free_run_fn, _make_generate_fn, _make_train_fn, _visible_bias, phase_moments
 from .placement import place_visible
 from .sharding import ChainMesh, Devices, check_partitionable, global_batch
-from .state import DTMState, TrainState, state_arrays, state_from_arrays
+from .state import DTMState, TrainState, corrupt, state_arrays, state_from_arrays
 from .validation import check_beta, check_bool, check_int
 
 __all__ = [  # the model, and what other modules and user code import from here
@@ -727,7 +726,7 @@ class DTM:
                 "with DTM.load, or write its weights with 'python -m dtm_lite export'"
             )
         if fmt != WEIGHTS_FORMAT:
-            raise _corrupt(path, "not a dtm_lite weights file, made by DTM.save_weights")
+            raise corrupt(path, "not a dtm_lite weights file, made by DTM.save_weights")
         _check_version(path, meta.get("version"), WEIGHTS_VERSION, "weights file version")
         dtm = cls(_config_of(path, meta))
         params = _params_of(path, z, dtm)
@@ -780,5 +779,5 @@ class DTM:
         else:
             dtm.state = state_from_arrays(dtm.state, z, str(path))
             if int(dtm.state.step) < 0 or not np.all(np.isfinite(np.asarray(dtm.state.corr_penalty))):
-                raise _corrupt(path, "negative step or non-finite correlation penalty")
+                raise corrupt(path, "negative step or non-finite correlation penalty")
         return dtm, extra

@@ -60,6 +60,21 @@ def state_arrays(state: DTMState) -> dict[str, np.ndarray]:
     return out
 
 
+def corrupt(where: Any, why: str) -> ValueError:
+    """The one error for a file that is not a dtm_lite checkpoint (or weights file): names ``where``."""
+    return ValueError(f"{where}: corrupt or not a dtm_lite checkpoint ({why})")
+
+
+def checked_array(where: Any, arrays: dict[str, np.ndarray], name: str, shape: tuple, dtype: np.dtype) -> np.ndarray:
+    """``arrays[name]``, present with ``shape`` and a dtype that casts to ``dtype`` safely, or :func:`corrupt`."""
+    a = arrays.get(name)
+    if not isinstance(a, np.ndarray):
+        raise corrupt(where, f"no array {name!r}")
+    if a.shape != tuple(shape) or np.result_type(a.dtype, dtype) != dtype:
+        raise corrupt(where, f"{name} is {a.dtype}{list(a.shape)}, its config needs {dtype}{list(shape)}")
+    return a
+
+
 def state_from_arrays(reference: DTMState, arrays: dict[str, np.ndarray], where: str = "checkpoint") -> DTMState:
     """The inverse of :func:`state_arrays`, shaped like ``reference`` (a fresh state of the same config):
     every leaf must be present with the reference's shape and a dtype that casts to it safely, else one
@@ -67,16 +82,8 @@ def state_from_arrays(reference: DTMState, arrays: dict[str, np.ndarray], where:
     leaves, _ = jax.tree_util.tree_flatten_with_path(reference)
     out = []
     for path, ref in leaves:
-        name = "state/" + _leaf_name(path)
-        a = arrays.get(name)
         want = jax.random.key_data(ref) if _is_key(ref) else ref
-        shape, dtype = tuple(np.shape(want)), np.dtype(want.dtype)
-        if not isinstance(a, np.ndarray):
-            raise ValueError(f"{where}: corrupt or not a dtm_lite checkpoint (no array {name!r})")
-        if a.shape != shape or np.result_type(a.dtype, dtype) != dtype:
-            raise ValueError(
-                f"{where}: corrupt or not a dtm_lite checkpoint ({name} is {a.dtype}{list(a.shape)}, its config "
-                f"needs {dtype}{list(shape)})"
-            )
+        dtype = np.dtype(want.dtype)
+        a = checked_array(where, arrays, "state/" + _leaf_name(path), np.shape(want), dtype)
         out.append(jax.random.wrap_key_data(jnp.asarray(a)) if _is_key(ref) else jnp.asarray(a, dtype))
     return jax.tree.unflatten(jax.tree.structure(reference), out)
