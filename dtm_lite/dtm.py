@@ -309,20 +309,30 @@ class DTM:
                 "labels given to an unconditional model (n_classes=0): build it with DTMConfig(n_classes=K) to "
                 "train with labels, or pass the frames alone"
             )
-        if self.config.n_actions:
-            if prev is None or actions is None:
+        batch.update({k: jnp.asarray(v) for k, v in self._world_inputs(prev, actions, B, required=True).items()})
+        return batch
+
+    def _world_inputs(self, prev: Any, actions: Any, n: int, *, required: bool) -> dict[str, np.ndarray]:
+        """A world model's checked conditioning inputs ``{"prev": bits, "actions": ids}`` for ``n`` chains ({}
+        without them: refused for a model that has them when ``required``, as in training)."""
+        if not self.config.n_actions:
+            if prev is not None or actions is not None:
+                raise ValueError(
+                    "prev/actions given to a model without conditioning inputs (n_actions=0): build it with "
+                    "DTMConfig(n_actions=A) for a world model"
+                )
+            return {}
+        if prev is None and actions is None and not required:
+            return {}
+        if prev is None or actions is None:
+            if required:
                 raise ValueError(
                     f"this is a world model (n_actions={self.config.n_actions}): pass prev=bits of the previous "
                     "frames and actions=ids (B,), e.g. from a TransitionLoader's (bits_t, actions, bits_t1)"
                 )
-            batch["prev"] = jnp.asarray(self.check_prev(prev, B))
-            batch["actions"] = jnp.asarray(self.check_ids("actions", actions, self.config.n_actions, B))
-        elif prev is not None or actions is not None:
-            raise ValueError(
-                "prev/actions given to a model without conditioning inputs (n_actions=0): build it with "
-                "DTMConfig(n_actions=A) for a world model"
-            )
-        return batch
+            raise ValueError("a world model's conditioning needs both prev (bits (n, n_visible)) and actions (n,)")
+        ids = self.check_ids("actions", actions, self.config.n_actions, n)
+        return {"prev": self.check_prev(prev, n), "actions": ids}
 
     def check_prev(self, prev: Any, n: int) -> np.ndarray:
         """A world model's previous frames as bits ``(n, cond_frames * n_visible)`` uint8 (frames ``(n, H, W, C)``,
@@ -488,16 +498,7 @@ class DTM:
         if labels is not None:
             ids = np.broadcast_to(np.asarray(labels), (n,)) if np.ndim(labels) == 0 else labels
             out["labels"] = self.check_ids("labels", ids, cfg.n_classes, n)
-        if prev is not None or actions is not None:
-            if not cfg.n_actions:
-                raise ValueError(
-                    "prev/actions given to a model without conditioning inputs (n_actions=0): build it with "
-                    "DTMConfig(n_actions=A) for a world model"
-                )
-            if prev is None or actions is None:
-                raise ValueError("a world model's conditioning needs both prev (bits (n, n_visible)) and actions (n,)")
-            out["prev"] = self.check_prev(prev, n)
-            out["actions"] = self.check_ids("actions", actions, cfg.n_actions, n)
+        out.update(self._world_inputs(prev, actions, n, required=False))
         return out
 
     def _generate(
@@ -524,10 +525,7 @@ class DTM:
             self.state = self.state._replace(gen_key=gen_key)
         else:
             key = _as_key(key)
-        spec = (sweeps, every, return_trajectory)
-        if spec not in self._generate_fns:
-            self._generate_fns[spec] = _make_generate_fn(self, *spec)
-        fn = self._generate_fns[spec]
+        fn = self._kernel((sweeps, every, return_trajectory))
         betas = jnp.linspace(b0, b1, sweeps, dtype=jnp.float32)
         per_chain = self.generation_bytes_per_chain(sweeps, every if return_trajectory else None)
         n_chunks = -(-n // max(1, budget // per_chain))
@@ -584,11 +582,8 @@ class DTM:
         chains = check_int("chains", chains, 1)
         n = len(bits)
         every = next(e for e in (5, 4, 3, 2, 1) if sweeps % e == 0)
-        spec = (sweeps, every, True)
-        if spec not in self._generate_fns:
-            self._generate_fns[spec] = _make_generate_fn(self, *spec)
         betas = jnp.linspace(*cfg.generation_beta, sweeps, dtype=jnp.float32)
-        _, traj = self._generate_fns[spec](
+        _, traj = self._kernel((sweeps, every, True))(
             self.state.params, _as_key(0 if key is None else key), betas, n * chains,
             {"image": jnp.asarray(np.tile(bits, (chains, 1)), jnp.uint8)},
         )  # fmt: skip
@@ -642,6 +637,16 @@ class DTM:
             out.append(images)
         return np.stack(out)
 
+    def _kernel(self, spec: tuple[int, int, bool] | tuple[str, int, int]) -> Callable[..., Any]:
+        """The jitted chains kernel of ``spec``, built once: ``(sweeps, record_every, trajectory)`` for
+        generation (:func:`_make_generate_fn`), ``("free", sweeps, record_every)`` for :meth:`free_run`."""
+        if spec not in self._generate_fns:
+            if spec[0] == "free":
+                self._generate_fns[spec] = _make_free_run_fn(self, int(spec[1]), int(spec[2]))
+            else:
+                self._generate_fns[spec] = _make_generate_fn(self, int(spec[0]), int(spec[1]), bool(spec[2]))
+        return self._generate_fns[spec]
+
     def generation_bytes_per_chain(self, sweeps: int | None = None, record_every: int | None = None) -> int:
         """Estimated working memory of one chain of :meth:`generate`, in bytes: about 12 float32 values a
         node (spins, biases, uniforms and the field's temporaries; XLA's own count on CPU is 8-10), plus,
@@ -669,14 +674,12 @@ class DTM:
         if sweeps % record_every:
             raise ValueError(f"record_every ({record_every}) must divide sweeps ({sweeps})")
         key = _as_key(key)
-        spec = ("free", sweeps, record_every)
-        if spec not in self._generate_fns:
-            self._generate_fns[spec] = _make_free_run_fn(self, sweeps, record_every)
         params = jax.tree.map(lambda a: a[step], self.state.params)
         s_in = 2.0 * bits - 1.0
         if self.config.n_label_bits:  # a labelled model's label bits run free too: inputs 0, no label known
             s_in = np.concatenate([s_in, np.zeros((len(bits), self.config.n_label_bits))], axis=1)
-        out = self._generate_fns[spec](params, jnp.float32(self.J[step]), jnp.asarray(s_in, jnp.float32), key)
+        kernel = self._kernel(("free", sweeps, record_every))
+        out = kernel(params, jnp.float32(self.J[step]), jnp.asarray(s_in, jnp.float32), key)
         return np.asarray(out)[..., : self.config.n_visible]  # the image bits
 
     # ------------------------------------------------------------------ checkpoints
