@@ -49,6 +49,7 @@ import jax
 import numpy as np
 
 from dtm_lite import DTM, DTMConfig, EvalSettings, LunarLanderFrames
+from dtm_lite.encoding import LUNARLANDER_COLORS
 from dtm_lite.lunarlander import holdout_frames
 from dtm_lite.plots import image_rows
 from dtm_lite.training import Holdout, evaluate_dtm, step_autocorrelation, train_from_iterator
@@ -59,7 +60,8 @@ from dtm_lite.training import Holdout, evaluate_dtm, step_autocorrelation, train
 SHORT_CHAINS = {"warmup_sweeps": 100, "n_samples": 20, "sweeps_per_sample": 4}  # 176 sweeps a phase (seed: 474)
 T4 = {"num_diffusion_steps": 4, **SHORT_CHAINS}  # each step's chains only undo a little noise: shorter runs
 
-PLANES = {"encoding": "palette", "placement": "planes"}  # the CLI default (python -m dtm_lite train)
+PLANES = {"encoding": "palette", "placement": "planes"}  # the CLI's encoding (python -m dtm_lite train)
+LAYOUT = {"layout_color": LUNARLANDER_COLORS[2], "cond_radius": 2}  # + PLANES: the CLI's model
 
 VARIANTS: list[dict[str, Any]] = [
     {"name": "MEBM rgb (seed)", "overrides": {}},
@@ -69,6 +71,18 @@ VARIANTS: list[dict[str, Any]] = [
     # generation only: the trained "MEBM palette planes" model, sampled with another β ramp (seed: 0.8 -> 1.2)
     {"name": "planes, gen beta 1-1", "from": "MEBM palette planes", "overrides": {"generation_beta": (1.0, 1.0)}},
     {"name": "planes, gen beta 0.8-1.1", "from": "MEBM palette planes", "overrides": {"generation_beta": (0.8, 1.1)}},
+    # a layout model (dtm_lite.layout): the lander's centre pixel sampled from its prior, the picture conditioned
+    # on it: the CLI default since issue 7
+    {"name": "MEBM palette planes + layout", "overrides": {**PLANES, **LAYOUT}},
+    {
+        "name": "DTM T=4 palette planes + layout + penalty",
+        "overrides": {**PLANES, **LAYOUT, "adaptive_penalty": True, **T4},
+    },
+    {
+        "name": "layout, gen beta 1-1",
+        "from": "MEBM palette planes + layout",
+        "overrides": {"generation_beta": (1.0, 1.0)},
+    },
 ]
 
 BASE: dict[str, Any] = {"image_shape": (32, 32, 3), "preset": "80_12", "batch_size": 50}  # + DTMConfig defaults

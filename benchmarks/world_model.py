@@ -3,10 +3,10 @@
     python benchmarks/world_model.py                  # about 2-3 minutes on 2 CPU cores
     python benchmarks/world_model.py --batches 1000 --radius 2 --beta 1.0 2.0
 
-Trains ``DTMConfig.lunarlander(n_actions=4)`` (conditioning inputs: the previous frame's bits within ``--radius``
-pixels and the action, see dtm_lite.conditioning) on (frame_t, action_t, frame_t+1) transitions of LunarLander
-episodes (every 2nd step, the action held for both), then prints, on 40 held-out episodes (other seeds), with
-the lander object metric (dtm_lite.metrics.LANDER):
+Trains ``DTMConfig.lunarlander(layout_color=None, n_actions=4)`` (conditioning inputs: the previous frame's bits
+within ``--radius`` pixels and the action, see dtm_lite.conditioning) on (frame_t, action_t, frame_t+1)
+transitions of LunarLander episodes (every 2nd step, the action held for both), then prints, on 40 held-out
+episodes (other seeds), with the lander object metric (dtm_lite.metrics.LANDER):
 
 - next frame: among held-out transitions where both the predicted and the true next frame show a lander, the
   fraction whose lander blob centre lies within 1.5 px of the true one;
@@ -34,9 +34,9 @@ from dtm_lite.metrics import LANDER, object_stats
 
 def train_world_model(batches: int, radius: int, frames: int = 1, seed: int = 0, steps: int = 1) -> DTM:
     cfg = DTMConfig.lunarlander(
-        n_actions=4, cond_radius=radius, cond_frames=frames, num_diffusion_steps=steps, warmup_sweeps=40,
-        n_samples=10, sweeps_per_sample=2, generation_sweeps=60, generation_beta=(1.0, 1.0), learning_rate=0.03,
-        lr_decay_batches=batches, batch_size=50, seed=seed,
+        layout_color=None, n_actions=4, cond_radius=radius, cond_frames=frames, num_diffusion_steps=steps,
+        warmup_sweeps=40, n_samples=10, sweeps_per_sample=2, generation_sweeps=60, generation_beta=(1.0, 1.0),
+        learning_rate=0.03, lr_decay_batches=batches, batch_size=50, seed=seed,
     )  # fmt: skip
     dtm = DTM(cfg)
     episodes = LunarLanderFrames(

@@ -66,10 +66,13 @@ def _sizes(config: DTMConfig) -> dict[str, int]:
     T = config.num_diffusion_steps
     n_feat = 0
     k_step = 0
-    if config.n_actions:
-        index = conditioning.conditioning_index(config.image_shape, encoding.bits_per_pixel, config.cond_radius)
+    if config.n_cond_actions:  # a world model's previous frames and a layout model's layout, side by side
+        frames = (config.cond_frames if config.n_actions else 0) + (config.layout_color is not None)
+        index = conditioning.conditioning_index(
+            config.image_shape, encoding.bits_per_pixel, config.cond_radius, frames
+        )
         n_feat = index.shape[1] + 1
-        k_step = config.n_actions * n_img * n_feat
+        k_step = config.n_cond_actions * n_img * n_feat
     step_params = graph.n_edges + graph.n_nodes + k_step
     return {
         "nodes": side * side, "degree": graph.degree, "T": T, "n_img": n_img, "n_feat": n_feat,

@@ -61,16 +61,19 @@ CONDITIONS = ("none", "label", "world")
 LABEL_KIND, N_ZONES = "zone", 3  # label: LunarLanderFrames(label="zone"), 0 left of the pad, 1 over it, 2 right
 N_ACTIONS = 4  # world: LunarLander's actions (noop, left engine, main engine, right engine)
 _NULLABLE = {f.name for f in dataclasses.fields(DTMConfig) if f.default is None}
+_FIELDS = [f.name for f in dataclasses.fields(DTMConfig)]
 
 # what the command adds to a field's own help; the metavars of the tuple fields (the others: by type)
 FLAG_NOTES = {
     "encoding": f"{UNSET} = unset",
+    "layout_color": f"{UNSET} = none (a plain DTM)",
     "image_shape": "LunarLander frames are square RGB: H = W, C = 3",
     "lr_decay_batches": "unless set: --epochs x --batches-per-epoch when the run started",
     "batch_size": f"{AUTO} = the largest multiple of the device count that fits --memory-budget a device",
 }
 METAVARS: dict[str, Any] = {
     "image_shape": ("H", "W", "C"), "generation_beta": ("START", "END"), "palette": "R,G,B", "batch_size": "N|auto",
+    "layout_color": "R,G,B|auto",
 }  # fmt: skip
 
 
@@ -83,6 +86,8 @@ def _show(v: Any) -> str:
     """A value as it is typed after its flag."""
     if v is None:
         return UNSET
+    if isinstance(v, tuple) and v and all(isinstance(x, float) for x in v):  # one colour: R,G,B
+        return ",".join(f"{x:g}" for x in v)
     if isinstance(v, tuple):
         return " ".join(",".join(f"{x:g}" for x in c) if isinstance(c, tuple) else str(c) for c in v)
     return str(v)
@@ -104,6 +109,20 @@ def _numbers(kind: type, n: int):
             return tuple(kind(p) for p in parts)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {n} comma-separated numbers, got {text!r}") from None
+
+    return parse
+
+
+def _numbers_or_unset(kind: type):
+    """An argparse type: ``"a,b,c"`` as a tuple of numbers of ``kind`` (any count), or ``auto`` (unset)."""
+
+    def parse(text: str) -> tuple | str:
+        if text == UNSET:
+            return UNSET
+        try:
+            return tuple(kind(p) for p in text.split(","))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated numbers or {UNSET!r}, got {text!r}") from None
 
     return parse
 
@@ -148,6 +167,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     full, quick = DTMConfig.lunarlander(), DTMConfig.quick()
     kinds = {f.name: _field_type(f.default) for f in dataclasses.fields(DTMConfig)}
     kinds["batch_size"] = {"type": _int_or_auto}
+    kinds["layout_color"] = {"type": _numbers_or_unset(float)}
     for f in dataclasses.fields(DTMConfig):
         help_ = f.metadata["help"] + (f"; {FLAG_NOTES[f.name]}" if f.name in FLAG_NOTES else "")
         g.add_argument(
@@ -265,6 +285,10 @@ def _resolve(args: argparse.Namespace, use_env: bool = True) -> tuple[dict[str, 
         if not (out / "run.json").exists():
             raise SystemExit(f"--resume: {out} has no run.json; is it a run folder made by 'python -m dtm_lite train'?")
         saved = upgrade_run_json(json.loads((out / "run.json").read_text()))
+        # a field its run.json lacks was added since: the run had the value from before, the class default
+        # (as DTMConfig.from_dict reads the run's checkpoints), not today's command default
+        plain = DTMConfig()
+        settings.update({k: getattr(plain, k) for k in _FIELDS if k not in saved["config"]})
         settings.update({k: _tuples(v) for k, v in saved["config"].items()})
         settings.update({k: v for k, v in saved.items() if k != "config"})
         decay_given = "lr_decay_batches" in saved["config"]
@@ -281,6 +305,8 @@ def _resolve(args: argparse.Namespace, use_env: bool = True) -> tuple[dict[str, 
             settings["n_classes"], implied = N_ZONES, "label"
         if implied == "none" and condition == "world" and args.n_actions is None:
             settings["n_actions"], implied = N_ACTIONS, "world"
+            if args.layout_color is None:  # a world model's inputs are its previous frames, not a layout
+                settings["layout_color"] = None
         if implied != condition:
             raise SystemExit(
                 f"--condition {condition}: the model has n_classes={settings['n_classes']}, n_actions="

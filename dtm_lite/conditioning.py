@@ -114,10 +114,17 @@ def conditioning_index(
     return np.repeat(per_pixel, bpp, axis=0)  # every bit of a pixel sees the same neighbourhood
 
 
-def features(prev_bits: jax.Array, index: jax.Array) -> jax.Array:
+def features(prev_bits: jax.Array, index: jax.Array, reference: jax.Array | None = None) -> jax.Array:
     """Conditioning features ``(B, n_bits, n_features)`` float32 of previous frames' bits ``(B, frames * n_bits)``:
-    the neighbours' spins (±1, 0 outside the frame) and a constant 1 (an action-dependent bias)."""
+    the neighbours' spins (±1, 0 outside the frame) and a constant 1 (an action-dependent bias).
+
+    With ``reference`` bits ``(frames * n_bits,)`` (a layout model's empty background) the neighbours enter as
+    their difference from it, ``(s - s_ref) / 2`` in {-1, 0, 1}: zero wherever the input is the background, so
+    that far from the marked object only the constant feature is left. (Constant ±1 features there would each
+    act as one more bias of the bit, and Adam would move the sum of the ~50 of them ~50 times as fast.)"""
     spins = 2.0 * prev_bits.astype(jnp.float32) - 1.0
+    if reference is not None:
+        spins = 0.5 * (spins - (2.0 * reference.astype(jnp.float32) - 1.0))
     padded = jnp.concatenate([spins, jnp.zeros((spins.shape[0], 1), jnp.float32)], axis=1)
     f = padded[:, index]
     return jnp.concatenate([f, jnp.ones(f.shape[:-1] + (1,), jnp.float32)], axis=-1)

@@ -102,6 +102,9 @@ class DTMConfig:
     n_actions: int = _field(0, "world model: actions A; conditions each frame on the previous one and an action")
     cond_radius: int = _field(1, "world model: previous-frame pixels within this radius feed a pixel's field")
     cond_frames: int = _field(1, "world model: previous frames conditioned on (2: the velocity too)")
+    layout_color: tuple[float, ...] | None = _field(
+        None, "layout model: colour of the one object whose sampled position the picture is conditioned on"
+    )
 
     def __post_init__(self) -> None:
         # every field is checked for its type as well as its range: NumPy scalars are accepted (and stored
@@ -140,6 +143,7 @@ class DTMConfig:
         if self.placement not in PLACEMENTS:
             raise ValueError(f"placement must be one of {PLACEMENTS}, got {self.placement!r}")
         self._check_encoding()
+        self._check_layout()
         if self.schedule == "linear":
             warnings.warn(
                 "a linear schedule never reaches pure noise, yet generation starts from Bernoulli(0.5) "
@@ -172,6 +176,35 @@ class DTMConfig:
         except (TypeError, ValueError) as err:
             raise ValueError(f"palette must be RGB colours (r, g, b) in [0, 1], at least two: {err}") from None
         object.__setattr__(self, "palette", colors)
+
+    def _check_layout(self) -> None:
+        """``layout_color``: None, or one value in [0, 1] per channel; not with a world model's inputs."""
+        if self.layout_color is None:
+            return
+        c = self.layout_color
+        try:
+            color = tuple(check_float(f"layout_color[{i}]", v, 0, 1) for i, v in enumerate(c))
+        except (TypeError, ValueError) as err:
+            raise ValueError(
+                f"layout_color must be None or one value in [0, 1] per channel, got {c!r}: {err}"
+            ) from None
+        if len(color) != self.image_shape[2]:
+            raise ValueError(
+                f"layout_color needs one value per channel ({self.image_shape[2]} for image_shape "
+                f"{self.image_shape}), got {len(color)}: {c!r}"
+            )
+        if self.n_actions:
+            raise ValueError(
+                "layout_color and n_actions both use the conditioning inputs (a layout model, a world model): "
+                "set one of them"
+            )
+        object.__setattr__(self, "layout_color", color)
+
+    @property
+    def n_cond_actions(self) -> int:
+        """The conditioning weights' action axis ``A`` of ``K (T, A, n_bits, n_feat)``: ``n_actions`` for a
+        world model, 1 for a layout model, 0 without conditioning inputs."""
+        return self.n_actions or (1 if self.layout_color is not None else 0)
 
     @property
     def n_visible(self) -> int:
@@ -214,8 +247,14 @@ class DTMConfig:
     def lunarlander(cls, **overrides: Any) -> DTMConfig:
         """The LunarLander model of ``python -m dtm_lite train`` (its defaults, and the shipped
         ``DTM.pretrained("lunarlander")``): the defaults with the palette encoding (4 colours, 2 bits a
-        pixel) on ``"planes"`` placement; ``lr_decay_batches`` = the command's 20 epochs x 100 batches."""
-        return cls(encoding="palette", placement="planes", lr_decay_batches=20 * 100).replace(**overrides)
+        pixel) on ``"planes"`` placement, a layout model of the lander (``layout_color`` the palette's lander
+        colour, :mod:`dtm_lite.layout`; conditioning radius 2); ``lr_decay_batches`` = the command's 20 epochs
+        x 100 batches."""
+        base = cls(
+            encoding="palette", placement="planes", layout_color=LUNARLANDER_COLORS[2], cond_radius=2,
+            lr_decay_batches=20 * 100,
+        )  # fmt: skip
+        return base.replace(**overrides)
 
     @classmethod
     def quick(cls, **overrides: Any) -> DTMConfig:

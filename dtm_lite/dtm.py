@@ -34,6 +34,7 @@ import numpy as np
 import optax
 
 from . import conditioning
+from . import layout as layouts
 from . import sampler as smp
 from .capacity import check_capacity
 from .checkpoint import (
@@ -58,7 +59,7 @@ from .graph import GridGraph
 from .kernels import _make_free_run_fn, _make_generate_fn, _make_train_fn, _visible_bias, phase_moments
 from .placement import place_visible
 from .sharding import ChainMesh, Devices, check_partitionable, global_batch
-from .state import DTMState, TrainState, corrupt, state_arrays, state_from_arrays
+from .state import DTMState, TrainState, checked_array, corrupt, state_arrays, state_from_arrays
 from .validation import check_beta, check_bool, check_int
 
 __all__ = [  # the model, and what other modules and user code import from here
@@ -72,6 +73,9 @@ __all__ = [  # the model, and what other modules and user code import from here
 GENERATE_CHUNK_BYTES = 1 << 30
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
+
+
+LAYOUT_STREAM = 0x1A7  # generate's key folded with this draws a layout model's layouts
 
 
 def pretrained_names() -> list[str]:
@@ -125,9 +129,18 @@ class DTM:
             conditioning.conditioning_index(
                 config.image_shape, self.encoding.bits_per_pixel, config.cond_radius, config.cond_frames
             )
-            if config.n_actions
+            if config.n_cond_actions
             else None
         )
+        #: a layout model's rendering of layouts (:mod:`dtm_lite.layout`): the encoded background frame and
+        #: the object colour's bits; None for every other model
+        self.layout_bits: tuple[np.ndarray, np.ndarray] | None = None
+        if config.layout_color is not None:
+            h, w, c = config.image_shape
+            background = self.encoding.encode(np.zeros((1, h, w, c), np.float32))[0]
+            filled = np.broadcast_to(np.asarray(config.layout_color, np.float32), (1, h, w, c))
+            marker = self.encoding.encode(filled)[0, : self.encoding.bits_per_pixel]
+            self.layout_bits = (background, marker)
         # the adaptive rule starts each update from max(cp, cp_min) (section 7.6): train with that from batch 1
         cp0 = max(config.corr_penalty, config.corr_penalty_min) if config.adaptive_penalty else config.corr_penalty
         self.lr_schedule = optax.cosine_decay_schedule(
@@ -140,10 +153,12 @@ class DTM:
         }
         if self.cond_index is not None:  # the world model's conditioning weights (see dtm_lite.conditioning)
             n_feat = self.cond_index.shape[1] + 1
-            params["K"] = jnp.zeros((T, config.n_actions, n_img, n_feat), jnp.float32)
+            params["K"] = jnp.zeros((T, config.n_cond_actions, n_img, n_feat), jnp.float32)
         key, gen_key = jax.random.split(seed_key(config.seed))
+        h, w, _ = config.image_shape
+        counts = jnp.zeros(h * w + 1, jnp.int32) if self.layout_bits is not None else None
         self.state = DTMState(
-            params, self.optimizer.init(params), jnp.int32(0), key, gen_key, jnp.full(T, cp0, jnp.float32)
+            params, self.optimizer.init(params), jnp.int32(0), key, gen_key, jnp.full(T, cp0, jnp.float32), counts
         )
         self.use_devices(devices)
 
@@ -191,7 +206,7 @@ class DTM:
         local = B // n_proc
         whole = self.config.replace(batch_size=local)  # check this process's rows as a batch of their own
         checker = DTM.__new__(DTM)
-        checker.config, checker.encoding = whole, self.encoding
+        checker.config, checker.encoding, checker.layout_bits = whole, self.encoding, self.layout_bits
         batch = checker.make_batch(batch_bits, labels, prev=prev, actions=actions)
         self.state, metrics = self.train_fn(self._placed_state(), global_batch(self.mesh, batch, B))
         return {k: float(v) for k, v in jax.device_get(metrics).items()}
@@ -310,7 +325,45 @@ class DTM:
                 "train with labels, or pass the frames alone"
             )
         batch.update({k: jnp.asarray(v) for k, v in self._world_inputs(prev, actions, B, required=True).items()})
+        if self.layout_bits is not None:  # the layout of each frame, its rendering, and the one "action"
+            ids = layouts.layout_ids(self.decode(np.asarray(batch["bits"])), self._layout_color)
+            batch.update(layout=jnp.asarray(ids), **{k: jnp.asarray(v) for k, v in self._layout_inputs(ids).items()})
         return batch
+
+    @property
+    def _layout_color(self) -> tuple[float, ...]:
+        assert self.config.layout_color is not None
+        return self.config.layout_color
+
+    def _layout_inputs(self, ids: np.ndarray) -> dict[str, np.ndarray]:
+        """A layout model's conditioning inputs for layout ids ``(n,)``: the rendered layouts as ``prev``
+        and action 0."""
+        assert self.layout_bits is not None
+        return {"prev": layouts.render_layouts(ids, *self.layout_bits), "actions": np.zeros(len(ids), np.int32)}
+
+    def layout_prior(self) -> tuple[np.ndarray, float]:
+        """A layout model's prior ``p(ℓ)`` ``(H, W)`` over the object's centre pixel, and ``p(none)`` as the
+        second value: the layouts of the frames trained on, counted (uniform before any training)."""
+        counts = self._require_layout("layout_prior").astype(np.float64)
+        p = counts / counts.sum() if counts.sum() else np.full(len(counts), 1.0 / len(counts))
+        h, w, _ = self.config.image_shape
+        return p[:-1].reshape(h, w), float(p[-1])
+
+    def sample_layout(self, n: int, key: jax.Array | int = 0) -> np.ndarray:
+        """``n`` layouts from a layout model's prior: ``(n, 2)`` int ``(row, col)`` of the object's centre,
+        ``(-1, -1)`` for none; what :meth:`generate` draws when it is given no ``layout``."""
+        n = check_int("n", n, 1)
+        counts = self._require_layout("sample_layout")
+        h, w, _ = self.config.image_shape
+        return layouts.ids_to_positions(layouts.sample_layouts(_as_key(key), jnp.asarray(counts), n), (h, w))
+
+    def _require_layout(self, what: str) -> np.ndarray:
+        if self.state.layout_counts is None:
+            raise ValueError(
+                f"{what} needs a layout model: build it with DTMConfig(layout_color=(r, g, b)) (the colour of "
+                "the object it places) and train it"
+            )
+        return np.asarray(self.state.layout_counts)
 
     def _world_inputs(self, prev: Any, actions: Any, n: int, *, required: bool) -> dict[str, np.ndarray]:
         """A world model's checked conditioning inputs ``{"prev": bits, "actions": ids}`` for ``n`` chains ({}
@@ -318,8 +371,9 @@ class DTM:
         if not self.config.n_actions:
             if prev is not None or actions is not None:
                 raise ValueError(
-                    "prev/actions given to a model without conditioning inputs (n_actions=0): build it with "
-                    "DTMConfig(n_actions=A) for a world model"
+                    "prev/actions given to a model without a world model's conditioning inputs (n_actions=0): "
+                    "build it with DTMConfig(n_actions=A) for a world model"
+                    + ("; a layout model takes layout=(row, col) positions" if self.layout_bits is not None else "")
                 )
             return {}
         if prev is None and actions is None and not required:
@@ -405,6 +459,7 @@ class DTM:
         prev: Any = None,
         actions: Any = None,
         return_labels: Literal[False] = False,
+        layout: Any = None,
     ) -> np.ndarray: ...
 
     @overload
@@ -422,6 +477,7 @@ class DTM:
         prev: Any = None,
         actions: Any = None,
         return_labels: Literal[False] = False,
+        layout: Any = None,
     ) -> tuple[np.ndarray, np.ndarray]: ...
 
     @overload
@@ -439,6 +495,7 @@ class DTM:
         prev: Any = None,
         actions: Any = None,
         return_labels: bool = False,
+        layout: Any = None,
     ) -> Any: ...
 
     def generate(
@@ -455,6 +512,7 @@ class DTM:
         prev: Any = None,
         actions: Any = None,
         return_labels: bool = False,
+        layout: Any = None,
     ) -> Any:
         """Generate ``n`` images ``(n, H, W, C)`` in [0, 1], from Bernoulli(0.5) inputs through steps T-1..0.
 
@@ -472,6 +530,9 @@ class DTM:
         result. A world model (``n_actions > 0``) takes the previous frames' bits ``prev`` ``(n, n_visible)``
         and ``actions`` ``(n,)``: samples of the next frame (see :meth:`rollout`); without them its
         conditioning field is left out.
+        A layout model (``config.layout_color``, :mod:`dtm_lite.layout`) draws each frame's layout from its
+        prior (with a key folded from ``key``) unless ``layout`` gives them: ``(n, 2)`` integer ``(row, col)``
+        centres of the object (one ``(row, col)`` for all; ``(-1, -1)``: no object).
 
         Memory: the chains run in chunks whose estimated working memory
         (:meth:`generation_bytes_per_chain` a chain) stays under ``max_chunk_bytes`` (default
@@ -484,6 +545,15 @@ class DTM:
         """
         n = check_int("n", n, 1)
         cond_in = self._generation_inputs(n, labels, prev, actions, return_labels)
+        if layout is not None:
+            self._require_layout("layout")
+            pos = np.asarray(layout)
+            pos = np.broadcast_to(pos, (n, 2)) if pos.shape == (2,) else pos
+            h, w, _ = self.config.image_shape
+            ids = layouts.positions_to_ids(pos, (h, w))
+            if len(ids) != n:
+                raise ValueError(f"layout must give one (row, col) for each of the n = {n} frames, got {len(ids)}")
+            cond_in.update(self._layout_inputs(ids))
         return self._generate(n, key, sweeps, beta, return_trajectory, record_every, max_chunk_bytes, cond_in,
                               return_labels)  # fmt: skip
 
@@ -525,6 +595,9 @@ class DTM:
             self.state = self.state._replace(gen_key=gen_key)
         else:
             key = _as_key(key)
+        if self.state.layout_counts is not None and "prev" not in cond_in:  # ancestral: layouts from the prior
+            ids = layouts.sample_layouts(jax.random.fold_in(key, LAYOUT_STREAM), self.state.layout_counts, n)
+            cond_in = {**cond_in, **self._layout_inputs(ids)}
         fn = self._kernel((sweeps, every, return_trajectory))
         betas = jnp.linspace(b0, b1, sweeps, dtype=jnp.float32)
         per_chain = self.generation_bytes_per_chain(sweeps, every if return_trajectory else None)
@@ -698,19 +771,19 @@ class DTM:
         return atomic_write(path, lambda f: np.savez(f, **arrays))  # type: ignore[arg-type]
 
     def save_weights(self, path: str | os.PathLike) -> Path:
-        """Write the parameters only (config, ``W``, ``b``, batches trained; no optimiser or RNG state) to
-        ``path`` (.npz, compressed, atomic): what ships as package data for :meth:`pretrained`."""
+        """Write the parameters only (config, every parameter array (``W``, ``b``, and a conditioned model's
+        ``K``), a layout model's prior counts, batches trained; no optimiser or RNG state) to ``path`` (.npz,
+        compressed, atomic): what ships as package data for :meth:`pretrained`."""
         meta = {
             "format": WEIGHTS_FORMAT,
             "version": WEIGHTS_VERSION,
             "config": self.config.to_dict(),
             "step": self.batches_trained,
         }
-        arrays: dict[str, np.ndarray] = {
-            "W": np.asarray(self.state.params["W"], np.float32),
-            "b": np.asarray(self.state.params["b"], np.float32),
-            "meta": np.frombuffer(json.dumps(meta).encode(), np.uint8),
-        }
+        arrays: dict[str, np.ndarray] = {k: np.asarray(v, np.float32) for k, v in self.state.params.items()}
+        if self.state.layout_counts is not None:
+            arrays["layout_counts"] = np.asarray(self.state.layout_counts, np.int32)
+        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
         # numpy's stub types **kwds beside allow_pickle: bool, so a dict of arrays cannot match it
         return atomic_write(Path(path), lambda f: np.savez_compressed(f, **arrays))  # type: ignore[arg-type]
 
@@ -735,6 +808,10 @@ class DTM:
         params = _params_of(path, z, dtm)
         step = _meta_field(path, meta, "step", lambda v: check_int("step", v, 0))
         dtm.state = dtm.state._replace(params=params, opt_state=dtm.optimizer.init(params), step=jnp.int32(step))
+        if dtm.state.layout_counts is not None:
+            ref = dtm.state.layout_counts
+            counts = checked_array(path, z, "layout_counts", ref.shape, np.dtype(np.int32))
+            dtm.state = dtm.state._replace(layout_counts=jnp.asarray(counts, jnp.int32))
         return dtm
 
     @classmethod

@@ -13,6 +13,7 @@ import numpy as np
 import optax
 
 from . import conditioning
+from . import layout as layouts
 from . import sampler as smp
 from .diffusion import add_noise, training_pair
 from .sharding import ChainMesh
@@ -125,7 +126,7 @@ def phase_moments(
 def _make_train_fn(dtm: DTM):
     cfg, lat, g, mesh = dtm.config, dtm.lattice, dtm.graph, dtm.mesh
     visible = jnp.asarray(dtm.visible_all)  # the image's visible sites, then the label bits'
-    n_img, labelled, world = dtm.encoding.n_bits, cfg.n_classes > 0, cfg.n_actions > 0
+    n_img, labelled, world = dtm.encoding.n_bits, cfg.n_classes > 0, cfg.n_cond_actions > 0
     t = jnp.asarray(dtm.times, jnp.float32)
     # one input coupling a visible bit when labels have their own rate; else the scalar J_k (as before labels)
     J = jnp.asarray(dtm.J_bits if labelled else dtm.J, jnp.float32)
@@ -136,6 +137,7 @@ def _make_train_fn(dtm: DTM):
     )
     edges = np.asarray(g.edges)
     cond_index = jnp.asarray(dtm.cond_index) if world else None
+    reference = jnp.asarray(dtm.layout_bits[0]) if dtm.layout_bits is not None else None  # layout: background
 
     def pair(key, x0_bits, t_k, t_k1):
         return training_pair(key, x0_bits, t_k, t_k1, rate, cfg.diffusion_offset)
@@ -179,7 +181,7 @@ def _make_train_fn(dtm: DTM):
         per_step = [params["W"], params["b"], 2.0 * x_start - 1.0, 2.0 * x_end - 1.0, J, run_keys]
         if world:
             assert cond_index is not None
-            feats = conditioning.features(batch["prev"], cond_index)  # (B, n_img, n_feat)
+            feats = conditioning.features(batch["prev"], cond_index, reference)  # (B, n_img, n_feat)
             field = conditioning.conditioning_field(params["K"], feats, batch["actions"])  # (T, B, n_img)
             per_step.append(jnp.pad(field, ((0, 0), (0, 0), (0, cfg.n_label_bits))))
         s_pos, s_neg, e_pos, e_neg, *chains = jax.lax.map(step_moments, tuple(per_step))  # int32 sums
@@ -200,7 +202,7 @@ def _make_train_fn(dtm: DTM):
             B = x0.shape[0]
             # integer count differences (exact sums over chains), divided by the samples at the end
             dm = chains[0][:, :B, :n_img] - chains[0][:, B:, :n_img]  # (T, B, n_img)
-            grad_k = conditioning.conditioning_grad(dm, feats, batch["actions"], cfg.n_actions) / cfg.n_samples
+            grad_k = conditioning.conditioning_grad(dm, feats, batch["actions"], cfg.n_cond_actions) / cfg.n_samples
             ascent["K"] = cfg.beta * grad_k
         grads = jax.tree.map(jnp.negative, ascent)
         updates, opt_state = dtm.optimizer.update(grads, state.opt_state, params)
@@ -211,6 +213,8 @@ def _make_train_fn(dtm: DTM):
         }
         new = state._replace(params=optax.apply_updates(params, updates), opt_state=opt_state, step=state.step + 1,
                              key=next_key)  # fmt: skip
+        if state.layout_counts is not None:  # a layout model's prior: count this batch's layouts
+            new = new._replace(layout_counts=layouts.count_layouts(state.layout_counts, batch["layout"]))
         return new, metrics
 
     return train_step
@@ -279,6 +283,7 @@ def _make_generate_fn(dtm: DTM, sweeps: int, every: int, trajectory: bool):
     J = jnp.asarray(dtm.J_bits if n_lab else dtm.J, jnp.float32)
     times = jnp.asarray(dtm.times, jnp.float32)
     cond_index = jnp.asarray(dtm.cond_index) if dtm.cond_index is not None else None
+    reference = jnp.asarray(dtm.layout_bits[0]) if dtm.layout_bits is not None else None
 
     @functools.partial(
         jax.jit,
@@ -324,6 +329,6 @@ def _make_generate_fn(dtm: DTM, sweeps: int, every: int, trajectory: bool):
             return None
         index = cond_index
         assert index is not None, "prev given to a model without conditioning inputs"
-        return conditioning.features(c["prev"], index)
+        return conditioning.features(c["prev"], index, reference)
 
     return generate

@@ -18,7 +18,9 @@ class DTMState(NamedTuple):
     - ``key``: the training key (each batch splits it); ``gen_key``: the key of :meth:`DTM.generate`'s
       own stream (used when no key is given);
     - ``corr_penalty``: float32 ``(T,)``, each step's correlation penalty λ_cp (the adaptive rule moves it
-      between epochs).
+      between epochs);
+    - ``layout_counts``: a layout model's prior, int32 ``(H*W + 1,)``, how many training frames had each
+      layout (:mod:`dtm_lite.layout`); None (no leaf) for every other model.
 
     :func:`state_arrays` / :func:`state_from_arrays` turn it into a flat dict of arrays (a checkpoint) and back.
     """
@@ -29,6 +31,7 @@ class DTMState(NamedTuple):
     key: jax.Array
     gen_key: jax.Array
     corr_penalty: jax.Array
+    layout_counts: jax.Array | None = None
 
 
 TrainState = DTMState  # the name before the state held the penalty and the generation key

@@ -52,9 +52,10 @@ OTHER = {
     "n_classes": (["4"], 4, {}),
     "label_spots": (["2"], 2, {}),
     "label_rate": (["1.5"], 1.5, {}),
-    "n_actions": (["4"], 4, {}),
-    "cond_radius": (["2"], 2, {}),
+    "n_actions": (["4"], 4, {"layout_color": None}),
+    "cond_radius": (["3"], 3, {}),
     "cond_frames": (["2"], 2, {}),
+    "layout_color": (["1,0,0.5"], (1.0, 0.0, 0.5), {}),
 }
 
 
@@ -66,7 +67,7 @@ def test_every_config_field_is_listed_here():
 def _argv(name: str, values: list[str], needs: dict) -> list[str]:
     argv = [cli.flag(name), *values]
     for other, value in needs.items():
-        argv += [cli.flag(other), str(value)]
+        argv += [cli.flag(other), cli.UNSET if value is None else str(value)]
     return argv
 
 
@@ -83,6 +84,12 @@ def test_every_config_field_has_a_flag_of_its_name_that_round_trips(name):
     assert DTMConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config  # as run.json keeps it
     if isinstance(want, bool):  # --no-x sets False
         assert resolve(cli.flag(name), "--no-" + cli.flag(name)[2:])[name] is False
+
+
+def test_layout_color_auto_makes_a_plain_dtm():
+    s = resolve("--layout-color", "auto")
+    assert s["layout_color"] is None and cli.config_from_settings(s).layout_color is None
+    assert cli._show(DTMConfig.lunarlander().layout_color).count(",") == 2  # shown as it is typed: R,G,B
 
 
 def test_encoding_auto_leaves_it_unset():
@@ -129,8 +136,15 @@ OLD_RUN_JSON = {
     "episodes_per_epoch": 40, "shuffle_buffer": 256, "holdout_episodes": 96, "epochs": 2, "batches_per_epoch": 8,
     "evaluate_every": 1, "lr_decay_batches": 16,
 }  # fmt: skip
-OLD_CONFIG = DTMConfig.quick(
-    encoding="thermometer", grayscale_levels=3, num_diffusion_steps=2, learning_rate=0.05, adaptive_penalty=True, seed=5
+OLD_CONFIG = DTMConfig.quick(  # the quick model of that time: no layout (fields added since: class defaults)
+    encoding="thermometer",
+    grayscale_levels=3,
+    num_diffusion_steps=2,
+    learning_rate=0.05,
+    adaptive_penalty=True,
+    seed=5,
+    layout_color=None,
+    cond_radius=1,
 )
 
 

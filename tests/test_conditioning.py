@@ -248,7 +248,7 @@ def test_bad_conditioning_input_gets_clear_errors(labelled, world):
         world.generate(2, prev=np.zeros((2, 64), np.uint8), actions=[0, 4])
     with pytest.raises(ValueError, match="this is a world model"):
         world.train_step(np.zeros((32, 64), np.uint8))
-    with pytest.raises(ValueError, match="prev/actions given to a model without conditioning inputs"):
+    with pytest.raises(ValueError, match="prev/actions given to a model without a world model's conditioning inputs"):
         plain.train_step(bits, prev=bits, actions=np.zeros(32, int))
     with pytest.raises(ValueError, match="n_classes must be 0"):
         DTMConfig(n_classes=1)

@@ -68,6 +68,12 @@ WORKER = textwrap.dedent(
     leaves(dtm, "cond")
     res["cond_gen"] = dtm.generate(4, key=1, labels=[0, 1, 1, 0], prev=prev[0][:4], actions=[1, 0, 1, 0])
 
+    lay = DTM(DTMConfig(layout_color=(1.0,), **tiny), devices=n)  # a layout model: its prior counts too
+    for b in batches:
+        lay.train_step(b)
+    leaves(lay, "layout")
+    res["layout_gen"] = lay.generate(8, key=5)
+
     if n == 1 and os.path.exists(ckpt):  # resume the 4-device checkpoint here, on one device
         resumed = DTM(plain)
         resumed.train_fn = plain_model.train_fn  # the same function, compiled above
@@ -117,6 +123,13 @@ def test_generation_is_bit_identical_on_1_and_4_devices(runs):
     for k in ("gen", "gen_odd", "free", "cond_gen"):
         assert np.array_equal(runs[1][k], runs[4][k]), k
         assert k == "cond_gen" or np.array_equal(runs[1][k], runs[2][k]), k
+
+
+def test_layout_model_is_bit_identical_on_1_and_4_devices(runs):
+    keys = [k for k in runs[1] if k.startswith("layout/")]
+    assert len(keys) >= 5  # params, optimiser state, step, keys, penalty and the prior's counts
+    for k in [*keys, "layout_gen"]:
+        assert np.array_equal(runs[1][k], runs[4][k]), k
 
 
 def test_checkpoint_from_4_devices_resumes_on_1_exactly(runs):

@@ -296,9 +296,13 @@ def test_cli_help_documents_every_flag_and_every_flag_takes_effect(tmp_path):
     assert s == quick != base and s["quick"] is True and (s["image_shape"], s["preset"]) == ((16, 16, 3), "50_12")
     assert resolve("--quick", "--epochs", "5")[0]["epochs"] == 5  # explicit flags beat --quick
     assert helps[flag_of("resume")] == "continue the run in --out (default: the newest in runs/)"
+    # a model field its run.json lacks was added since the run began: the class default (as the run's
+    # checkpoint reads it, DTMConfig.from_dict), not today's command default
+    plain = DTMConfig().to_dict()
     for saved in ({"seed": 9, "lr_decay_batches": 1234}, {"config": {"seed": 9, "lr_decay_batches": 1234}}):
         (tmp_path / "run.json").write_text(json.dumps(saved))  # a run.json of old (flat) or today's layout
-        assert resolve("--resume", "--out", str(tmp_path)) == ({**base, "seed": 9, "lr_decay_batches": 1234}, tmp_path)
+        want = {**base, **plain, "seed": 9, "lr_decay_batches": 1234}
+        assert resolve("--resume", "--out", str(tmp_path)) == (want, tmp_path)
         assert resolve("--resume", "--out", str(tmp_path), "--seed", "4")[0]["seed"] == 4  # flags beat run.json
     with pytest.raises(SystemExit, match="has no run.json"):
         resolve("--resume", "--out", str(tmp_path / "elsewhere"))

@@ -1,0 +1,173 @@
+"""Layout models (dtm_lite.layout): layouts, their rendering and prior exact; a toy layout model places its one
+object where it is told, and its ancestral samples show exactly one object."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dtm_lite import DTM, DTMConfig
+from dtm_lite.layout import (
+    count_layouts,
+    ids_to_positions,
+    layout_ids,
+    positions_to_ids,
+    render_layouts,
+    sample_layouts,
+)
+
+LANDER = (0.5, 0.4, 0.9)
+
+
+def test_layout_ids_mark_the_largest_blob_centre_exactly():
+    f = np.zeros((5, 8, 8, 3), np.float32)
+    f[0, 2:4, 5:7] = LANDER  # 2x2 blob: centre (2.5, 5.5) -> (3, 6) rounded half up
+    f[1, 6, 1:4] = LANDER  # 1x3: centre (6, 2)
+    f[1, 0, 0] = LANDER  # a stray pixel beside it does not move the layout
+    f[2, 4, 4] = LANDER  # one pixel only: not a blob (min size 2) -> none
+    f[3, 1, 1:3] = LANDER  # two blobs: the larger (3 px, centre (5, 6)) wins over the 2 px one
+    f[3, 5, 5:8] = LANDER
+    f[4, 0:2, 0:2] = (1.0, 1.0, 1.0)  # another colour: none
+    assert layout_ids(f, LANDER).tolist() == [3 * 8 + 6, 6 * 8 + 2, 64, 5 * 8 + 6, 64]
+
+
+def test_render_and_positions_round_trip_exactly():
+    background = np.array([0, 1] * 4, np.uint8)  # 4 pixels of 2 bits: background code (0, 1)
+    marker = np.array([1, 1], np.uint8)
+    out = render_layouts(np.array([0, 3, 4]), background, marker)
+    assert out.tolist() == [[1, 1, 0, 1, 0, 1, 0, 1], [0, 1, 0, 1, 0, 1, 1, 1], [0, 1] * 4]
+    pos = np.array([[0, 0], [2, 3], [-1, -1], [3, 4]])
+    ids = positions_to_ids(pos, (4, 5))
+    assert ids.tolist() == [0, 13, 20, 19]
+    assert ids_to_positions(ids, (4, 5)).tolist() == pos.tolist()
+
+
+def test_bad_layout_positions_get_clear_errors():
+    with pytest.raises(ValueError, match=r"outside the 4x5 frame"):
+        positions_to_ids(np.array([[0, 0], [4, 0]]), (4, 5))
+    with pytest.raises(ValueError, match=r"\(n, 2\)"):
+        positions_to_ids(np.array([0.5, 1.0]), (4, 5))
+
+
+def test_prior_counts_and_samples():
+    counts = count_layouts(jnp.zeros(5, jnp.int32), jnp.array([1, 1, 4, 1]))
+    assert counts.tolist() == [0, 3, 0, 0, 1]
+    n = 8000
+    ids = sample_layouts(jax.random.key(0), counts, n)
+    assert set(ids.tolist()) == {1, 4}
+    p = np.mean(ids == 1)  # 0.75 exactly in expectation; 5 standard errors
+    assert abs(p - 0.75) < 5 * np.sqrt(0.75 * 0.25 / n), p
+    uniform = sample_layouts(jax.random.key(1), jnp.zeros(5, jnp.int32), n)  # untrained: every id alike
+    assert abs(np.bincount(uniform, minlength=5) / n - 0.2).max() < 5 * np.sqrt(0.2 * 0.8 / n)
+
+
+def test_layout_config_is_validated():
+    assert DTMConfig().n_cond_actions == 0 and DTMConfig(layout_color=LANDER).n_cond_actions == 1
+    assert DTMConfig.lunarlander().layout_color is not None  # the CLI's model is a layout model
+    with pytest.raises(ValueError, match="one value per channel"):
+        DTMConfig(layout_color=(1.0, 0.0))
+    with pytest.raises(ValueError, match=r"layout_color\[2\]"):
+        DTMConfig(layout_color=(1.0, 0.0, 2.0))
+    with pytest.raises(ValueError, match="set one of them"):
+        DTMConfig(layout_color=LANDER, n_actions=2)
+
+
+# ---------------------------------------------------------------------- toy layout model: 2x2 squares
+
+TOY = DTMConfig(
+    image_shape=(8, 8, 1), preset="20_8", layout_color=(1.0,), cond_radius=1, batch_size=32, warmup_sweeps=30,
+    n_samples=8, sweeps_per_sample=2, learning_rate=0.1, lr_decay_batches=600, generation_sweeps=100,
+    generation_beta=(1.0, 1.5),
+)  # fmt: skip
+P_NONE = 0.2  # the share of blank frames in the toy stream
+
+
+def squares(rng, n, h=8):
+    """Frames (n, h, h) with one 2x2 square at a random place, or (with probability P_NONE) none."""
+    f = np.zeros((n, h, h), np.uint8)
+    r, c = rng.integers(0, h - 1, n), rng.integers(0, h - 1, n)
+    blank = rng.random(n) < P_NONE
+    for i in np.flatnonzero(~blank):
+        f[i, r[i] : r[i] + 2, c[i] : c[i] + 2] = 1
+    return f
+
+
+@pytest.fixture(scope="module")
+def toy():
+    rng = np.random.default_rng(0)
+    dtm = DTM(TOY)
+    seen = []
+    for _ in range(TOY.lr_decay_batches):
+        f = squares(rng, TOY.batch_size)
+        seen.append(f)
+        dtm.train_step(f.reshape(TOY.batch_size, -1))
+    return dtm, np.concatenate(seen)
+
+
+def one_square(frames):
+    """(n,) bool: the frame's lit pixels are exactly one 2x2 square; and its top-left corner (n, 2)."""
+    lit = frames[..., 0] > 0.5
+    out, corner = np.zeros(len(lit), bool), np.full((len(lit), 2), -1)
+    for i, m in enumerate(lit):
+        rows, cols = np.nonzero(m)
+        if len(rows) == 4 and np.ptp(rows) == 1 and np.ptp(cols) == 1:
+            out[i], corner[i] = True, (rows.min(), cols.min())
+    return out, corner
+
+
+def test_prior_is_the_histogram_of_every_layout_trained_on(toy):
+    dtm, seen = toy
+    want = np.bincount(layout_ids(seen[..., None].astype(np.float32), (1.0,)), minlength=65)
+    assert np.array_equal(np.asarray(dtm.state.layout_counts), want)
+    grid, p_none = dtm.layout_prior()
+    assert grid.shape == (8, 8) and abs(p_none - want[-1] / want.sum()) < 1e-12
+
+
+def test_toy_layout_model_draws_the_square_where_the_layout_puts_it(toy):
+    dtm, _ = toy
+    rng = np.random.default_rng(7)
+    corner = rng.integers(0, 7, (200, 2))
+    centre = corner + 1  # a 2x2 square's centre (r + 0.5, c + 0.5) rounds half up to (r + 1, c + 1)
+    ok, got = one_square(dtm.generate(200, key=1, layout=centre))
+    placed = ok & (got == corner).all(1)
+    assert placed.mean() >= 0.9, placed.mean()
+    blank = dtm.generate(50, key=2, layout=(-1, -1))[..., 0] > 0.5
+    assert (blank.sum(axis=(1, 2)) == 0).mean() >= 0.9
+
+
+def test_toy_layout_model_samples_one_square_or_none_as_the_data(toy):
+    dtm, _ = toy
+    n = 400
+    frames = dtm.generate(n, key=3)  # ancestral: layouts from the prior, then the picture
+    ok, _ = one_square(frames)
+    blank = (frames[..., 0] <= 0.5).all(axis=(1, 2))
+    assert (ok | blank).mean() >= 0.9, (ok.mean(), blank.mean())
+    # the prior's blank share is P_NONE = 0.2 of the training frames; 5 standard errors of n samples
+    assert abs(blank.mean() - P_NONE) < 5 * np.sqrt(P_NONE * (1 - P_NONE) / n) + 0.05, blank.mean()
+    assert np.array_equal(dtm.generate(8, key=3), dtm.generate(8, key=3))  # a key repeats the layouts too
+
+
+def test_layout_model_saves_and_loads_its_prior(toy, tmp_path):
+    dtm, _ = toy
+    dtm.save(tmp_path / "c.npz")
+    dtm.save_weights(tmp_path / "w.npz")
+    for back in (DTM.load(tmp_path / "c.npz"), DTM.load_weights(tmp_path / "w.npz")):
+        assert np.array_equal(np.asarray(back.state.layout_counts), np.asarray(dtm.state.layout_counts))
+        assert np.array_equal(back.generate(6, key=4), dtm.generate(6, key=4))
+
+
+def test_layout_errors_name_the_fix(toy):
+    dtm, _ = toy
+    plain = DTM(TOY.replace(layout_color=None))
+    with pytest.raises(ValueError, match="needs a layout model"):
+        plain.generate(2, layout=(1, 1))
+    with pytest.raises(ValueError, match="needs a layout model"):
+        plain.sample_layout(2)
+    with pytest.raises(ValueError, match="layout=\\(row, col\\)"):
+        dtm.generate(2, prev=np.zeros((2, 64), np.uint8), actions=[0, 0])
+    with pytest.raises(ValueError, match="one \\(row, col\\) for each of the n = 3"):
+        dtm.generate(3, layout=[(1, 1), (2, 2)])
+    pos = dtm.sample_layout(500, key=0)
+    assert pos.shape == (500, 2) and ((pos == -1).all(1) | ((pos >= 0) & (pos < 8)).all(1)).all()
