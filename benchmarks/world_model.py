@@ -13,8 +13,13 @@ episodes (other seeds), with the lander object metric (dtm_lite.metrics.LANDER):
 - rollouts: the fraction of frames of 16-step dreamed rollouts (``dtm.rollout``, the real episode's actions)
   that keep exactly one lander, next to that of the real episodes.
 
-Writes figures/world_model_rollout.png (real episode above its dream, 4 episodes) and, with ``--gif``,
-figures/world_model_rollout.gif (real | dream side by side, frame by frame).
+With ``--layout 1`` (or 2: the smallest blob a layout marks) the world model also has a layout
+(``layout_color`` the lander's, dtm_lite.layout): each next frame is conditioned on the lander's next centre
+too, drawn from the layout dynamics the model counts (how the lander moved after each previous move and
+action, inside the frame or on its border), and a rollout keeps its own sequence of layouts.
+
+Writes OUT/world_model_rollout.png (real episode above its dream, 4 episodes) and, with ``--gif``,
+OUT/world_model_rollout.gif (real | dream side by side, frame by frame); OUT = --out (default figures).
 """
 
 from __future__ import annotations
@@ -27,14 +32,20 @@ import numpy as np
 from PIL import Image
 
 from dtm_lite.dtm import DTM, DTMConfig
+from dtm_lite.encoding import LUNARLANDER_COLORS
 from dtm_lite.loader import TransitionLoader
 from dtm_lite.lunarlander import LunarLanderFrames, transitions
 from dtm_lite.metrics import LANDER, object_stats
 
 
-def train_world_model(batches: int, radius: int, frames: int = 1, seed: int = 0, steps: int = 1) -> DTM:
+def train_world_model(
+    batches: int, radius: int, frames: int = 1, seed: int = 0, steps: int = 1, layout: int = 0
+) -> DTM:
+    """``layout``: 0 (none), or the layout's smallest blob in pixels (``layout_min_size``)."""
     cfg = DTMConfig.lunarlander(
-        layout_color=None, n_actions=4, cond_radius=radius, cond_frames=frames, num_diffusion_steps=steps,
+        layout_color=LUNARLANDER_COLORS[2] if layout else None, layout_min_size=max(layout, 1), n_actions=4,
+        cond_radius=radius,
+        cond_frames=frames, num_diffusion_steps=steps,
         warmup_sweeps=40, n_samples=10, sweeps_per_sample=2, generation_sweeps=60, generation_beta=(1.0, 1.0),
         learning_rate=0.03, lr_decay_batches=batches, batch_size=50, seed=seed,
     )  # fmt: skip
@@ -98,13 +109,25 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=1, help="previous frames conditioned on (cond_frames)")
     ap.add_argument("--diffusion-steps", type=int, default=1, help="diffusion steps T of the world model")
     ap.add_argument("--beta", type=float, nargs=2, action="append", help="generation β start end (repeatable)")
+    ap.add_argument(
+        "--layout",
+        type=int,
+        default=0,
+        metavar="MIN_SIZE",
+        help="a world model with a layout (dtm_lite.layout) of blobs >= MIN_SIZE pixels (0: none)",
+    )
+    ap.add_argument("--out", default="figures", help="folder of the rollout figures")
+    ap.add_argument("--save", metavar="PATH", help="also save the trained world model (DTM.save) to PATH")
     ap.add_argument("--gif", action="store_true")
     args = ap.parse_args()
     betas = [tuple(b) for b in args.beta] if args.beta else [(1.0, 1.0)]
     t0 = time.time()
-    dtm = train_world_model(args.batches, args.radius, args.frames, steps=args.diffusion_steps)
+    dtm = train_world_model(args.batches, args.radius, args.frames, steps=args.diffusion_steps, layout=args.layout)
     took = time.time() - t0
-    print(f"trained {dtm.batches_trained} batches, radius {args.radius}, {args.frames} frame(s) ({took:.0f} s)")
+    if args.save:
+        dtm.save(args.save)
+    kind = f"with a layout (blobs >= {args.layout} px)" if args.layout else "without a layout"
+    print(f"trained {dtm.batches_trained} batches, radius {args.radius}, {args.frames} frame(s), {kind} ({took:.0f} s)")
     trs = held_out(args.frames)
     for beta in betas:
         acc, n_both = next_frame_accuracy(dtm, trs, beta)
@@ -120,7 +143,7 @@ def main() -> None:
     for e in range(4):
         rows += [np.concatenate(list(real[:, e]), axis=1), np.concatenate(list(dream[:, e]), axis=1)]
     strip = (np.clip(np.concatenate(rows, axis=0), 0, 1) * 255).astype(np.uint8)
-    out = Path("figures/world_model_rollout.png")
+    out = Path(args.out) / "world_model_rollout.png"
     Image.fromarray(strip).resize((strip.shape[1] * 2, strip.shape[0] * 2), Image.NEAREST).save(out)
     print(f"wrote {out}")
     if args.gif:
@@ -128,7 +151,7 @@ def main() -> None:
                  for k in range(len(real))]  # fmt: skip
         ims = [Image.fromarray((np.clip(p, 0, 1) * 255).astype(np.uint8)) for p in pairs]
         ims = [im.resize((4 * im.width, 4 * im.height), Image.NEAREST) for im in ims]
-        gif = Path("figures/world_model_rollout.gif")
+        gif = Path(args.out) / "world_model_rollout.gif"
         ims[0].save(gif, save_all=True, append_images=ims[1:], duration=250, loop=0)
         print(f"wrote {gif}")
     print(f"total {time.time() - t0:.0f} s")

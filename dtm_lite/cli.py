@@ -10,9 +10,9 @@ settings, so that ``--resume`` rebuilds the same run), ``latest.npz`` (checkpoin
 grids and denoising GIFs, and ``metrics.png``.
 
 ``--condition label`` trains a labelled model (``n_classes`` 3) on the frames with their simulator ``"zone"``
-label (left of the pad, over it, right of it); ``--condition world`` a world model (``n_actions`` 4) on
-``(frame, action, next frame)`` transitions, each action held for the frame stride; both on the same episodes
-as the default run (README: Conditioning; notebook 06).
+label (left of the pad, over it, right of it); ``--condition world`` a world model (``n_actions`` 4; with the
+default's layout, :data:`WORLD_LAYOUT`) on ``(frame, action, next frame)`` transitions, each action held for
+the frame stride; both on the same episodes as the default run (README: Conditioning; notebook 06).
 """
 
 from __future__ import annotations
@@ -60,6 +60,8 @@ UNSET = "auto"  # the flag value of a field left unset (None): encoding
 CONDITIONS = ("none", "label", "world")
 LABEL_KIND, N_ZONES = "zone", 3  # label: LunarLanderFrames(label="zone"), 0 left of the pad, 1 over it, 2 right
 N_ACTIONS = 4  # world: LunarLander's actions (noop, left engine, main engine, right engine)
+# world, with the default's layout: the configuration of benchmarks/world_model.py --layout 1 --frames 2
+WORLD_LAYOUT = {"cond_frames": 2, "cond_radius": 1, "layout_min_size": 1}
 _NULLABLE = {f.name for f in dataclasses.fields(DTMConfig) if f.default is None}
 _FIELDS = [f.name for f in dataclasses.fields(DTMConfig)]
 
@@ -198,8 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--condition", choices=CONDITIONS, default=None,
         help=f"none: frames alone; label: a labelled model (--n-classes {N_ZONES}) on frames with their "
-        f"LunarLander {LABEL_KIND!r} label; world: a world model (--n-actions {N_ACTIONS}) on (frame, action, next "
-        "frame) transitions (default none; a resumed run keeps its model's)",
+        f"LunarLander {LABEL_KIND!r} label; world: a world model (--n-actions {N_ACTIONS}; with the default's layout "
+        "also --cond-frames 2 --cond-radius 1 --layout-min-size 1 unless given) on (frame, action, next frame) "
+        "transitions (default none; a resumed run keeps its model's)",
     )  # fmt: skip
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
     d = t.add_argument_group("devices and hosts (README: Scaling out)")
@@ -305,8 +308,10 @@ def _resolve(args: argparse.Namespace, use_env: bool = True) -> tuple[dict[str, 
             settings["n_classes"], implied = N_ZONES, "label"
         if implied == "none" and condition == "world" and args.n_actions is None:
             settings["n_actions"], implied = N_ACTIONS, "world"
-            if args.layout_color is None:  # a world model's inputs are its previous frames, not a layout
-                settings["layout_color"] = None
+            if settings["layout_color"] is not None:  # the measured world model with a layout (README)
+                for name, value in WORLD_LAYOUT.items():
+                    if getattr(args, name, None) is None:
+                        settings[name] = value
         if implied != condition:
             raise SystemExit(
                 f"--condition {condition}: the model has n_classes={settings['n_classes']}, n_actions="

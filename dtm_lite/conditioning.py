@@ -114,17 +114,21 @@ def conditioning_index(
     return np.repeat(per_pixel, bpp, axis=0)  # every bit of a pixel sees the same neighbourhood
 
 
-def features(prev_bits: jax.Array, index: jax.Array, reference: jax.Array | None = None) -> jax.Array:
-    """Conditioning features ``(B, n_bits, n_features)`` float32 of previous frames' bits ``(B, frames * n_bits)``:
-    the neighbours' spins (±1, 0 outside the frame) and a constant 1 (an action-dependent bias).
+def features(
+    prev_bits: jax.Array, index: jax.Array, offset: jax.Array | None = None, scale: jax.Array | None = None
+) -> jax.Array:
+    """Conditioning features ``(B, n_bits, n_features)`` float32 of the inputs' bits ``(B, n_inputs)``
+    (previous frames, side by side, and a layout model's rendered layout): the neighbours' spins (±1, 0
+    outside the frame) and a constant 1 (an action-dependent bias).
 
-    With ``reference`` bits ``(frames * n_bits,)`` (a layout model's empty background) the neighbours enter as
-    their difference from it, ``(s - s_ref) / 2`` in {-1, 0, 1}: zero wherever the input is the background, so
-    that far from the marked object only the constant feature is left. (Constant ±1 features there would each
-    act as one more bias of the bit, and Adam would move the sum of the ~50 of them ~50 times as fast.)"""
+    With ``offset`` and ``scale`` ``(n_inputs,)`` an input enters as ``(s - offset) * scale``. A layout
+    input uses its empty background's spin as offset and scale 1/2, giving {-1, 0, 1}: zero wherever the
+    layout is background, so that far from the marked object only the constant feature is left. (Constant
+    ±1 features there would each act as one more bias of the bit, and Adam would move the sum of the ~50 of
+    them ~50 times as fast.) Previous frames keep offset 0, scale 1."""
     spins = 2.0 * prev_bits.astype(jnp.float32) - 1.0
-    if reference is not None:
-        spins = 0.5 * (spins - (2.0 * reference.astype(jnp.float32) - 1.0))
+    if offset is not None and scale is not None:
+        spins = (spins - offset) * scale
     padded = jnp.concatenate([spins, jnp.zeros((spins.shape[0], 1), jnp.float32)], axis=1)
     f = padded[:, index]
     return jnp.concatenate([f, jnp.ones(f.shape[:-1] + (1,), jnp.float32)], axis=-1)

@@ -104,7 +104,8 @@ class DTMConfig:
     cond_frames: int = _field(1, "world model: previous frames conditioned on (2: the velocity too)")
     layout_color: tuple[float, ...] | None = _field(
         None, "layout model: colour of the one object whose sampled position the picture is conditioned on"
-    )
+    )  # with n_actions: a world model whose next frame is also conditioned on the object's next position
+    layout_min_size: int = _field(2, "layout model: pixels of the smallest blob whose centre a layout marks")
 
     def __post_init__(self) -> None:
         # every field is checked for its type as well as its range: NumPy scalars are accepted (and stored
@@ -118,7 +119,7 @@ class DTMConfig:
         ints = {
             "grayscale_levels": 1, "num_diffusion_steps": 1, "batch_size": 1, "warmup_sweeps": 0,
             "n_samples": 1, "sweeps_per_sample": 1, "generation_sweeps": 1, "lr_decay_batches": 1,
-            "n_classes": 0, "label_spots": 1, "n_actions": 0, "cond_radius": 0, "cond_frames": 1,
+            "n_classes": 0, "label_spots": 1, "n_actions": 0, "cond_radius": 0, "cond_frames": 1, "layout_min_size": 1,
         }  # fmt: skip
         for name, lo in ints.items():
             object.__setattr__(self, name, check_int(name, getattr(self, name), lo))
@@ -178,7 +179,7 @@ class DTMConfig:
         object.__setattr__(self, "palette", colors)
 
     def _check_layout(self) -> None:
-        """``layout_color``: None, or one value in [0, 1] per channel; not with a world model's inputs."""
+        """``layout_color``: None, or one value in [0, 1] per channel."""
         if self.layout_color is None:
             return
         c = self.layout_color
@@ -192,11 +193,6 @@ class DTMConfig:
             raise ValueError(
                 f"layout_color needs one value per channel ({self.image_shape[2]} for image_shape "
                 f"{self.image_shape}), got {len(color)}: {c!r}"
-            )
-        if self.n_actions:
-            raise ValueError(
-                "layout_color and n_actions both use the conditioning inputs (a layout model, a world model): "
-                "set one of them"
             )
         object.__setattr__(self, "layout_color", color)
 

@@ -124,14 +124,6 @@ class DTM:
         self.J_bits = np.concatenate(
             [np.repeat(self.J[:, None], n_img, 1), np.repeat(self.J_label[:, None], config.n_label_bits, 1)], axis=1
         )
-        #: (n_image_bits, n_neighbour_bits): the previous-frame bits that feed each bit's field (world models)
-        self.cond_index = (
-            conditioning.conditioning_index(
-                config.image_shape, self.encoding.bits_per_pixel, config.cond_radius, config.cond_frames
-            )
-            if config.n_cond_actions
-            else None
-        )
         #: a layout model's rendering of layouts (:mod:`dtm_lite.layout`): the encoded background frame and
         #: the object colour's bits; None for every other model
         self.layout_bits: tuple[np.ndarray, np.ndarray] | None = None
@@ -141,6 +133,23 @@ class DTM:
             filled = np.broadcast_to(np.asarray(config.layout_color, np.float32), (1, h, w, c))
             marker = self.encoding.encode(filled)[0, : self.encoding.bits_per_pixel]
             self.layout_bits = (background, marker)
+        #: (n_image_bits, n_neighbour_bits): the conditioning inputs that feed each bit's field: a world model's
+        #: ``cond_frames`` previous frames, then a layout model's rendered layout (see dtm_lite.conditioning)
+        self.cond_index = None
+        #: ``(offset, scale)`` ``(n_inputs,)`` of the conditioning inputs (a layout's: its background, 1/2),
+        #: or ``(None, None)`` for a world model's previous frames alone
+        self.cond_scaling: tuple[jax.Array | None, jax.Array | None] = (None, None)
+        if config.n_cond_actions:
+            n_frames = (config.cond_frames if config.n_actions else 0) + (self.layout_bits is not None)
+            self.cond_index = conditioning.conditioning_index(
+                config.image_shape, self.encoding.bits_per_pixel, config.cond_radius, n_frames
+            )
+            if self.layout_bits is not None:
+                n_prev = (n_frames - 1) * n_img
+                ref = 2.0 * self.layout_bits[0].astype(np.float32) - 1.0
+                offset = np.concatenate([np.zeros(n_prev, np.float32), ref])
+                scale = np.concatenate([np.ones(n_prev, np.float32), np.full(n_img, 0.5, np.float32)])
+                self.cond_scaling = (jnp.asarray(offset), jnp.asarray(scale))
         # the adaptive rule starts each update from max(cp, cp_min) (section 7.6): train with that from batch 1
         cp0 = max(config.corr_penalty, config.corr_penalty_min) if config.adaptive_penalty else config.corr_penalty
         self.lr_schedule = optax.cosine_decay_schedule(
@@ -157,8 +166,17 @@ class DTM:
         key, gen_key = jax.random.split(seed_key(config.seed))
         h, w, _ = config.image_shape
         counts = jnp.zeros(h * w + 1, jnp.int32) if self.layout_bits is not None else None
+        moves_shape = (config.n_actions, layouts.N_CONTEXTS, layouts.N_OUTCOMES)
+        moves = jnp.zeros(moves_shape, jnp.int32) if self.layout_bits is not None and config.n_actions else None
         self.state = DTMState(
-            params, self.optimizer.init(params), jnp.int32(0), key, gen_key, jnp.full(T, cp0, jnp.float32), counts
+            params,
+            self.optimizer.init(params),
+            jnp.int32(0),
+            key,
+            gen_key,
+            jnp.full(T, cp0, jnp.float32),
+            counts,
+            moves,
         )
         self.use_devices(devices)
 
@@ -325,21 +343,69 @@ class DTM:
                 "train with labels, or pass the frames alone"
             )
         batch.update({k: jnp.asarray(v) for k, v in self._world_inputs(prev, actions, B, required=True).items()})
-        if self.layout_bits is not None:  # the layout of each frame, its rendering, and the one "action"
-            ids = layouts.layout_ids(self.decode(np.asarray(batch["bits"])), self._layout_color)
-            batch.update(layout=jnp.asarray(ids), **{k: jnp.asarray(v) for k, v in self._layout_inputs(ids).items()})
+        if self.layout_bits is not None:  # each frame's layout, rendered as a conditioning input
+            ids = self._layouts_of(batch["bits"])
+            batch["layout"] = jnp.asarray(ids)
+            if self.config.n_actions:  # and the move that led to it, for the layout dynamics
+                before, now = self._previous_layouts(batch["prev"])
+                hw = self.config.image_shape[:2]
+                batch["move_ctx"] = jnp.asarray(layouts.move_contexts(before, now, hw))
+                batch["move_out"] = jnp.asarray(layouts.move_outcomes(now, ids, hw))
+            inputs = self._layout_inputs(ids, batch.get("prev"), batch.get("actions"))
+            batch.update({k: jnp.asarray(v) for k, v in inputs.items()})
         return batch
+
+    def _layouts_of(self, bits: Any) -> np.ndarray:
+        """Layout ids ``(n,)`` of image bits ``(n, n_visible)``."""
+        return layouts.layout_ids(self.decode(np.asarray(bits)), self._layout_color, self.config.layout_min_size)
+
+    def _next_layouts(self, key: jax.Array, prev: Any, actions: Any) -> np.ndarray:
+        """A world model's next layouts ``(n,)`` given its previous frames' bits and actions, drawn from its
+        layout dynamics (:func:`dtm_lite.layout.sample_next_layouts`)."""
+        assert self.state.layout_moves is not None and self.state.layout_counts is not None
+        before, now = self._previous_layouts(prev)
+        return layouts.sample_next_layouts(
+            key, np.asarray(self.state.layout_moves), np.asarray(self.state.layout_counts), np.asarray(actions),
+            before, now, self.config.image_shape[:2],
+        )  # fmt: skip
+
+    def _previous_layouts(self, prev: Any) -> tuple[np.ndarray | None, np.ndarray]:
+        """A world model's layouts ℓ_t-1 (None with one previous frame) and ℓ_t of previous frames' bits
+        ``(n, cond_frames * n_visible)``."""
+        n_img, f = self.encoding.n_bits, self.config.cond_frames
+        p = np.asarray(prev)
+        now = self._layouts_of(p[:, (f - 1) * n_img : f * n_img])
+        before = self._layouts_of(p[:, (f - 2) * n_img : (f - 1) * n_img]) if f > 1 else None
+        return before, now
 
     @property
     def _layout_color(self) -> tuple[float, ...]:
         assert self.config.layout_color is not None
         return self.config.layout_color
 
-    def _layout_inputs(self, ids: np.ndarray) -> dict[str, np.ndarray]:
-        """A layout model's conditioning inputs for layout ids ``(n,)``: the rendered layouts as ``prev``
-        and action 0."""
+    def _layout_inputs(self, ids: np.ndarray, prev: Any = None, actions: Any = None) -> dict[str, np.ndarray]:
+        """The conditioning inputs of layout ids ``(n,)``: the rendered layouts after a world model's previous
+        frames' bits ``prev`` (with its ``actions``), or alone with action 0 (a layout model).
+
+        A world model's previous frames enter with the object erased (its pixels set to the background):
+        the object's state is the layout's alone. Copied from the previous frame, a dreamed object would
+        pass on its flaws, and a rollout would shrink it step by step (measured: largest blob 1.9 px
+        against the data's 3.3, in benchmarks/world_model.py's rollouts)."""
         assert self.layout_bits is not None
-        return {"prev": layouts.render_layouts(ids, *self.layout_bits), "actions": np.zeros(len(ids), np.int32)}
+        rendered = layouts.render_layouts(ids, *self.layout_bits)
+        if prev is None:
+            return {"prev": rendered, "actions": np.zeros(len(ids), np.int32)}
+        return {"prev": np.concatenate([self._erase_object(prev), rendered], axis=1), "actions": np.asarray(actions)}
+
+    def _erase_object(self, prev: Any) -> np.ndarray:
+        """Previous frames' bits ``(n, F * n_visible)`` with the layout object's pixels set to the background."""
+        assert self.layout_bits is not None
+        p = np.asarray(prev, np.uint8)
+        n, n_img = len(p), self.encoding.n_bits
+        frames = self.decode(p.reshape(-1, n_img))
+        gone = layouts.object_class(self._layout_color).mask(frames)
+        frames[gone] = 0.0  # the background of the rendered layouts
+        return self.encode(frames).astype(np.uint8).reshape(n, -1)
 
     def layout_prior(self) -> tuple[np.ndarray, float]:
         """A layout model's prior ``p(ℓ)`` ``(H, W)`` over the object's centre pixel, and ``p(none)`` as the
@@ -553,9 +619,14 @@ class DTM:
             ids = layouts.positions_to_ids(pos, (h, w))
             if len(ids) != n:
                 raise ValueError(f"layout must give one (row, col) for each of the n = {n} frames, got {len(ids)}")
-            cond_in.update(self._layout_inputs(ids))
+            if self.config.n_actions and "prev" not in cond_in:
+                raise ValueError(
+                    "a world model with a layout draws a next frame: give prev (the previous frames' bits) and "
+                    "actions with the layout"
+                )
+            cond_in.update(self._layout_inputs(ids, cond_in.get("prev"), cond_in.get("actions")))
         return self._generate(n, key, sweeps, beta, return_trajectory, record_every, max_chunk_bytes, cond_in,
-                              return_labels)  # fmt: skip
+                              return_labels, draw_layouts=layout is None)  # fmt: skip
 
     def _generation_inputs(self, n: int, labels: Any, prev: Any, actions: Any, return_labels: bool) -> dict[str, Any]:
         """The checked conditioning dict of :func:`_make_generate_fn` from :meth:`generate`'s arguments."""
@@ -582,6 +653,7 @@ class DTM:
         max_chunk_bytes: int | None,
         cond_in: dict[str, Any],
         return_labels: bool = False,
+        draw_layouts: bool = True,
     ) -> Any:
         sweeps = self.config.generation_sweeps if sweeps is None else check_int("sweeps", sweeps, 1)
         b0, b1 = self.config.generation_beta if beta is None else check_beta("beta", beta)
@@ -595,9 +667,15 @@ class DTM:
             self.state = self.state._replace(gen_key=gen_key)
         else:
             key = _as_key(key)
-        if self.state.layout_counts is not None and "prev" not in cond_in:  # ancestral: layouts from the prior
-            ids = layouts.sample_layouts(jax.random.fold_in(key, LAYOUT_STREAM), self.state.layout_counts, n)
-            cond_in = {**cond_in, **self._layout_inputs(ids)}
+        if self.layout_bits is not None and draw_layouts:  # ancestral: the layouts first
+            k_layout = jax.random.fold_in(key, LAYOUT_STREAM)
+            if not self.config.n_actions:  # from the prior
+                assert self.state.layout_counts is not None
+                ids = layouts.sample_layouts(k_layout, self.state.layout_counts, n)
+                cond_in = {**cond_in, **self._layout_inputs(ids)}
+            elif "prev" in cond_in:  # a world model's next layouts, from its layout dynamics
+                ids = self._next_layouts(k_layout, cond_in["prev"], cond_in["actions"])
+                cond_in = {**cond_in, **self._layout_inputs(ids, cond_in["prev"], cond_in["actions"])}
         fn = self._kernel((sweeps, every, return_trajectory))
         betas = jnp.linspace(b0, b1, sweeps, dtype=jnp.float32)
         per_chain = self.generation_bytes_per_chain(sweeps, every if return_trajectory else None)
@@ -702,10 +780,23 @@ class DTM:
         history = [self.encode(x[:, k]).astype(np.uint8) for k in range(f)]
         base = _as_key(0 if key is None else key)
         out = [self.decode(history[-1])]
+        # a world model with a layout keeps the dream's layouts: each step's is drawn from the layout dynamics
+        # given the two before it, and the frame is drawn around it (the given frames' layouts start it)
+        ids = [self._layouts_of(h) for h in history] if self.layout_bits is not None else []
+        hw = cfg.image_shape[:2]
         for step in range(a.shape[1]):
             prev = np.concatenate(history[-f:], axis=1)
-            images = self.generate(len(prev), jax.random.fold_in(base, step), sweeps=sweeps, beta=beta, prev=prev,
-                                   actions=a[:, step])  # fmt: skip
+            k = jax.random.fold_in(base, step)
+            place = None
+            if ids:
+                assert self.state.layout_moves is not None and self.state.layout_counts is not None
+                nxt = layouts.sample_next_layouts(
+                    jax.random.fold_in(k, LAYOUT_STREAM), np.asarray(self.state.layout_moves),
+                    np.asarray(self.state.layout_counts), a[:, step], ids[-2] if f > 1 else None, ids[-1], hw,
+                )  # fmt: skip
+                ids.append(nxt)
+                place = layouts.ids_to_positions(nxt, hw)
+            images = self.generate(len(prev), k, sweeps=sweeps, beta=beta, prev=prev, actions=a[:, step], layout=place)
             history.append(self.encode(images).astype(np.uint8))
             out.append(images)
         return np.stack(out)
@@ -783,6 +874,8 @@ class DTM:
         arrays: dict[str, np.ndarray] = {k: np.asarray(v, np.float32) for k, v in self.state.params.items()}
         if self.state.layout_counts is not None:
             arrays["layout_counts"] = np.asarray(self.state.layout_counts, np.int32)
+        if self.state.layout_moves is not None:
+            arrays["layout_moves"] = np.asarray(self.state.layout_moves, np.int32)
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
         # numpy's stub types **kwds beside allow_pickle: bool, so a dict of arrays cannot match it
         return atomic_write(Path(path), lambda f: np.savez_compressed(f, **arrays))  # type: ignore[arg-type]
@@ -812,6 +905,10 @@ class DTM:
             ref = dtm.state.layout_counts
             counts = checked_array(path, z, "layout_counts", ref.shape, np.dtype(np.int32))
             dtm.state = dtm.state._replace(layout_counts=jnp.asarray(counts, jnp.int32))
+        if dtm.state.layout_moves is not None:
+            ref = dtm.state.layout_moves
+            moves = checked_array(path, z, "layout_moves", ref.shape, np.dtype(np.int32))
+            dtm.state = dtm.state._replace(layout_moves=jnp.asarray(moves, jnp.int32))
         return dtm
 
     @classmethod

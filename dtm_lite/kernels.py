@@ -137,7 +137,7 @@ def _make_train_fn(dtm: DTM):
     )
     edges = np.asarray(g.edges)
     cond_index = jnp.asarray(dtm.cond_index) if world else None
-    reference = jnp.asarray(dtm.layout_bits[0]) if dtm.layout_bits is not None else None  # layout: background
+    offset, scale = dtm.cond_scaling  # a layout input's scaling (None for a world model's frames alone)
 
     def pair(key, x0_bits, t_k, t_k1):
         return training_pair(key, x0_bits, t_k, t_k1, rate, cfg.diffusion_offset)
@@ -181,7 +181,7 @@ def _make_train_fn(dtm: DTM):
         per_step = [params["W"], params["b"], 2.0 * x_start - 1.0, 2.0 * x_end - 1.0, J, run_keys]
         if world:
             assert cond_index is not None
-            feats = conditioning.features(batch["prev"], cond_index, reference)  # (B, n_img, n_feat)
+            feats = conditioning.features(batch["prev"], cond_index, offset, scale)  # (B, n_img, n_feat)
             field = conditioning.conditioning_field(params["K"], feats, batch["actions"])  # (T, B, n_img)
             per_step.append(jnp.pad(field, ((0, 0), (0, 0), (0, cfg.n_label_bits))))
         s_pos, s_neg, e_pos, e_neg, *chains = jax.lax.map(step_moments, tuple(per_step))  # int32 sums
@@ -215,6 +215,9 @@ def _make_train_fn(dtm: DTM):
                              key=next_key)  # fmt: skip
         if state.layout_counts is not None:  # a layout model's prior: count this batch's layouts
             new = new._replace(layout_counts=layouts.count_layouts(state.layout_counts, batch["layout"]))
+        if state.layout_moves is not None:  # a world model's layout dynamics: count this batch's moves
+            moves = layouts.count_moves(state.layout_moves, batch["actions"], batch["move_ctx"], batch["move_out"])
+            new = new._replace(layout_moves=moves)
         return new, metrics
 
     return train_step
@@ -283,7 +286,7 @@ def _make_generate_fn(dtm: DTM, sweeps: int, every: int, trajectory: bool):
     J = jnp.asarray(dtm.J_bits if n_lab else dtm.J, jnp.float32)
     times = jnp.asarray(dtm.times, jnp.float32)
     cond_index = jnp.asarray(dtm.cond_index) if dtm.cond_index is not None else None
-    reference = jnp.asarray(dtm.layout_bits[0]) if dtm.layout_bits is not None else None
+    offset, scale = dtm.cond_scaling
 
     @functools.partial(
         jax.jit,
@@ -329,6 +332,6 @@ def _make_generate_fn(dtm: DTM, sweeps: int, every: int, trajectory: bool):
             return None
         index = cond_index
         assert index is not None, "prev given to a model without conditioning inputs"
-        return conditioning.features(c["prev"], index, reference)
+        return conditioning.features(c["prev"], index, offset, scale)
 
     return generate

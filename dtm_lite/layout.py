@@ -6,9 +6,10 @@ trained (the LunarLander lander: 0.13 against the data's 0.80, issue 7). A *layo
 picture into two levels:
 
 1. the **layout** ``ℓ``: the pixel of the largest object's centre (the largest 8-connected blob of at
-   least 2 pixels of colour ``config.layout_color``, its mean row and column rounded), or "none" when a
-   frame has no such blob. Its prior ``p(ℓ)`` is the histogram of the layouts of every training frame,
-   ``counts (H*W + 1,)`` in the model's state (:attr:`DTMState.layout_counts`, the last bin "none");
+   least ``config.layout_min_size`` pixels of colour ``config.layout_color``, its mean row and column
+   rounded), or "none" when a frame has no such blob. Its prior ``p(ℓ)`` is the histogram of the layouts of
+   every training frame, ``counts (H*W + 1,)`` in the model's state (:attr:`DTMState.layout_counts`, the
+   last bin "none");
 2. the **picture** ``p(x | ℓ)``: the DTM with the layout as a conditioning input. The layout is rendered as
    a frame (background ``(0, ..., 0)`` everywhere, the object's colour at ``ℓ``) and enters each visible
    bit's field through the learned local weights of :mod:`dtm_lite.conditioning` (a world model's
@@ -28,7 +29,6 @@ import numpy as np
 from .metrics import ObjectClass, object_stats
 
 LAYOUT_TOL = 0.25  # a pixel is the object's when every channel lies within this of layout_color
-LAYOUT_MIN_SIZE = 2  # pixels of the smallest blob a layout marks (the object metric's min_size)
 
 
 def object_class(color: tuple[float, ...]) -> ObjectClass:
@@ -36,11 +36,11 @@ def object_class(color: tuple[float, ...]) -> ObjectClass:
     return ObjectClass("layout object", color=color, tol=LAYOUT_TOL)
 
 
-def layout_ids(frames: np.ndarray, color: tuple[float, ...]) -> np.ndarray:
-    """Layouts of frames ``(n, H, W, C)`` in [0, 1]: ids ``(n,)`` int32, ``r * W + c`` for the largest blob's
-    centre ``(r, c)`` (rounded half up), ``H * W`` for a frame without a blob."""
+def layout_ids(frames: np.ndarray, color: tuple[float, ...], min_size: int = 2) -> np.ndarray:
+    """Layouts of frames ``(n, H, W, C)`` in [0, 1]: ids ``(n,)`` int32, ``r * W + c`` for the centre ``(r, c)``
+    (rounded half up) of the largest blob of at least ``min_size`` pixels, ``H * W`` for a frame without one."""
     n, h, w = np.shape(frames)[:3]
-    s = object_stats(frames, object_class(color), min_size=LAYOUT_MIN_SIZE)
+    s = object_stats(frames, object_class(color), min_size=min_size)
     r = np.floor(np.nan_to_num(s.row, nan=0.0) + 0.5).astype(np.int64)
     c = np.floor(np.nan_to_num(s.col, nan=0.0) + 0.5).astype(np.int64)
     return np.where(s.has_blob, r * w + c, h * w).astype(np.int32)
@@ -101,3 +101,104 @@ def ids_to_positions(ids: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     pos = np.stack(np.divmod(ids, w), axis=1)
     pos[ids >= h * w] = -1
     return pos
+
+
+# ---------------------------------------------------------------------- layout dynamics (world models)
+#
+# A world model with a layout (``n_actions > 0`` and ``layout_color``) also learns how the object moves:
+# p(ℓ_t+1 | ℓ_t, ℓ_t-1, a_t), a table of counts ``moves (A, N_CONTEXTS, N_OUTCOMES)`` int32 in its state.
+# Context: the previous move ``ℓ_t - ℓ_t-1`` as one of the (2R+1)^2 offsets within MOVE_RADIUS, or "unknown"
+# (one previous frame only, no object at t-1, or a larger jump); each of them twice, for ℓ_t inside the
+# frame and on its border (where objects leave); or "none" (no object at t). Outcome: the next move
+# ``ℓ_t+1 - ℓ_t`` as an offset, "none" (the object leaves), or "elsewhere" (a larger jump, or an object
+# appearing: its place is then drawn from the layout prior). LunarLander's lander moves at most 2 pixels
+# between two kept frames (frame stride 2), and leaves the picture only from its border.
+
+MOVE_RADIUS = 2
+N_OFFSETS = (2 * MOVE_RADIUS + 1) ** 2
+UNKNOWN = N_OFFSETS  # contexts: offsets, unknown (inside); the same + BORDER (on the border); NOW_NONE
+BORDER = N_OFFSETS + 1
+NOW_NONE = 2 * BORDER
+GOES_NONE, ELSEWHERE = N_OFFSETS, N_OFFSETS + 1  # outcomes after the offsets
+N_CONTEXTS = 2 * BORDER + 1
+N_OUTCOMES = N_OFFSETS + 2
+
+
+def _offset_index(a: np.ndarray, b: np.ndarray, w: int) -> np.ndarray:
+    """Index in 0..N_OFFSETS-1 of the move from pixel id ``a`` to ``b`` (ids of positions), -1 if farther
+    than MOVE_RADIUS in a row or column."""
+    (ra, ca), (rb, cb) = np.divmod(a, w), np.divmod(b, w)
+    dr, dc = rb - ra, cb - ca
+    inside = (np.abs(dr) <= MOVE_RADIUS) & (np.abs(dc) <= MOVE_RADIUS)
+    side = 2 * MOVE_RADIUS + 1
+    return np.where(inside, (dr + MOVE_RADIUS) * side + (dc + MOVE_RADIUS), -1)
+
+
+def move_contexts(before: np.ndarray | None, now: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """Contexts ``(n,)`` of layouts ``now`` (ℓ_t) and ``before`` (ℓ_t-1, or None with one previous frame)."""
+    h, w = hw
+    now = np.asarray(now, np.int64)
+    if before is None:
+        ctx = np.full(len(now), UNKNOWN)
+    else:
+        before = np.asarray(before, np.int64)
+        both = (before < h * w) & (now < h * w)
+        off = _offset_index(np.where(both, before, 0), np.where(both, now, 0), w)
+        ctx = np.where(both & (off >= 0), off, UNKNOWN)
+    r, c = np.divmod(now, w)
+    border = (r == 0) | (r == h - 1) | (c == 0) | (c == w - 1)
+    return np.where(now >= h * w, NOW_NONE, ctx + BORDER * border).astype(np.int32)
+
+
+def move_outcomes(now: np.ndarray, after: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """Outcomes ``(n,)`` of the move from layouts ``now`` (ℓ_t) to ``after`` (ℓ_t+1)."""
+    h, w = hw
+    now, after = np.asarray(now, np.int64), np.asarray(after, np.int64)
+    both = (now < h * w) & (after < h * w)
+    off = _offset_index(np.where(both, now, 0), np.where(both, after, 0), w)
+    out = np.where(both & (off >= 0), off, ELSEWHERE)
+    return np.where(after >= h * w, GOES_NONE, out).astype(np.int32)
+
+
+def count_moves(moves: jax.Array, actions: jax.Array, contexts: jax.Array, outcomes: jax.Array) -> jax.Array:
+    """``moves (A, N_CONTEXTS, N_OUTCOMES)`` plus one count for each transition of a batch ``(B,)``."""
+    flat = (actions * N_CONTEXTS + contexts) * N_OUTCOMES + outcomes
+    return moves + jnp.bincount(flat, length=moves.size).reshape(moves.shape).astype(moves.dtype)
+
+
+def sample_next_layouts(
+    key: jax.Array,
+    moves: np.ndarray,
+    prior: np.ndarray,
+    actions: np.ndarray,
+    before: np.ndarray | None,
+    now: np.ndarray,
+    hw: tuple[int, int],
+) -> np.ndarray:
+    """Next layouts ``(n,)`` ℓ_t+1 ~ p(ℓ_t+1 | ℓ_t, ℓ_t-1, a_t) from the counted moves. A context never seen
+    with that action falls back to all actions, then to "unknown" (and for an empty table, to the prior
+    alone). A move that would leave the frame, and "elsewhere", draw the place from the prior's positions.
+    ``moves`` ``(A, N_CONTEXTS, N_OUTCOMES)``, ``prior`` the layout counts ``(H*W + 1,)``."""
+    h, w = hw
+    moves = np.asarray(moves, np.float64)
+    ctx = move_contexts(before, now, hw)
+    a = np.asarray(actions, np.int64)
+    rows = moves[a, ctx]  # (n, N_OUTCOMES)
+    rows = np.where(rows.sum(1, keepdims=True) > 0, rows, moves.sum(0)[ctx])
+    unknown = np.where(ctx == NOW_NONE, NOW_NONE, UNKNOWN + BORDER * (ctx >= BORDER))
+    rows = np.where(rows.sum(1, keepdims=True) > 0, rows, moves.sum(0)[unknown])
+    rows = np.where(rows.sum(1, keepdims=True) > 0, rows, np.eye(N_OUTCOMES)[np.full(len(a), ELSEWHERE)])
+    k_out, k_place = jax.random.split(key)
+    out = np.asarray(jax.random.categorical(k_out, jnp.log(jnp.asarray(rows, jnp.float32)), axis=-1))
+    positions = np.asarray(prior, np.float64)[: h * w]
+    if positions.sum() == 0:
+        positions = np.ones(h * w)
+    place = np.asarray(sample_layouts(k_place, jnp.asarray(positions), len(a)))
+    side = 2 * MOVE_RADIUS + 1
+    r, c = np.divmod(np.minimum(np.asarray(now, np.int64), h * w - 1), w)
+    dr, dc = np.divmod(np.minimum(out, N_OFFSETS - 1), side)
+    nr, nc = r + dr - MOVE_RADIUS, c + dc - MOVE_RADIUS
+    moved = (out < N_OFFSETS) & (np.asarray(now) < h * w)
+    inside = (nr >= 0) & (nr < h) & (nc >= 0) & (nc < w)
+    nxt = np.where(moved & inside, nr * w + nc, place)
+    return np.where(out == GOES_NONE, h * w, nxt).astype(np.int32)

@@ -18,8 +18,10 @@ def test_condition_sets_the_model_fields_it_needs():
     base = resolve()
     assert resolve("--condition", "none") == base and cli.condition_of(base) == "none"
     assert resolve("--condition", "label") == {**base, "n_classes": 3}
-    # a world model conditions on its previous frames instead of the default's layout
-    assert resolve("--condition", "world") == {**base, "n_actions": 4, "layout_color": None}
+    # a world model with the default's layout, configured as benchmarks/world_model.py measured it
+    assert resolve("--condition", "world") == {**base, "n_actions": 4, **cli.WORLD_LAYOUT}
+    plain = resolve("--condition", "world", "--layout-color", "auto", "--cond-radius", "2")
+    assert plain == {**base, "n_actions": 4, "layout_color": None, "cond_radius": 2}  # no layout: as given
     assert resolve("--condition", "label", "--label-spots", "2")["label_spots"] == 2
     with pytest.raises(SystemExit, match="--n-classes 5: the 'zone' label .* has 3 classes"):
         resolve("--condition", "label", "--n-classes", "5")
@@ -47,7 +49,7 @@ TINY = ["--quick", "--no-progress", "--epochs", "1", "--batches-per-epoch", "1",
     "condition, extra, fields",
     [
         ("label", ["--evaluate-every", "1"], {"n_classes": 3}),  # evaluated on joint samples
-        ("world", ["--cond-frames", "2"], {"n_actions": 4, "cond_frames": 2, "layout_color": None}),  # not evaluated
+        ("world", ["--cond-frames", "2"], {"n_actions": 4, **cli.WORLD_LAYOUT}),  # not evaluated
     ],
 )
 def test_quick_conditioned_runs_train_and_save_their_model(condition, extra, fields, tmp_path, capsys):

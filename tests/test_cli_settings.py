@@ -56,6 +56,7 @@ OTHER = {
     "cond_radius": (["3"], 3, {}),
     "cond_frames": (["2"], 2, {}),
     "layout_color": (["1,0,0.5"], (1.0, 0.0, 0.5), {}),
+    "layout_min_size": (["1"], 1, {}),
 }
 
 

@@ -10,12 +10,24 @@ import pytest
 
 from dtm_lite import DTM, DTMConfig
 from dtm_lite.layout import (
+    BORDER,
+    ELSEWHERE,
+    GOES_NONE,
+    MOVE_RADIUS,
+    N_CONTEXTS,
+    N_OUTCOMES,
+    NOW_NONE,
+    UNKNOWN,
     count_layouts,
+    count_moves,
     ids_to_positions,
     layout_ids,
+    move_contexts,
+    move_outcomes,
     positions_to_ids,
     render_layouts,
     sample_layouts,
+    sample_next_layouts,
 )
 
 LANDER = (0.5, 0.4, 0.9)
@@ -31,6 +43,7 @@ def test_layout_ids_mark_the_largest_blob_centre_exactly():
     f[3, 5, 5:8] = LANDER
     f[4, 0:2, 0:2] = (1.0, 1.0, 1.0)  # another colour: none
     assert layout_ids(f, LANDER).tolist() == [3 * 8 + 6, 6 * 8 + 2, 64, 5 * 8 + 6, 64]
+    assert layout_ids(f, LANDER, min_size=1).tolist() == [3 * 8 + 6, 6 * 8 + 2, 4 * 8 + 4, 5 * 8 + 6, 64]
 
 
 def test_render_and_positions_round_trip_exactly():
@@ -70,8 +83,7 @@ def test_layout_config_is_validated():
         DTMConfig(layout_color=(1.0, 0.0))
     with pytest.raises(ValueError, match=r"layout_color\[2\]"):
         DTMConfig(layout_color=(1.0, 0.0, 2.0))
-    with pytest.raises(ValueError, match="set one of them"):
-        DTMConfig(layout_color=LANDER, n_actions=2)
+    assert DTMConfig(layout_color=LANDER, n_actions=2).n_cond_actions == 2  # a world model with a layout
 
 
 # ---------------------------------------------------------------------- toy layout model: 2x2 squares
@@ -171,3 +183,90 @@ def test_layout_errors_name_the_fix(toy):
         dtm.generate(3, layout=[(1, 1), (2, 2)])
     pos = dtm.sample_layout(500, key=0)
     assert pos.shape == (500, 2) and ((pos == -1).all(1) | ((pos >= 0) & (pos < 8)).all(1)).all()
+
+
+# ---------------------------------------------------------------------- layout dynamics of a world model
+
+
+def test_moves_contexts_and_outcomes_exactly():
+    hw = (8, 8)
+    pid = lambda r, c: r * 8 + c  # noqa: E731
+    none = 64
+    now = np.array([pid(3, 3), pid(3, 3), pid(3, 3), none, pid(0, 0)])
+    before = np.array([pid(2, 3), none, pid(3, 7), pid(1, 1), pid(0, 0)])
+    centre = MOVE_RADIUS * (2 * MOVE_RADIUS + 1) + MOVE_RADIUS  # the index of offset (0, 0)
+    ctx = move_contexts(before, now, hw)
+    # (1, 0) inside; no object before; a jump; no object now; (0, 0) on the border
+    assert ctx.tolist() == [centre + 2 * MOVE_RADIUS + 1, UNKNOWN, UNKNOWN, NOW_NONE, centre + BORDER]
+    assert move_contexts(None, now, hw).tolist() == [UNKNOWN] * 3 + [NOW_NONE, UNKNOWN + BORDER]
+    after = np.array([pid(3, 4), none, pid(7, 7), pid(5, 5), pid(0, 0)])
+    assert move_outcomes(now, after, hw).tolist() == [centre + 1, GOES_NONE, ELSEWHERE, ELSEWHERE, centre]
+    moves = count_moves(jnp.zeros((2, N_CONTEXTS, N_OUTCOMES), jnp.int32), jnp.array([1, 1, 0]),
+                        jnp.array([0, 0, UNKNOWN]), jnp.array([3, 3, GOES_NONE]))  # fmt: skip
+    assert int(moves.sum()) == 3 and int(moves[1, 0, 3]) == 2 and int(moves[0, UNKNOWN, GOES_NONE]) == 1
+
+
+def test_next_layouts_follow_the_counted_moves():
+    hw, prior = (8, 8), np.zeros(65)
+    prior[10] = 1.0  # an appearing object lands on pixel 10
+    moves = np.zeros((2, N_CONTEXTS, N_OUTCOMES))
+    right = MOVE_RADIUS * (2 * MOVE_RADIUS + 1) + MOVE_RADIUS + 1  # offset (0, +1)
+    moves[0, UNKNOWN, right] = 5  # action 0: one pixel right, inside the frame and on its border
+    moves[0, UNKNOWN + BORDER, right] = 5
+    moves[1, UNKNOWN, GOES_NONE] = 5  # action 1: the object leaves
+    moves[:, NOW_NONE, ELSEWHERE] = 1  # no object: one appears
+    now = np.array([3 * 8 + 3, 3 * 8 + 3, 64, 3 * 8 + 7])
+    got = sample_next_layouts(jax.random.key(0), moves, prior, np.array([0, 1, 0, 0]), None, now, hw)
+    assert got.tolist() == [3 * 8 + 4, 64, 10, 10]  # right; gone; appears at 10; would leave the frame: prior
+
+
+WORLD_LAYOUT = TOY.replace(n_actions=4, lr_decay_batches=400)
+MOVES = [(-1, 0), (1, 0), (0, -1), (0, 1)]  # up, down, left, right
+
+
+def moving_squares(rng, n, h=8):
+    """(frames_t, actions, frames_t+1, corner_t+1): a 2x2 square moved one pixel in the action's direction."""
+    r, c, a = rng.integers(1, h - 3, n), rng.integers(1, h - 3, n), rng.integers(0, 4, n)
+    dr, dc = np.array(MOVES)[a].T
+
+    def draw(rr, cc):
+        f = np.zeros((n, h, h), np.uint8)
+        for i in range(n):
+            f[i, rr[i] : rr[i] + 2, cc[i] : cc[i] + 2] = 1
+        return f
+
+    return draw(r, c), a, draw(r + dr, c + dc), np.stack([r + dr, c + dc], 1)
+
+
+@pytest.fixture(scope="module")
+def world_layout():
+    rng = np.random.default_rng(0)
+    dtm = DTM(WORLD_LAYOUT)
+    B = WORLD_LAYOUT.batch_size
+    for _ in range(WORLD_LAYOUT.lr_decay_batches):
+        prev, a, nxt, _ = moving_squares(rng, B)
+        dtm.train_step(nxt.reshape(B, -1), prev=prev.reshape(B, -1), actions=a)
+    return dtm
+
+
+def test_world_model_with_a_layout_counts_the_moves_and_moves_the_square(world_layout):
+    moves = np.asarray(world_layout.state.layout_moves)
+    n = WORLD_LAYOUT.lr_decay_batches * WORLD_LAYOUT.batch_size
+    assert moves.sum() == n and moves[:, UNKNOWN].sum() == n  # one previous frame: the context is "unknown"
+    side = 2 * MOVE_RADIUS + 1
+    for a, (dr, dc) in enumerate(MOVES):  # every counted move of action a is exactly its direction
+        assert moves[a, UNKNOWN].argmax() == (dr + MOVE_RADIUS) * side + dc + MOVE_RADIUS
+        assert moves[a, UNKNOWN].max() == moves[a].sum()
+    prev, a, nxt, corner = moving_squares(np.random.default_rng(5), 200)
+    ok, got = one_square(world_layout.generate(200, key=1, prev=prev.reshape(200, -1), actions=a))
+    assert (ok & (got == corner).all(1)).mean() >= 0.9
+
+
+def test_world_model_with_a_layout_dreams_one_square(world_layout):
+    first = np.zeros((1, 8, 8, 1), np.float32)
+    first[0, 1:3, 1:3] = 1.0
+    acts = [3, 3, 1, 1, 3, 1, 2, 0]  # right, right, down, down, right, down, left, up: stays inside
+    frames = world_layout.rollout(first, acts, key=0)
+    ok, corner = one_square(frames[1:, 0])
+    want = np.array([(1, 2), (1, 3), (2, 3), (3, 3), (3, 4), (4, 4), (4, 3), (3, 3)])
+    assert ok.mean() >= 0.75 and ((corner == want).all(1)).mean() >= 0.75

@@ -29,7 +29,8 @@ WORKER = textwrap.dedent(
     tiny = dict(image_shape=(4, 4, 1), preset="20_8", batch_size=8, warmup_sweeps=6, n_samples=3,
                 sweeps_per_sample=2, generation_sweeps=6)
     plain = DTMConfig(num_diffusion_steps=2, **tiny)
-    cond = DTMConfig(n_classes=2, label_spots=1, n_actions=2, **tiny)  # labels and a world model at once
+    # labels and a world model with a layout at once (its layout dynamics counted too)
+    cond = DTMConfig(n_classes=2, label_spots=1, n_actions=2, layout_color=(1.0,), **tiny)
     rng = np.random.default_rng(0)
     batches = [rng.integers(0, 2, (8, 16)).astype(np.uint8) for _ in range(3)]
     labels = [rng.integers(0, 2, 8) for _ in range(3)]
