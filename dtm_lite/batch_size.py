@@ -67,8 +67,9 @@ def _sizes(config: DTMConfig) -> dict[str, int]:
     n_feat = 0
     k_step = 0
     if config.n_cond_actions:  # a world model's previous frames and a layout model's layout, side by side
-        frames = (config.cond_frames if config.n_actions else 0) + (config.layout_color is not None)
-        index = conditioning.conditioning_index(config.image_shape, encoding.bits_per_pixel, config.cond_radius, frames)
+        index = conditioning.conditioning_index(
+            config.image_shape, encoding.bits_per_pixel, config.cond_radius, config.n_cond_frames
+        )
         n_feat = index.shape[1] + 1
         k_step = config.n_cond_actions * n_img * n_feat
     step_params = graph.n_edges + graph.n_nodes + k_step

@@ -203,6 +203,12 @@ class DTMConfig:
         return self.n_actions or (1 if self.layout_color is not None else 0)
 
     @property
+    def n_cond_frames(self) -> int:
+        """Frames of conditioning inputs, side by side: a world model's ``cond_frames`` previous frames, then a
+        layout model's rendered layout (0 without conditioning inputs)."""
+        return (self.cond_frames if self.n_actions else 0) + (self.layout_color is not None)
+
+    @property
     def n_visible(self) -> int:
         """Visible bits of one image: ``H * W * bits_per_pixel`` of the encoding."""
         return Encoding.from_config(self).n_bits

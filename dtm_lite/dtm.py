@@ -76,6 +76,7 @@ PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 
 
 LAYOUT_STREAM = 0x1A7  # generate's key folded with this draws a layout model's layouts
+LAYOUT_LEAVES = ("layout_counts", "layout_moves")  # the DTMState leaves of a layout model's counts
 
 
 def pretrained_names() -> list[str]:
@@ -140,7 +141,7 @@ class DTM:
         #: or ``(None, None)`` for a world model's previous frames alone
         self.cond_scaling: tuple[jax.Array | None, jax.Array | None] = (None, None)
         if config.n_cond_actions:
-            n_frames = (config.cond_frames if config.n_actions else 0) + (self.layout_bits is not None)
+            n_frames = config.n_cond_frames
             self.cond_index = conditioning.conditioning_index(
                 config.image_shape, self.encoding.bits_per_pixel, config.cond_radius, n_frames
             )
@@ -359,11 +360,10 @@ class DTM:
         """Layout ids ``(n,)`` of image bits ``(n, n_visible)``."""
         return layouts.layout_ids(self.decode(np.asarray(bits)), self._layout_color, self.config.layout_min_size)
 
-    def _next_layouts(self, key: jax.Array, prev: Any, actions: Any) -> np.ndarray:
-        """A world model's next layouts ``(n,)`` given its previous frames' bits and actions, drawn from its
-        layout dynamics (:func:`dtm_lite.layout.sample_next_layouts`)."""
+    def _next_layouts(self, key: jax.Array, actions: Any, before: np.ndarray | None, now: np.ndarray) -> np.ndarray:
+        """A world model's next layouts ``(n,)`` after layouts ``before`` (ℓ_t-1, or None) and ``now`` (ℓ_t) and
+        ``actions``, drawn from its layout dynamics (:func:`dtm_lite.layout.sample_next_layouts`)."""
         assert self.state.layout_moves is not None and self.state.layout_counts is not None
-        before, now = self._previous_layouts(prev)
         return layouts.sample_next_layouts(
             key, np.asarray(self.state.layout_moves), np.asarray(self.state.layout_counts), np.asarray(actions),
             before, now, self.config.image_shape[:2],
@@ -674,7 +674,7 @@ class DTM:
                 ids = layouts.sample_layouts(k_layout, self.state.layout_counts, n)
                 cond_in = {**cond_in, **self._layout_inputs(ids)}
             elif "prev" in cond_in:  # a world model's next layouts, from its layout dynamics
-                ids = self._next_layouts(k_layout, cond_in["prev"], cond_in["actions"])
+                ids = self._next_layouts(k_layout, cond_in["actions"], *self._previous_layouts(cond_in["prev"]))
                 cond_in = {**cond_in, **self._layout_inputs(ids, cond_in["prev"], cond_in["actions"])}
         fn = self._kernel((sweeps, every, return_trajectory))
         betas = jnp.linspace(b0, b1, sweeps, dtype=jnp.float32)
@@ -789,11 +789,8 @@ class DTM:
             k = jax.random.fold_in(base, step)
             place = None
             if ids:
-                assert self.state.layout_moves is not None and self.state.layout_counts is not None
-                nxt = layouts.sample_next_layouts(
-                    jax.random.fold_in(k, LAYOUT_STREAM), np.asarray(self.state.layout_moves),
-                    np.asarray(self.state.layout_counts), a[:, step], ids[-2] if f > 1 else None, ids[-1], hw,
-                )  # fmt: skip
+                nxt = self._next_layouts(jax.random.fold_in(k, LAYOUT_STREAM), a[:, step], ids[-2] if f > 1 else None,
+                                         ids[-1])  # fmt: skip
                 ids.append(nxt)
                 place = layouts.ids_to_positions(nxt, hw)
             images = self.generate(len(prev), k, sweeps=sweeps, beta=beta, prev=prev, actions=a[:, step], layout=place)
@@ -872,10 +869,9 @@ class DTM:
             "step": self.batches_trained,
         }
         arrays: dict[str, np.ndarray] = {k: np.asarray(v, np.float32) for k, v in self.state.params.items()}
-        if self.state.layout_counts is not None:
-            arrays["layout_counts"] = np.asarray(self.state.layout_counts, np.int32)
-        if self.state.layout_moves is not None:
-            arrays["layout_moves"] = np.asarray(self.state.layout_moves, np.int32)
+        for name in LAYOUT_LEAVES:  # a layout model's counts (None: not this kind of model)
+            if getattr(self.state, name) is not None:
+                arrays[name] = np.asarray(getattr(self.state, name), np.int32)
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
         # numpy's stub types **kwds beside allow_pickle: bool, so a dict of arrays cannot match it
         return atomic_write(Path(path), lambda f: np.savez_compressed(f, **arrays))  # type: ignore[arg-type]
@@ -901,14 +897,11 @@ class DTM:
         params = _params_of(path, z, dtm)
         step = _meta_field(path, meta, "step", lambda v: check_int("step", v, 0))
         dtm.state = dtm.state._replace(params=params, opt_state=dtm.optimizer.init(params), step=jnp.int32(step))
-        if dtm.state.layout_counts is not None:
-            ref = dtm.state.layout_counts
-            counts = checked_array(path, z, "layout_counts", ref.shape, np.dtype(np.int32))
-            dtm.state = dtm.state._replace(layout_counts=jnp.asarray(counts, jnp.int32))
-        if dtm.state.layout_moves is not None:
-            ref = dtm.state.layout_moves
-            moves = checked_array(path, z, "layout_moves", ref.shape, np.dtype(np.int32))
-            dtm.state = dtm.state._replace(layout_moves=jnp.asarray(moves, jnp.int32))
+        for name in LAYOUT_LEAVES:
+            ref = getattr(dtm.state, name)
+            if ref is not None:
+                counts = checked_array(path, z, name, ref.shape, np.dtype(np.int32))
+                dtm.state = dtm.state._replace(**{name: jnp.asarray(counts, jnp.int32)})  # type: ignore[arg-type]
         return dtm
 
     @classmethod
