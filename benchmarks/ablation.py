@@ -49,10 +49,10 @@ import jax
 import numpy as np
 
 from dtm_lite import DTM, DTMConfig, EvalSettings, LunarLanderFrames
-from dtm_lite.encoding import LUNARLANDER_COLORS
-from dtm_lite.lunarlander import holdout_frames
-from dtm_lite.plots import image_rows
-from dtm_lite.training import Holdout, evaluate_dtm, step_autocorrelation, train_from_iterator
+from dtm_lite.core.encoding import LUNARLANDER_COLORS
+from dtm_lite.data.lunarlander import holdout_frames
+from dtm_lite.interface.plots import image_rows
+from dtm_lite.training.loop import Holdout, evaluate_dtm, step_autocorrelation, train_from_iterator
 
 # -----------------------------------------------------------------------------
 # the variants: DTMConfig overrides on top of BASE (edit freely; names are what --only takes)
@@ -71,7 +71,7 @@ VARIANTS: list[dict[str, Any]] = [
     # generation only: the trained "MEBM palette planes" model, sampled with another β ramp (seed: 0.8 -> 1.2)
     {"name": "planes, gen beta 1-1", "from": "MEBM palette planes", "overrides": {"generation_beta": (1.0, 1.0)}},
     {"name": "planes, gen beta 0.8-1.1", "from": "MEBM palette planes", "overrides": {"generation_beta": (0.8, 1.1)}},
-    # a layout model (dtm_lite.layout): the lander's centre pixel sampled from its prior, the picture conditioned
+    # a layout model (dtm_lite.conditioning.layout): the lander's centre pixel sampled from its prior, the picture conditioned
     # on it: the CLI default since issue 7
     {"name": "MEBM palette planes + layout", "overrides": {**PLANES, **LAYOUT}},
     {

@@ -25,7 +25,7 @@ import jax
 import numpy as np
 
 from dtm_lite import DTM, DTMConfig
-from dtm_lite.metrics import FDPCA, autocorrelation
+from dtm_lite.evaluation.metrics import FDPCA, autocorrelation
 
 
 def best_time(fn, repeats: int) -> tuple[float, object]:

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from dtm_lite import DTM, EvalSettings
-from dtm_lite.lunarlander import holdout_frames
-from dtm_lite.training import Holdout, evaluate_dtm
+from dtm_lite.data.lunarlander import holdout_frames
+from dtm_lite.training.loop import Holdout, evaluate_dtm
 
 COLUMNS = ("obj_one_rate", "obj_one_rate_data", "obj_stray", "obj_stray_data", "fd_pca", "fd_floor", "fd_independent")
 

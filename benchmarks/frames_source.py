@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from dtm_lite.lunarlander import LunarLanderFrames, frames_per_second
+from dtm_lite.data.lunarlander import LunarLanderFrames, frames_per_second
 
 
 def main() -> None:

@@ -12,8 +12,8 @@ import argparse
 import resource
 
 from dtm_lite import DTM, DTMConfig
-from dtm_lite.loader import IteratorDataLoader
-from dtm_lite.lunarlander import LunarLanderFrames
+from dtm_lite.data.loader import IteratorDataLoader
+from dtm_lite.data.lunarlander import LunarLanderFrames
 
 
 def peak_rss_mb() -> float:

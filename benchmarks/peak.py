@@ -7,7 +7,7 @@ What it runs (each compiled by XLA like the sampler, timed as the best of ``--re
 * ``fma``: an array that fits in the L2 caches, updated in place by a ``fori_loop`` whose body is one fused
   elementwise kernel of 8 independent chains of 16 dependent multiply-adds per element (2 flops each), plus
   the 7 adds that join the chains. Compiled twice: with XLA's default 256-bit vectors and with
-  :data:`dtm_lite.sampler.COMPILER_OPTIONS` (512-bit, what the sampler uses). This is the ceiling for
+  :data:`dtm_lite.core.sampler.COMPILER_OPTIONS` (512-bit, what the sampler uses). This is the ceiling for
   float work that an XLA elementwise kernel reaches on these cores, not the vendor's data-sheet peak.
 * ``int``: the same loop with the integer operations of the sampler's hash (32-bit multiply, shift, xor).
 * ``copy`` and ``sum``: a 256 MiB float32 array (far beyond the caches) updated in place (``x + 1`` in a
@@ -27,7 +27,7 @@ import time
 import jax
 import jax.numpy as jnp
 
-from dtm_lite.sampler import COMPILER_OPTIONS
+from dtm_lite.core.sampler import COMPILER_OPTIONS
 
 CHAINS, DEPTH = 8, 16  # independent chains per element, dependent FMAs per chain
 

@@ -16,9 +16,9 @@ import time
 import jax
 import numpy as np
 
-from dtm_lite.graph import GridGraph
-from dtm_lite.sampler import gibbs_sample
-from dtm_lite.thrml_bridge import thrml_sampler
+from dtm_lite.core.graph import GridGraph
+from dtm_lite.core.sampler import gibbs_sample
+from dtm_lite.evaluation.thrml_bridge import thrml_sampler
 
 
 def timed(fn) -> float:

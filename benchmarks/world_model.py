@@ -4,9 +4,9 @@
     python benchmarks/world_model.py --batches 1000 --radius 2 --beta 1.0 2.0
 
 Trains ``DTMConfig.lunarlander(layout_color=None, n_actions=4)`` (conditioning inputs: the previous frame's bits
-within ``--radius`` pixels and the action, see dtm_lite.conditioning) on (frame_t, action_t, frame_t+1)
+within ``--radius`` pixels and the action, see dtm_lite.conditioning.inputs) on (frame_t, action_t, frame_t+1)
 transitions of LunarLander episodes (every 2nd step, the action held for both), then prints, on 40 held-out
-episodes (other seeds), with the lander object metric (dtm_lite.metrics.LANDER):
+episodes (other seeds), with the lander object metric (dtm_lite.evaluation.metrics.LANDER):
 
 - next frame: among held-out transitions where both the predicted and the true next frame show a lander, the
   fraction whose lander blob centre lies within 1.5 px of the true one;
@@ -14,7 +14,7 @@ episodes (other seeds), with the lander object metric (dtm_lite.metrics.LANDER):
   that keep exactly one lander, next to that of the real episodes.
 
 With ``--layout 1`` (or 2: the smallest blob a layout marks) the world model also has a layout
-(``layout_color`` the lander's, dtm_lite.layout): each next frame is conditioned on the lander's next centre
+(``layout_color`` the lander's, dtm_lite.conditioning.layout): each next frame is conditioned on the lander's next centre
 too, drawn from the layout dynamics the model counts (how the lander moved after each previous move and
 action, inside the frame or on its border), and a rollout keeps its own sequence of layouts.
 
@@ -31,11 +31,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from dtm_lite.dtm import DTM, DTMConfig
-from dtm_lite.encoding import LUNARLANDER_COLORS
-from dtm_lite.loader import TransitionLoader
-from dtm_lite.lunarlander import LunarLanderFrames, transitions
-from dtm_lite.metrics import LANDER, object_stats
+from dtm_lite.core.encoding import LUNARLANDER_COLORS
+from dtm_lite.data.loader import TransitionLoader
+from dtm_lite.data.lunarlander import LunarLanderFrames, transitions
+from dtm_lite.evaluation.metrics import LANDER, object_stats
+from dtm_lite.model import DTM, DTMConfig
 
 
 def train_world_model(
@@ -114,7 +114,7 @@ def main() -> None:
         type=int,
         default=0,
         metavar="MIN_SIZE",
-        help="a world model with a layout (dtm_lite.layout) of blobs >= MIN_SIZE pixels (0: none)",
+        help="a world model with a layout (dtm_lite.conditioning.layout) of blobs >= MIN_SIZE pixels (0: none)",
     )
     ap.add_argument("--out", default="figures", help="folder of the rollout figures")
     ap.add_argument("--save", metavar="PATH", help="also save the trained world model (DTM.save) to PATH")

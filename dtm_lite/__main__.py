@@ -1,7 +1,7 @@
-"""``python -m dtm_lite train``: see :mod:`dtm_lite.cli`."""
+"""``python -m dtm_lite train``: see :mod:`dtm_lite.interface.cli`."""
 
 import sys
 
-from .cli import main
+from dtm_lite.interface.cli import main
 
 sys.exit(main())

@@ -1,4 +1,4 @@
-"""``batch_size="auto"`` (dtm_lite.batch_size): the memory estimate of the training step bounds XLA's own
+"""``batch_size="auto"`` (dtm_lite.scale.batch_size): the memory estimate of the training step bounds XLA's own
 count on CPU, and the chosen batch is the largest multiple of the device count within the budget."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from dtm_lite import DTM, DTMConfig
-from dtm_lite import batch_size as bs
-from dtm_lite.batch_size import auto_batch_size, training_bytes, training_bytes_per_row
+from dtm_lite.scale import batch_size as bs
+from dtm_lite.scale.batch_size import auto_batch_size, training_bytes, training_bytes_per_row
 
 # the quick LunarLander model, and a small labelled world model with two diffusion steps
 QUICK = DTMConfig.quick()
@@ -51,7 +51,7 @@ WORKER = textwrap.dedent(
     os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
     import numpy as np
     from dtm_lite import DTM, DTMConfig
-    from dtm_lite.batch_size import training_bytes
+    from dtm_lite.scale.batch_size import training_bytes
 
     config = DTMConfig.quick(batch_size=48)
     dtm = DTM(config, devices=2)

@@ -1,7 +1,7 @@
 import pytest
 
-from dtm_lite.capacity import CapacityError, check_capacity, required_side, smallest_preset, visible_capacity
-from dtm_lite.graph import GridGraph
+from dtm_lite.core.capacity import CapacityError, check_capacity, required_side, smallest_preset, visible_capacity
+from dtm_lite.core.graph import GridGraph
 
 
 def test_seed_examples():

@@ -5,9 +5,10 @@ import json
 
 import pytest
 
-from dtm_lite import DTMConfig, cli
-from dtm_lite.cli import main
-from dtm_lite.dtm import checkpoint_config
+from dtm_lite import DTMConfig
+from dtm_lite.interface import cli
+from dtm_lite.interface.cli import main
+from dtm_lite.model import checkpoint_config
 
 
 def resolve(*argv: str) -> dict:

@@ -11,10 +11,11 @@ import sys
 
 import pytest
 
-from dtm_lite import DTMConfig, cli
-from dtm_lite.batch_size import auto_batch_size, training_bytes
-from dtm_lite.cli import main
-from dtm_lite.sharding import cluster_process_count
+from dtm_lite import DTMConfig
+from dtm_lite.interface import cli
+from dtm_lite.interface.cli import main
+from dtm_lite.scale.batch_size import auto_batch_size, training_bytes
+from dtm_lite.scale.sharding import cluster_process_count
 
 TWO_DEVICES = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
 # a quick run of one batch, on few episodes

@@ -8,8 +8,9 @@ import re
 
 import pytest
 
-from dtm_lite import DTMConfig, cli
-from dtm_lite.cli import STREAM_MINIMUMS, main
+from dtm_lite import DTMConfig
+from dtm_lite.interface import cli
+from dtm_lite.interface.cli import STREAM_MINIMUMS, main
 
 
 def resolve(*argv: str, use_env: bool = False) -> dict:

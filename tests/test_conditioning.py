@@ -8,9 +8,7 @@ import numpy as np
 import pytest
 from stats import z_scores
 
-from dtm_lite import sampler as smp
-from dtm_lite.capacity import check_capacity
-from dtm_lite.conditioning import (
+from dtm_lite.conditioning.inputs import (
     conditioning_field,
     conditioning_grad,
     conditioning_index,
@@ -18,9 +16,11 @@ from dtm_lite.conditioning import (
     features,
     label_code,
 )
-from dtm_lite.dtm import DTM, DTMConfig, _visible_bias, phase_moments
-from dtm_lite.exact import all_states
-from dtm_lite.graph import GridGraph
+from dtm_lite.core import sampler as smp
+from dtm_lite.core.capacity import check_capacity
+from dtm_lite.core.exact import all_states
+from dtm_lite.core.graph import GridGraph
+from dtm_lite.model import DTM, DTMConfig, _visible_bias, phase_moments
 
 # ---------------------------------------------------------------------- exact pieces
 
@@ -255,7 +255,7 @@ def test_bad_conditioning_input_gets_clear_errors(labelled, world):
 
 
 def test_streaming_training_takes_labelled_and_transition_batches(tmp_path):
-    from dtm_lite.loader import IteratorDataLoader, TransitionLoader
+    from dtm_lite.data.loader import IteratorDataLoader, TransitionLoader
 
     rng = np.random.default_rng(0)
     ids = rng.integers(0, K, 64)

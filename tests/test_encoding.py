@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from dtm_lite.encoding import Encoding, Palette, decode, encode, encode_binary, encode_thermometer, n_bits
+from dtm_lite.core.encoding import Encoding, Palette, decode, encode, encode_binary, encode_thermometer, n_bits
 
 
 def test_binary_layout_pixel_major_channel_minor():

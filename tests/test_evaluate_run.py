@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dtm_lite.cli import main
+from dtm_lite.interface.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))

@@ -1,4 +1,4 @@
-"""Tests for dtm_lite.figures: which model is shown, and that every figure names it."""
+"""Tests for dtm_lite.interface.figures: which model is shown, and that every figure names it."""
 
 import matplotlib
 import numpy as np
@@ -7,9 +7,9 @@ import pytest
 matplotlib.use("Agg")
 
 from dtm_lite import DTM, DTMConfig  # noqa: E402
-from dtm_lite.cli import build_parser, main  # noqa: E402
-from dtm_lite.figures import DEFAULT_MODEL, capacity_figure, load_model, samples_figure  # noqa: E402
-from dtm_lite.plots import image_grid  # noqa: E402
+from dtm_lite.interface.cli import build_parser, main  # noqa: E402
+from dtm_lite.interface.figures import DEFAULT_MODEL, capacity_figure, load_model, samples_figure  # noqa: E402
+from dtm_lite.interface.plots import image_grid  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +59,8 @@ def test_capacity_figure_draws_the_model_placement_with_its_name(dtm):
 def test_figures_cli_shows_the_pretrained_model_unless_told(monkeypatch, tmp_path):
     assert build_parser().parse_args(["figures"]).model == DEFAULT_MODEL == "lunarlander"
     calls = []
-    monkeypatch.setattr("dtm_lite.figures.make_figures", lambda run, out, **kw: calls.append((run, out, kw)) or [])
+    monkeypatch.setattr(
+        "dtm_lite.interface.figures.make_figures", lambda run, out, **kw: calls.append((run, out, kw)) or []
+    )
     assert main(["figures", "--run", str(tmp_path), "--out", str(tmp_path), "--model", "x.npz"]) == 0
     assert calls == [(tmp_path, tmp_path, {"model": "x.npz"})]

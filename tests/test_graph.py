@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from dtm_lite.graph import PRESETS, GridGraph, preset_name
+from dtm_lite.core.graph import PRESETS, GridGraph, preset_name
 
 
 def test_edge_counts_of_reference():

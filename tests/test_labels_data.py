@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from gymnasium.envs.box2d.lunar_lander import SCALE
 
-from dtm_lite.loader import IteratorDataLoader
-from dtm_lite.lunarlander import HELIPAD_RENDER_X, LabeledEpisode, LunarLanderFrames, state_labels
-from dtm_lite.metrics import LANDER, object_stats
+from dtm_lite.data.loader import IteratorDataLoader
+from dtm_lite.data.lunarlander import HELIPAD_RENDER_X, LabeledEpisode, LunarLanderFrames, state_labels
+from dtm_lite.evaluation.metrics import LANDER, object_stats
 
 N_ID_BITS = 8  # frame k is a (1, 8, 1) uint8 image holding k in binary, so its bits spell k
 K = 3

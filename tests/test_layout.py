@@ -1,4 +1,4 @@
-"""Layout models (dtm_lite.layout): layouts, their rendering and prior exact; a toy layout model places its one
+"""Layout models (dtm_lite.conditioning.layout): layouts, their rendering and prior exact; a toy layout model places its one
 object where it is told, and its ancestral samples show exactly one object."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dtm_lite import DTM, DTMConfig
-from dtm_lite.layout import (
+from dtm_lite.conditioning.layout import (
     BORDER,
     ELSEWHERE,
     GOES_NONE,

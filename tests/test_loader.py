@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dtm_lite.encoding import encode
-from dtm_lite.loader import IteratorDataLoader
+from dtm_lite.core.encoding import encode
+from dtm_lite.data.loader import IteratorDataLoader
 
 N_ID_BITS = 8  # frame k is a (1, 8, 1) uint8 image holding k in binary, so its bits spell k
 
@@ -218,7 +218,7 @@ def test_non_iterable_source_rejected():
 
 
 def test_frames_pass_through_or_use_the_models_encoding():
-    from dtm_lite.encoding import Encoding, Palette
+    from dtm_lite.core.encoding import Encoding, Palette
 
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (6, 4, 5, 3), dtype=np.uint8)

@@ -8,9 +8,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from dtm_lite import lunarlander
-from dtm_lite.loader import IteratorDataLoader
-from dtm_lite.lunarlander import (
+from dtm_lite.data import lunarlander
+from dtm_lite.data.loader import IteratorDataLoader
+from dtm_lite.data.lunarlander import (
     FrameCapture,
     LunarLanderFrames,
     area_weights,

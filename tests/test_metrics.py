@@ -1,18 +1,18 @@
-"""Tests for dtm_lite.metrics (FD-PCA, baselines, autocorrelation) and dtm_lite.regularization."""
+"""Tests for dtm_lite.evaluation.metrics (FD-PCA, baselines, autocorrelation) and dtm_lite.core.penalty."""
 
 import math
 
 import numpy as np
 import pytest
 
-from dtm_lite.metrics import (
+from dtm_lite.core.penalty import adaptive_correlation_penalty
+from dtm_lite.evaluation.metrics import (
     FDPCA,
     autocorrelation,
     autocorrelation_scalar,
     evaluate,
     frechet_distance,
 )
-from dtm_lite.regularization import adaptive_correlation_penalty
 
 
 def shapes(n: int, rng: np.random.Generator, side: int = 12) -> np.ndarray:

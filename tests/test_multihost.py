@@ -17,7 +17,7 @@ WORKER = textwrap.dedent(
     """
     import sys
     import numpy as np
-    from dtm_lite.sharding import initialize_distributed
+    from dtm_lite.scale.sharding import initialize_distributed
 
     mode, out = sys.argv[1], sys.argv[2]
     if mode != "single":
@@ -84,7 +84,7 @@ def test_two_processes_match_one_process_reading_both_shards(tmp_path):
 
 def test_unreachable_coordinator_fails_clearly_within_the_timeout():
     code = (
-        "from dtm_lite.sharding import initialize_distributed\n"
+        "from dtm_lite.scale.sharding import initialize_distributed\n"
         f"initialize_distributed('localhost:{_free_port()}', 2, 1, timeout_s=3)\n"
     )
     t0 = time.monotonic()
@@ -113,7 +113,7 @@ def test_evaluation_metrics_run_once_but_every_process_generates(monkeypatch, tm
     import jax
 
     from dtm_lite import DTM, DTMConfig, EvalSettings
-    from dtm_lite import training as tr
+    from dtm_lite.training import loop as tr
 
     dtm = DTM(DTMConfig(image_shape=(4, 4, 3), preset="20_8", batch_size=4, warmup_sweeps=2, n_samples=1,
                         generation_sweeps=4))  # fmt: skip

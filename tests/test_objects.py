@@ -1,4 +1,4 @@
-"""Tests for the object metric of dtm_lite.metrics: classes, 8-connected blobs, per-frame stats, comparison."""
+"""Tests for the object metric of dtm_lite.evaluation.metrics: classes, 8-connected blobs, per-frame stats, comparison."""
 
 import csv
 import dataclasses
@@ -9,8 +9,23 @@ import numpy as np
 import pytest
 
 from dtm_lite import DTM, DTMConfig
-from dtm_lite.metrics import LANDER, ObjectClass, blue_dominant, compare_objects, object_stats, wasserstein_1d
-from dtm_lite.training import OBJECT_COLUMNS, EvalSettings, Holdout, MetricsLog, _object_metrics, _summary, evaluate_dtm
+from dtm_lite.evaluation.metrics import (
+    LANDER,
+    ObjectClass,
+    blue_dominant,
+    compare_objects,
+    object_stats,
+    wasserstein_1d,
+)
+from dtm_lite.training.loop import (
+    OBJECT_COLUMNS,
+    EvalSettings,
+    Holdout,
+    MetricsLog,
+    _object_metrics,
+    _summary,
+    evaluate_dtm,
+)
 
 BLUE, MAGENTA, PURPLE = (0.0, 0.0, 1.0), (1.0, 0.0, 1.0), (128 / 255, 102 / 255, 230 / 255)
 BLACK, WHITE, YELLOW = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), (204 / 255, 204 / 255, 0.0)
@@ -209,7 +224,7 @@ def test_wasserstein_1d_exact():
         wasserstein_1d([], [1.0])
 
 
-# ---- logged at every evaluation (dtm_lite.training) ---------------------------------------------------------
+# ---- logged at every evaluation (dtm_lite.training.loop) ---------------------------------------------------------
 
 TINY = DTMConfig(
     image_shape=(8, 8, 3), preset="20_8", batch_size=8, warmup_sweeps=10, n_samples=4, sweeps_per_sample=2,
@@ -252,7 +267,7 @@ def test_each_evaluation_logs_the_object_metric(tmp_path):
 
 
 def test_object_class_setting_and_grayscale_models():
-    with pytest.raises(ValueError, match="object_class must be a dtm_lite.metrics.ObjectClass or None"):
+    with pytest.raises(ValueError, match="object_class must be a dtm_lite.evaluation.metrics.ObjectClass or None"):
         EvalSettings(object_class="lander")
     with pytest.raises(ValueError, match="object_min_size must be >= 1"):
         EvalSettings(object_min_size=0)

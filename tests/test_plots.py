@@ -1,4 +1,4 @@
-"""Tests for dtm_lite.plots: files written with the right sizes, figures built without a display."""
+"""Tests for dtm_lite.interface.plots: files written with the right sizes, figures built without a display."""
 
 import csv
 
@@ -10,8 +10,8 @@ from PIL import Image
 
 matplotlib.use("Agg")
 
-from dtm_lite.graph import GridGraph  # noqa: E402
-from dtm_lite.plots import (  # noqa: E402
+from dtm_lite.core.graph import GridGraph  # noqa: E402
+from dtm_lite.interface.plots import (  # noqa: E402
     SEPARATOR,
     capacity_diagram,
     draw_neighbourhood,

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from dtm_lite import DTM
-from dtm_lite.cli import config_from_settings, default_settings
-from dtm_lite.dtm import PRETRAINED_DIR, pretrained_names
+from dtm_lite.interface.cli import config_from_settings, default_settings
+from dtm_lite.model import PRETRAINED_DIR, pretrained_names
 
 
 def test_lunarlander_is_shipped_small_and_loads_without_training():

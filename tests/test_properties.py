@@ -6,10 +6,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from dtm_lite import sampler as smp
-from dtm_lite.capacity import required_side, smallest_preset
-from dtm_lite.encoding import decode, encode
-from dtm_lite.graph import PRESETS, GridGraph
+from dtm_lite.core import sampler as smp
+from dtm_lite.core.capacity import required_side, smallest_preset
+from dtm_lite.core.encoding import decode, encode
+from dtm_lite.core.graph import PRESETS, GridGraph
 
 frames = st.tuples(st.integers(1, 4), st.integers(1, 5), st.integers(1, 5), st.integers(1, 3)).flatmap(
     lambda shape: arrays(np.uint8, shape)

@@ -15,8 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dtm_lite.dtm import DTM, DTMConfig, _make_generate_fn, seed_key
-from dtm_lite.files import atomic_write
+from dtm_lite.model import DTM, DTMConfig, _make_generate_fn, seed_key
+from dtm_lite.training.files import atomic_write
 
 TINY = DTMConfig(
     image_shape=(4, 4, 1), preset="20_8", batch_size=4, warmup_sweeps=4, n_samples=2, sweeps_per_sample=1,
@@ -176,7 +176,7 @@ def test_checkpoint_with_wrong_arrays_names_them(tmp_path, tiny):
 
 
 def test_future_format_names_the_version_it_needs(tmp_path, tiny):
-    from dtm_lite.dtm import CHECKPOINT_FORMAT, WEIGHTS_VERSION
+    from dtm_lite.model import CHECKPOINT_FORMAT, WEIGHTS_VERSION
 
     for saver, loader, field, what, known in [
         (tiny.save, DTM.load, "format", "checkpoint format", CHECKPOINT_FORMAT),
@@ -227,7 +227,7 @@ def test_stale_temporaries_of_a_killed_save_are_removed_on_the_next_save(tmp_pat
 
 @pytest.mark.filterwarnings("ignore:config.lr_decay_batches")  # the resumed run is longer than planned: intended
 def test_cli_resume_with_other_settings_is_refused_before_run_json_changes(tmp_path, capsys):
-    from dtm_lite.cli import main
+    from dtm_lite.interface.cli import main
 
     out = tmp_path / "run"
     small = ["--no-progress", "--batches-per-epoch", "1", "--evaluate-every", "0", "--image-shape", "8", "8", "3",
@@ -275,7 +275,7 @@ def test_generate_in_chunks_is_deterministic_and_shaped(tiny):
 
 
 def test_default_budget_gives_the_unchunked_result_and_bounds_large_n(tiny, monkeypatch):
-    from dtm_lite.dtm import GENERATE_CHUNK_BYTES
+    from dtm_lite.model import GENERATE_CHUNK_BYTES
 
     # a small n: exactly the single run of the jitted kernel, as before chunking existed
     betas = jnp.linspace(*TINY.generation_beta, TINY.generation_sweeps, dtype=jnp.float32)

@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dtm_lite import DTM, DTMConfig, training
-from dtm_lite.loader import IteratorDataLoader
-from dtm_lite.training import CHECKPOINT_NAME, EmptyEpochError, EvalSettings, MetricsLog
+from dtm_lite import DTM, DTMConfig
+from dtm_lite.data.loader import IteratorDataLoader
+from dtm_lite.training import loop as training
+from dtm_lite.training.loop import CHECKPOINT_NAME, EmptyEpochError, EvalSettings, MetricsLog
 
 TINY = DTMConfig(
     image_shape=(4, 4, 1), preset="20_8", batch_size=4, warmup_sweeps=4, n_samples=2, sweeps_per_sample=1,
@@ -415,7 +416,7 @@ CTRL_C_SCRIPT = textwrap.dedent(
     batches = lambda: (np.full((4, 4, 4, 1), 17 * i, np.uint8) for i in range(50))
     try:
         dtm.train_from_iterator(1, batches, 50, checkpoint_dir=sys.argv[1], progress=False)
-    except KeyboardInterrupt:  # as dtm_lite.cli.main does
+    except KeyboardInterrupt:  # as dtm_lite.interface.cli.main does
         sys.exit(130)
     """
 )

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 from stats import chain_means_and_se, z_scores
 
-from dtm_lite.exact import exact_moments
-from dtm_lite.graph import GridGraph
-from dtm_lite.sampler import gibbs_sample
+from dtm_lite.core.exact import exact_moments
+from dtm_lite.core.graph import GridGraph
+from dtm_lite.core.sampler import gibbs_sample
 
 Z_MAX = 5.0  # |z| > 5 has probability 6e-7 per quantity under the null
 
@@ -86,7 +86,7 @@ def test_repeatable_and_key_dependent():
 
 def test_agrees_with_thrml():
     pytest.importorskip("thrml")
-    from dtm_lite.thrml_bridge import thrml_sampler
+    from dtm_lite.evaluation.thrml_bridge import thrml_sampler
 
     g = GridGraph.from_preset("20_8")
     rng = np.random.default_rng(0)
@@ -138,7 +138,7 @@ def test_hash_uniforms_are_uniform_and_independent():
     """The per-sweep hash: uniform marginals, no correlation between neighbouring counters or sweeps."""
     import jax.numpy as jnp
 
-    from dtm_lite.sampler import _uniforms
+    from dtm_lite.core.sampler import _uniforms
 
     n = 200_000
     counter = jnp.arange(n, dtype=jnp.uint32)

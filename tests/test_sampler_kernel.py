@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dtm_lite import sampler as smp
-from dtm_lite.graph import GridGraph
+from dtm_lite.core import sampler as smp
+from dtm_lite.core.graph import GridGraph
 
 
 def test_exp2_within_two_ulp():

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from dtm_lite import DTM, DTMConfig, EvalSettings, IteratorDataLoader, LunarLanderFrames
-from dtm_lite.encoding import encode
-from dtm_lite.training import OBJECT_COLUMNS
+from dtm_lite.core.encoding import encode
+from dtm_lite.training.loop import OBJECT_COLUMNS
 
 SEED_README = Path(__file__).resolve().parents[2] / "shared" / "seed" / "README_LUNARLANDER.md"
 

@@ -1,4 +1,4 @@
-"""Chains split over devices (dtm_lite.sharding): bit-identical results for 1, 2 and 4 devices.
+"""Chains split over devices (dtm_lite.scale.sharding): bit-identical results for 1, 2 and 4 devices.
 
 Virtual CPU devices need ``XLA_FLAGS=--xla_force_host_platform_device_count=4`` before JAX starts, so each
 device count runs in its own subprocess (the worker below) and writes its arrays to an .npz.
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from dtm_lite import DTM, DTMConfig
-from dtm_lite.sharding import ChainMesh, resolve_devices
+from dtm_lite.scale.sharding import ChainMesh, resolve_devices
 
 WORKER = textwrap.dedent(
     """

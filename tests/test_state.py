@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-from dtm_lite.dtm import CHECKPOINT_FORMAT, DTM, DTMConfig, DTMState, state_arrays, state_from_arrays
+from dtm_lite.model import CHECKPOINT_FORMAT, DTM, DTMConfig, DTMState, state_arrays, state_from_arrays
 
 DATA = Path(__file__).parent / "data"
 TINY = DTMConfig(image_shape=(4, 4, 1), preset="20_8", num_diffusion_steps=2, batch_size=4, warmup_sweeps=5,

@@ -11,10 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dtm_lite import DTM, DTMConfig, cli, training
-from dtm_lite.loader import IteratorDataLoader
-from dtm_lite.lunarlander import LunarLanderFrames
-from dtm_lite.training import CHECKPOINT_NAME, EvalSettings, evaluate_dtm
+from dtm_lite import DTM, DTMConfig
+from dtm_lite.data.loader import IteratorDataLoader
+from dtm_lite.data.lunarlander import LunarLanderFrames
+from dtm_lite.interface import cli
+from dtm_lite.training import loop as training
+from dtm_lite.training.loop import CHECKPOINT_NAME, EvalSettings, evaluate_dtm
 
 TINY = DTMConfig(
     image_shape=(8, 8, 3), preset="20_8", batch_size=8, warmup_sweeps=10, n_samples=4, sweeps_per_sample=2,
@@ -324,7 +326,7 @@ def test_cli_help_documents_every_flag_and_every_flag_takes_effect(tmp_path):
 
 
 def test_cli_quick_run_and_resume(tmp_path, capsys):
-    from dtm_lite.cli import main
+    from dtm_lite.interface.cli import main
 
     out = tmp_path / "run"
     common = ["train", "--quick", "--out", str(out), "--no-progress", "--batches-per-epoch", "3"]

@@ -8,8 +8,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from dtm_lite import cli, figures, lunarlander, widgets
-from dtm_lite.lunarlander import LunarLanderFrames, holdout_frames, holdout_stream, training_stream
+from dtm_lite.data import lunarlander
+from dtm_lite.data.lunarlander import LunarLanderFrames, holdout_frames, holdout_stream, training_stream
+from dtm_lite.interface import cli, figures, widgets
 
 
 def test_training_stream_seeds_and_shapes():
@@ -113,7 +114,7 @@ def test_tiny_model_trains_on_epoch_zero_of_the_cli_stream(monkeypatch):
     def fake_train(dtm, epochs, factory, batches, **kwargs):
         got["stream"] = factory(0).data_iterator
 
-    monkeypatch.setattr("dtm_lite.training.train_from_iterator", fake_train)
+    monkeypatch.setattr("dtm_lite.training.loop.train_from_iterator", fake_train)
     widgets.train_tiny_model(batches=2, seed=3)
     assert got["stream"] == training_stream(16, 0, 4 * 2 + 8, 3)
     assert got["stream"].seed == 3 * 1_000_003 and len(calls["training_stream"]) == 1
@@ -128,7 +129,7 @@ def test_figures_hold_out_uses_holdout_frames_with_its_own_seed(monkeypatch, tmp
 
     fake = SimpleNamespace(config=SimpleNamespace(image_shape=(16, 16, 3)))
     monkeypatch.setattr(figures, "load_model", lambda model: (fake, "fake"))
-    monkeypatch.setattr("dtm_lite.plots.model_label", lambda *args: "fake")
+    monkeypatch.setattr("dtm_lite.interface.plots.model_label", lambda *args: "fake")
     monkeypatch.setattr(figures, "holdout_frames", spy)
     with pytest.raises(Stop) as stopped:
         figures.make_figures(Path(tmp_path), tmp_path / "figs", model="fake")

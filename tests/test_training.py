@@ -4,15 +4,15 @@ import numpy as np
 import pytest
 from stats import z_scores
 
-from dtm_lite import sampler as smp
-from dtm_lite.capacity import CapacityError
-from dtm_lite.diffusion import add_noise, couplings, time_grid, training_pair
-from dtm_lite.dtm import DTM, DTMConfig, _visible_bias, phase_moments, place_visible
-from dtm_lite.encoding import Palette
-from dtm_lite.exact import all_states
-from dtm_lite.graph import GridGraph
-from dtm_lite.regularization import adaptive_correlation_penalty
-from dtm_lite.training import EvalSettings, Holdout, step_autocorrelation
+from dtm_lite.core import sampler as smp
+from dtm_lite.core.capacity import CapacityError
+from dtm_lite.core.diffusion import add_noise, couplings, time_grid, training_pair
+from dtm_lite.core.encoding import Palette
+from dtm_lite.core.exact import all_states
+from dtm_lite.core.graph import GridGraph
+from dtm_lite.core.penalty import adaptive_correlation_penalty
+from dtm_lite.model import DTM, DTMConfig, _visible_bias, phase_moments, place_visible
+from dtm_lite.training.loop import EvalSettings, Holdout, step_autocorrelation
 
 
 def test_couplings_match_reference_numbers():
@@ -205,7 +205,7 @@ def test_configs_without_an_encoding_keep_their_meaning():
 
 
 def test_penalty_keeps_tightening_while_autocorrelation_stays_far_above_tau():
-    """This package's departure from the research code's rule (see dtm_lite.regularization): a flat
+    """This package's departure from the research code's rule (see dtm_lite.core.penalty): a flat
     autocorrelation far above tau raises cp x 1.5 an epoch; the research rule relaxes it x 0.95."""
     tau, cp_min = 0.016, 1e-3
     ours, research = cp_min, cp_min

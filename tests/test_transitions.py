@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dtm_lite.encoding import Encoding, encode
-from dtm_lite.loader import IteratorDataLoader, TransitionLoader
-from dtm_lite.lunarlander import LunarLanderFrames, Transition, Transitions, make_env, transitions
+from dtm_lite.core.encoding import Encoding, encode
+from dtm_lite.data.loader import IteratorDataLoader, TransitionLoader
+from dtm_lite.data.lunarlander import LunarLanderFrames, Transition, Transitions, make_env, transitions
 
 N_ID_BITS = 8
 

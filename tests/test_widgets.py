@@ -1,4 +1,4 @@
-"""Tests for dtm_lite.widgets: the sample explorer driven from code, its static figure, model loading."""
+"""Tests for dtm_lite.interface.widgets: the sample explorer driven from code, its static figure, model loading."""
 
 from pathlib import Path
 
@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 pytest.importorskip("ipywidgets")
 
 from dtm_lite import DTM, DTMConfig  # noqa: E402
-from dtm_lite.widgets import SHIPPED_CHECKPOINT, SampleExplorer, load_explorer_model  # noqa: E402
+from dtm_lite.interface.widgets import SHIPPED_CHECKPOINT, SampleExplorer, load_explorer_model  # noqa: E402
 
 SWEEPS, EVERY = 20, 5
 

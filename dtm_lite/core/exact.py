@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .graph import GridGraph
+from dtm_lite.core.graph import GridGraph
 
 MAX_FREE = 20
 

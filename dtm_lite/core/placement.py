@@ -1,5 +1,5 @@
 """Where a model's visible bits live on the grid: ``place_visible`` (spatial, planes, raster, random).
-Label bits go around the image (``dtm_lite.conditioning.place_labels``)."""
+Label bits go around the image (``dtm_lite.conditioning.inputs.place_labels``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from .graph import GridGraph
+from dtm_lite.core.graph import GridGraph
 
 
 def place_visible(

@@ -14,7 +14,7 @@ Why the result does not depend on the number of devices (bit for bit):
   sharding-invariant with ``jax_threefry_partitionable`` (the default since JAX 0.5; checked by
   :func:`check_partitionable`);
 - every reduction over chains sums integer-valued float32 counts (sums of ±1 spins and edge products
-  over samples and chains) and divides once at the end (:func:`dtm_lite.dtm.phase_moments`); sums of
+  over samples and chains) and divides once at the end (:func:`dtm_lite.model.phase_moments`); sums of
   integers below 2**24 are exact in any order, so partial sums per device and their all-reduce give the
   same value as one device's sum.
 

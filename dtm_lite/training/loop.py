@@ -9,7 +9,7 @@ memory, e.g. from other seeds) it also runs what the seed had to disable:
 - the adaptive correlation penalty, once per epoch (section 7.6, when ``config.adaptive_penalty``),
 - an evaluation every ``evaluate_every`` epochs: FD-PCA of generated samples next to the data floor and
   the independent-pixel baseline, the per-pixel marginal error, the object metric (``obj_*``: does the
-  model draw small objects such as the lander as one blob, see :mod:`dtm_lite.metrics`), a sample grid
+  model draw small objects such as the lander as one blob, see :mod:`dtm_lite.evaluation.metrics`), a sample grid
   PNG and a GIF of the denoising trajectory.
 
 Every epoch appends one row to ``metrics.csv``. Without a ``holdout``, ``evaluate_every`` still saves the
@@ -50,14 +50,22 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from .diffusion import training_pair
-from .files import atomic_write
-from .metrics import FDPCA, LANDER, ObjectClass, autocorrelation, autocorrelation_scalar, compare_objects, evaluate
-from .regularization import adaptive_correlation_penalty
-from .validation import check_int
+from dtm_lite.core.diffusion import training_pair
+from dtm_lite.core.penalty import adaptive_correlation_penalty
+from dtm_lite.core.validation import check_int
+from dtm_lite.evaluation.metrics import (
+    FDPCA,
+    LANDER,
+    ObjectClass,
+    autocorrelation,
+    autocorrelation_scalar,
+    compare_objects,
+    evaluate,
+)
+from dtm_lite.training.files import atomic_write
 
 if TYPE_CHECKING:
-    from .dtm import DTM
+    from dtm_lite.model import DTM
 
 CHECKPOINT_NAME = "latest.npz"
 
@@ -79,7 +87,9 @@ class EvalSettings:
 
     def __post_init__(self) -> None:
         if self.object_class is not None and not isinstance(self.object_class, ObjectClass):
-            raise ValueError(f"object_class must be a dtm_lite.metrics.ObjectClass or None, got {self.object_class!r}")
+            raise ValueError(
+                f"object_class must be a dtm_lite.evaluation.metrics.ObjectClass or None, got {self.object_class!r}"
+            )
         for name in ("n_images", "n_components", "autocorr_chains", "autocorr_sweeps", "autocorr_every",
                      "object_min_size"):  # fmt: skip
             v = check_int(name, getattr(self, name))  # a Python or NumPy integer, stored as an int
@@ -213,7 +223,7 @@ def _as_step_args(dtm: DTM, batch: Any, position: str) -> dict[str, Any]:
         if not (isinstance(batch, tuple) and len(batch) == 3):
             raise ValueError(
                 f"{position}: a world model (n_actions={cfg.n_actions}) trains on (bits_t, actions, bits_t1) "
-                "transitions; stream them with dtm_lite.loader.TransitionLoader"
+                "transitions; stream them with dtm_lite.data.loader.TransitionLoader"
             )
         prev, actions, nxt = batch
         return {"batch_bits": _as_bits(dtm, nxt, position), "prev": prev, "actions": actions}  # train_step checks
@@ -715,7 +725,7 @@ def train_from_iterator(
     Args:
         n_epochs: the total number of epochs; with ``resume=True`` training continues up to it.
         data_iterator_factory: ``factory()`` or ``factory(epoch)`` -> an iterable of batches (bits
-            ``(batch_size, n_visible)``, e.g. from :class:`~dtm_lite.loader.IteratorDataLoader`, or frames
+            ``(batch_size, n_visible)``, e.g. from :class:`~dtm_lite.data.loader.IteratorDataLoader`, or frames
             ``(batch_size, H, W, C)``). Make it deterministic for exact resumes. At most ``batches_per_epoch``
             batches are read from each epoch's iterable, also when prefetching, so a factory may hand out one
             shared generator: the next epoch continues where this one stopped.
@@ -746,7 +756,7 @@ def evaluate_dtm(
     dtm: DTM, holdout: np.ndarray | Holdout, settings: EvalSettings | None = None, epoch: int = 0
 ) -> dict[str, float]:
     """FD-PCA of ``dtm``'s samples with the data floor and independent-pixel baseline, the marginal error
-    and the object metric (``obj_*``, see :mod:`dtm_lite.metrics`), on held-out frames ``(n, H, W, C)``;
+    and the object metric (``obj_*``, see :mod:`dtm_lite.evaluation.metrics`), on held-out frames ``(n, H, W, C)``;
     the same numbers the training loop logs."""
     settings = settings or EvalSettings()
     held = holdout if isinstance(holdout, Holdout) else Holdout(dtm, holdout, settings)
@@ -776,7 +786,7 @@ def _evaluate(
         out = evaluate(held.fd, samples, held.images_b[:n], np.random.default_rng([dtm.config.seed, epoch]))
         out.update(_object_metrics(held.images_b[:n], samples, settings))
     if run_dir is not None:
-        from .plots import save_image_grid, save_trajectory_gif
+        from dtm_lite.interface.plots import save_image_grid, save_trajectory_gif
 
         save_image_grid(samples[: settings.gif_images], run_dir / f"samples_epoch{epoch + 1:03d}.png")
         save_trajectory_gif(traj[:, : settings.gif_images], run_dir / f"trajectory_epoch{epoch + 1:03d}.gif")

@@ -1,17 +1,17 @@
 """``batch_size="auto"``: the largest batch whose training step fits a device's memory budget.
 
-:class:`~dtm_lite.dtm.DTMConfig` holds an int ``batch_size``; resolve ``"auto"`` before building it::
+:class:`~dtm_lite.model.DTMConfig` holds an int ``batch_size``; resolve ``"auto"`` before building it::
 
     config = DTMConfig.lunarlander()
     config = config.replace(batch_size=auto_batch_size(config, n_devices=jax.device_count()))
     dtm = DTM(config, devices="all")
 
 (``python -m dtm_lite train --batch-size auto`` does this and prints the choice.) The batch is global: its
-rows are split over ``n_devices`` (:mod:`dtm_lite.sharding`), so the result is a multiple of
+rows are split over ``n_devices`` (:mod:`dtm_lite.scale.sharding`), so the result is a multiple of
 ``n_devices`` and the budget applies to each device.
 
 The estimate (:func:`training_bytes`) counts the arrays of one training step (``DTM.train_fn``), the way
-:meth:`DTM.generation_bytes_per_chain <dtm_lite.dtm.DTM.generation_bytes_per_chain>` does for generation. Each
+:meth:`DTM.generation_bytes_per_chain <dtm_lite.model.DTM.generation_bytes_per_chain>` does for generation. Each
 batch row runs two chains (its positive and negative phase) on lattice arrays ``(2, n, n, 1, 2B)``
 (``phase_moments``; the T diffusion steps run one after another). For each row and node: per chain the spins,
 biases, clamps, counters and uniforms, the tiled copies the stencil reads, the sample sums and the chain-padded
@@ -33,10 +33,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .validation import check_int
+from dtm_lite.core.validation import check_int
 
 if TYPE_CHECKING:
-    from .dtm import DTMConfig
+    from dtm_lite.model import DTMConfig
 
 AUTO = "auto"
 """The value of ``batch_size`` (and ``--batch-size``) that asks for :func:`auto_batch_size`."""
@@ -55,9 +55,9 @@ CHAIN_MULTIPLE = 16  # sampler.CHAIN_MULTIPLE: the chain axis is padded to a mul
 
 def _sizes(config: DTMConfig) -> dict[str, int]:
     """The sizes the estimate needs: lattice nodes, degree, edges, visible bits, parameters."""
-    from . import conditioning
-    from .encoding import Encoding
-    from .graph import GridGraph
+    from dtm_lite.conditioning import inputs as conditioning
+    from dtm_lite.core.encoding import Encoding
+    from dtm_lite.core.graph import GridGraph
 
     graph = GridGraph.from_preset(config.preset)
     side = graph.side + graph.side % 2  # the lattice pads odd sides to even

@@ -37,8 +37,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .graph import GridGraph
-from .validation import check_int
+from dtm_lite.core.graph import GridGraph
+from dtm_lite.core.validation import check_int
 
 Array = jax.Array
 
@@ -444,7 +444,7 @@ def gibbs_sample(
 
     Args:
         key: a JAX PRNG key.
-        graph: the :class:`~dtm_lite.graph.GridGraph`.
+        graph: the :class:`~dtm_lite.core.graph.GridGraph`.
         weights: ``(n_edges,)``, aligned with ``graph.edges``.
         biases: ``(n_nodes,)``, or ``(n_chains, n_nodes)`` per chain (e.g. input couplings J·s_in).
         spins0: ``(n_chains, n_nodes)`` initial spins in {-1, +1}, any integer or float dtype.

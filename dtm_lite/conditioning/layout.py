@@ -12,7 +12,7 @@ picture into two levels:
    last bin "none");
 2. the **picture** ``p(x | ℓ)``: the DTM with the layout as a conditioning input. The layout is rendered as
    a frame (background ``(0, ..., 0)`` everywhere, the object's colour at ``ℓ``) and enters each visible
-   bit's field through the learned local weights of :mod:`dtm_lite.conditioning` (a world model's
+   bit's field through the learned local weights of :mod:`dtm_lite.conditioning.inputs` (a world model's
    inputs, with one "action").
 
 Sampling is ancestral: ``ℓ ~ p(ℓ)``, then the DTM's chains given ``ℓ``. The Ising model still draws the
@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .metrics import ObjectClass, object_stats
+from dtm_lite.evaluation.metrics import ObjectClass, object_stats
 
 LAYOUT_TOL = 0.25  # a pixel is the object's when every channel lies within this of layout_color
 

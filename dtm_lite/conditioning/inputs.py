@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .graph import GridGraph
+from dtm_lite.core.graph import GridGraph
 
 
 def place_labels(graph: GridGraph, visible: np.ndarray, n_classes: int, spots: int) -> np.ndarray:

@@ -26,8 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .batch_size import AUTO
-from .config import RENAMED_FIELDS, DTMConfig
+from dtm_lite.core.config import RENAMED_FIELDS, DTMConfig
+from dtm_lite.scale.batch_size import AUTO
 
 QUICK_ENV = "DTM_LITE_QUICK"
 
@@ -333,9 +333,9 @@ def _resolve(args: argparse.Namespace, use_env: bool = True) -> tuple[dict[str, 
 
 
 def train(args: argparse.Namespace) -> int:
-    from .dtm import DTM
-    from .files import atomic_write
-    from .training import CHECKPOINT_NAME
+    from dtm_lite.model import DTM
+    from dtm_lite.training.files import atomic_write
+    from dtm_lite.training.loop import CHECKPOINT_NAME
 
     _start_processes(args)  # before anything touches JAX's devices
     s, out = _resolve(args)
@@ -391,7 +391,7 @@ def condition_of(s: dict[str, Any]) -> str:
 def _start_processes(args: argparse.Namespace) -> None:
     """Multi-host: ``jax.distributed.initialize`` with --coordinator, --num-processes and --process-id, or
     with what a SLURM job step or an Open MPI launch of several processes sets (JAX reads it itself)."""
-    from .sharding import cluster_process_count, initialize_distributed, initialize_from_cluster
+    from dtm_lite.scale.sharding import cluster_process_count, initialize_distributed, initialize_from_cluster
 
     given = [flag(k) for k in ("num_processes", "process_id") if getattr(args, k) is not None]
     if args.coordinator is not None:
@@ -412,18 +412,18 @@ def _start_processes(args: argparse.Namespace) -> None:
 
 def _auto_batch_size(config: DTMConfig, args: argparse.Namespace) -> int:
     """``--batch-size auto``: the largest global batch that fits the devices the run uses (see
-    :mod:`dtm_lite.batch_size`), the same on every process; printed with its estimate."""
+    :mod:`dtm_lite.scale.batch_size`), the same on every process; printed with its estimate."""
     import jax
     import numpy as np
 
-    from .batch_size import (
+    from dtm_lite.scale.batch_size import (
         CPU_BUDGET_BYTES,
         DEVICE_MEMORY_FRACTION,
         auto_batch_size,
         device_budget_bytes,
         training_bytes,
     )
-    from .sharding import resolve_devices
+    from dtm_lite.scale.sharding import resolve_devices
 
     try:
         devices = resolve_devices("all" if args.devices is None else args.devices)
@@ -459,14 +459,14 @@ def default_settings(quick: bool = False) -> dict[str, Any]:
 
 
 def config_from_settings(s: dict[str, Any]) -> DTMConfig:
-    """The :class:`~dtm_lite.dtm.DTMConfig` of a run's settings (its DTMConfig fields)."""
+    """The :class:`~dtm_lite.model.DTMConfig` of a run's settings (its DTMConfig fields)."""
     return DTMConfig(**{f.name: s[f.name] for f in dataclasses.fields(DTMConfig)})
 
 
 def _check_resume(config: DTMConfig, ckpt: Path) -> None:
     """Refuse (SystemExit) to resume ``ckpt`` with a model config other than the one it was made with,
     listing the fields that differ with their flags."""
-    from .dtm import checkpoint_config
+    from dtm_lite.model import checkpoint_config
 
     try:
         saved = checkpoint_config(ckpt)
@@ -488,10 +488,10 @@ def _check_resume(config: DTMConfig, ckpt: Path) -> None:
 def _train(dtm, s: dict[str, Any], out: Path, args: argparse.Namespace) -> None:
     import jax
 
-    from .loader import IteratorDataLoader, TransitionLoader
-    from .lunarlander import holdout_frames, training_stream, transitions
-    from .plots import plot_metrics
-    from .training import CHECKPOINT_NAME, EvalSettings
+    from dtm_lite.data.loader import IteratorDataLoader, TransitionLoader
+    from dtm_lite.data.lunarlander import holdout_frames, training_stream, transitions
+    from dtm_lite.interface.plots import plot_metrics
+    from dtm_lite.training.loop import CHECKPOINT_NAME, EvalSettings
 
     res = s["image_shape"][0]  # square RGB frames (checked by _resolve)
     rank, n_proc = jax.process_index(), jax.process_count()  # multi-host: each process streams its share
@@ -551,14 +551,14 @@ def _train(dtm, s: dict[str, Any], out: Path, args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "figures":
-        from .figures import make_figures
+        from dtm_lite.interface.figures import make_figures
 
         for path in make_figures(args.run, args.out, model=args.model):
             print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB)")
         return 0
     if args.command == "export":
-        from .dtm import DTM
-        from .training import CHECKPOINT_NAME
+        from dtm_lite.model import DTM
+        from dtm_lite.training.loop import CHECKPOINT_NAME
 
         src = args.run / CHECKPOINT_NAME
         path = DTM.load(src).save_weights(args.out)

@@ -13,7 +13,7 @@ re-renders. Everything the widget shows is also available without a frontend: ``
 few seconds; ``make_explorer_checkpoint(path)`` writes the small 16x16 checkpoint shipped in ``figures/``
 (notebook 04's quick-mode model)::
 
-    python -c "from dtm_lite.widgets import make_explorer_checkpoint; make_explorer_checkpoint()"
+    python -c "from dtm_lite.interface.widgets import make_explorer_checkpoint; make_explorer_checkpoint()"
 """
 
 from __future__ import annotations
@@ -27,13 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .plots import add_caption, image_grid, model_label
-from .validation import check_beta
+from dtm_lite.core.validation import check_beta
+from dtm_lite.interface.plots import add_caption, image_grid, model_label
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from .dtm import DTM
+    from dtm_lite.model import DTM
 
 SHIPPED_CHECKPOINT = Path("figures") / "explorer_checkpoint.npz"
 
@@ -276,7 +276,7 @@ class SampleExplorer:
 
 def tiny_config(**overrides: Any):
     """16x16 RGB binary on 50_12 with a short sampling schedule: trains at a few batches a second."""
-    from .dtm import DTMConfig
+    from dtm_lite.model import DTMConfig
 
     base = dict(
         image_shape=(16, 16, 3), preset="50_12", batch_size=50, warmup_sweeps=60, n_samples=10, sweeps_per_sample=3,
@@ -287,10 +287,10 @@ def tiny_config(**overrides: Any):
 
 def train_tiny_model(batches: int = 30, seed: int = 0, progress: bool = False, **overrides: Any) -> DTM:
     """A tiny DTM (``tiny_config``) trained on ``batches`` batches of LunarLander frames (random policy)."""
-    from .dtm import DTM
-    from .loader import IteratorDataLoader
-    from .lunarlander import training_stream
-    from .training import train_from_iterator
+    from dtm_lite.data.loader import IteratorDataLoader
+    from dtm_lite.data.lunarlander import training_stream
+    from dtm_lite.model import DTM
+    from dtm_lite.training.loop import train_from_iterator
 
     config = tiny_config(lr_decay_batches=max(batches, 1), seed=seed, **overrides)
     dtm = DTM(config)
@@ -308,10 +308,10 @@ def train_tiny_model(batches: int = 30, seed: int = 0, progress: bool = False, *
 def load_explorer_model(candidates: list[str | os.PathLike], train_batches: int = 30) -> tuple[DTM, str]:
     """The first of ``candidates`` that exists: a pretrained name (``DTM.pretrained``, e.g. ``"lunarlander"``)
     or a checkpoint / weights file; else a tiny model trained now. Returns ``(dtm, label)``, the label naming
-    the model (:func:`~dtm_lite.plots.model_label`), e.g. ``"DTM.pretrained('lunarlander'): 2,000 batches,
+    the model (:func:`~dtm_lite.interface.plots.model_label`), e.g. ``"DTM.pretrained('lunarlander'): 2,000 batches,
     32x32 palette, planes on 80_12"``."""
-    from .dtm import pretrained_names
-    from .figures import load_model
+    from dtm_lite.interface.figures import load_model
+    from dtm_lite.model import pretrained_names
 
     for candidate in candidates:
         if (isinstance(candidate, str) and candidate in pretrained_names()) or Path(candidate).is_file():

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .validation import check_int
+from dtm_lite.core.validation import check_int
 
 JUMPS_A: tuple[tuple[int, int], ...] = ((0, 1), (4, 1), (10, 9), (11, 14), (23, 6))
 JUMPS_B: tuple[tuple[int, int], ...] = (

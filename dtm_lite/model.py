@@ -14,9 +14,9 @@ positive phase (+) with the visible spins clamped to ``x_start``, negative phase
 the inputs clamped to ``x_end``. All T steps train together in one vmapped computation, and the two
 phases of a step share one batched run of the sampler (2 x batch chains).
 
-Where the parts live: the configuration in :mod:`dtm_lite.config`, the whole state (one pytree) in
-:mod:`dtm_lite.state`, the jitted kernels (the pure training step, generation) in :mod:`dtm_lite.kernels`,
-the visible sites in :mod:`dtm_lite.placement`, checkpoint formats in :mod:`dtm_lite.checkpoint`; this module
+Where the parts live: the configuration in :mod:`dtm_lite.core.config`, the whole state (one pytree) in
+:mod:`dtm_lite.core.state`, the jitted kernels (the pure training step, generation) in :mod:`dtm_lite.core.kernels`,
+the visible sites in :mod:`dtm_lite.core.placement`, checkpoint formats in :mod:`dtm_lite.training.checkpoint`; this module
 is the ``DTM`` shell that holds them together.
 """
 
@@ -33,11 +33,20 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from . import conditioning
-from . import layout as layouts
-from . import sampler as smp
-from .capacity import check_capacity
-from .checkpoint import (
+from dtm_lite.conditioning import inputs as conditioning
+from dtm_lite.conditioning import layout as layouts
+from dtm_lite.core import sampler as smp
+from dtm_lite.core.capacity import check_capacity
+from dtm_lite.core.config import MAX_SEED, PLACEMENTS, DTMConfig, _as_key, seed_key
+from dtm_lite.core.diffusion import couplings, time_grid
+from dtm_lite.core.encoding import Encoding
+from dtm_lite.core.graph import GridGraph
+from dtm_lite.core.kernels import _make_free_run_fn, _make_generate_fn, _make_train_fn, _visible_bias, phase_moments
+from dtm_lite.core.placement import place_visible
+from dtm_lite.core.state import DTMState, TrainState, checked_array, corrupt, state_arrays, state_from_arrays
+from dtm_lite.core.validation import check_beta, check_bool, check_int
+from dtm_lite.scale.sharding import ChainMesh, Devices, check_partitionable, global_batch
+from dtm_lite.training.checkpoint import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_FORMATS,
     WEIGHTS_FORMAT,
@@ -51,16 +60,7 @@ from .checkpoint import (
     _read_archive,
     checkpoint_config,
 )
-from .config import MAX_SEED, PLACEMENTS, DTMConfig, _as_key, seed_key
-from .diffusion import couplings, time_grid
-from .encoding import Encoding
-from .files import atomic_write
-from .graph import GridGraph
-from .kernels import _make_free_run_fn, _make_generate_fn, _make_train_fn, _visible_bias, phase_moments
-from .placement import place_visible
-from .sharding import ChainMesh, Devices, check_partitionable, global_batch
-from .state import DTMState, TrainState, checked_array, corrupt, state_arrays, state_from_arrays
-from .validation import check_beta, check_bool, check_int
+from dtm_lite.training.files import atomic_write
 
 __all__ = [  # the model, and what other modules and user code import from here
     "CHECKPOINT_FORMAT", "CHECKPOINT_FORMATS", "DTM", "DTMConfig", "DTMState", "GENERATE_CHUNK_BYTES", "MAX_SEED",
@@ -91,7 +91,7 @@ class DTM:
     >>> metrics = dtm.train_step(bits)          # bits: (batch, 64) in {0, 1}
     >>> images = dtm.generate(16)               # (16, 8, 8, 1) in [0, 1]
 
-    ``dtm.encoding`` (a :class:`~dtm_lite.encoding.Encoding` built from the config) owns frames <-> bits:
+    ``dtm.encoding`` (a :class:`~dtm_lite.core.encoding.Encoding` built from the config) owns frames <-> bits:
     ``dtm.encode``, ``dtm.decode`` and ``IteratorDataLoader(..., encoding=dtm.encoding)`` all go through it.
     """
 
@@ -125,7 +125,7 @@ class DTM:
         self.J_bits = np.concatenate(
             [np.repeat(self.J[:, None], n_img, 1), np.repeat(self.J_label[:, None], config.n_label_bits, 1)], axis=1
         )
-        #: a layout model's rendering of layouts (:mod:`dtm_lite.layout`): the encoded background frame and
+        #: a layout model's rendering of layouts (:mod:`dtm_lite.conditioning.layout`): the encoded background frame and
         #: the object colour's bits; None for every other model
         self.layout_bits: tuple[np.ndarray, np.ndarray] | None = None
         if config.layout_color is not None:
@@ -135,7 +135,7 @@ class DTM:
             marker = self.encoding.encode(filled)[0, : self.encoding.bits_per_pixel]
             self.layout_bits = (background, marker)
         #: (n_image_bits, n_neighbour_bits): the conditioning inputs that feed each bit's field: a world model's
-        #: ``cond_frames`` previous frames, then a layout model's rendered layout (see dtm_lite.conditioning)
+        #: ``cond_frames`` previous frames, then a layout model's rendered layout (see dtm_lite.conditioning.inputs)
         self.cond_index = None
         #: ``(offset, scale)`` ``(n_inputs,)`` of the conditioning inputs (a layout's: its background, 1/2),
         #: or ``(None, None)`` for a world model's previous frames alone
@@ -161,7 +161,7 @@ class DTM:
             "W": jnp.zeros((T, self.graph.n_edges), jnp.float32),
             "b": jnp.zeros((T, self.graph.n_nodes), jnp.float32),
         }
-        if self.cond_index is not None:  # the world model's conditioning weights (see dtm_lite.conditioning)
+        if self.cond_index is not None:  # the world model's conditioning weights (see dtm_lite.conditioning.inputs)
             n_feat = self.cond_index.shape[1] + 1
             params["K"] = jnp.zeros((T, config.n_cond_actions, n_img, n_feat), jnp.float32)
         key, gen_key = jax.random.split(seed_key(config.seed))
@@ -182,7 +182,7 @@ class DTM:
         self.use_devices(devices)
 
     def use_devices(self, devices: Devices = None) -> DTM:
-        """Run training and generation on ``devices`` (see :mod:`dtm_lite.sharding`): None (the default) one
+        """Run training and generation on ``devices`` (see :mod:`dtm_lite.scale.sharding`): None (the default) one
         device, an int N the first N of ``jax.devices()``, ``"all"`` every device (of every process), or a
         list of ``jax.Device``. The chains (batch rows) are split over a 1-D mesh, the state is replicated;
         results are bit-identical for any device count. ``config.batch_size`` must be a multiple of the
@@ -195,7 +195,7 @@ class DTM:
         mesh = ChainMesh.of(devices)
         mesh.check_batch_size(self.config.batch_size)
         check_partitionable()
-        #: the :class:`~dtm_lite.sharding.ChainMesh` the chains are split over (one device by default)
+        #: the :class:`~dtm_lite.scale.sharding.ChainMesh` the chains are split over (one device by default)
         self.mesh = mesh
         self.state = mesh.put_state(self.state)  # where train_fn's outputs land: no second compile
         self.train_fn = _make_train_fn(self)
@@ -362,7 +362,7 @@ class DTM:
 
     def _next_layouts(self, key: jax.Array, actions: Any, before: np.ndarray | None, now: np.ndarray) -> np.ndarray:
         """A world model's next layouts ``(n,)`` after layouts ``before`` (ℓ_t-1, or None) and ``now`` (ℓ_t) and
-        ``actions``, drawn from its layout dynamics (:func:`dtm_lite.layout.sample_next_layouts`)."""
+        ``actions``, drawn from its layout dynamics (:func:`dtm_lite.conditioning.layout.sample_next_layouts`)."""
         assert self.state.layout_moves is not None and self.state.layout_counts is not None
         return layouts.sample_next_layouts(
             key, np.asarray(self.state.layout_moves), np.asarray(self.state.layout_counts), np.asarray(actions),
@@ -500,8 +500,8 @@ class DTM:
         **kwargs: Any,
     ) -> list[dict[str, Any]]:
         """Streaming training with held-out evaluation, checkpoints and resume.
-        See :func:`dtm_lite.training.train_from_iterator`."""
-        from .training import train_from_iterator
+        See :func:`dtm_lite.training.loop.train_from_iterator`."""
+        from dtm_lite.training.loop import train_from_iterator
 
         return train_from_iterator(
             self, n_epochs, data_iterator_factory, batches_per_epoch, evaluate_every, holdout, checkpoint_dir,
@@ -596,7 +596,7 @@ class DTM:
         result. A world model (``n_actions > 0``) takes the previous frames' bits ``prev`` ``(n, n_visible)``
         and ``actions`` ``(n,)``: samples of the next frame (see :meth:`rollout`); without them its
         conditioning field is left out.
-        A layout model (``config.layout_color``, :mod:`dtm_lite.layout`) draws each frame's layout from its
+        A layout model (``config.layout_color``, :mod:`dtm_lite.conditioning.layout`) draws each frame's layout from its
         prior (with a key folded from ``key``) unless ``layout`` gives them: ``(n, 2)`` integer ``(row, col)``
         centres of the object (one ``(row, col)`` for all; ``(-1, -1)``: no object).
 

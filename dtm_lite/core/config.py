@@ -13,11 +13,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import sampler as smp
-from .diffusion import SCHEDULES
-from .encoding import ENCODINGS, LUNARLANDER_COLORS, PALETTE_CODES, Encoding, Palette, palette_colors
-from .graph import preset_name
-from .validation import check_beta, check_bool, check_float, check_int
+from dtm_lite.core import sampler as smp
+from dtm_lite.core.diffusion import SCHEDULES
+from dtm_lite.core.encoding import ENCODINGS, LUNARLANDER_COLORS, PALETTE_CODES, Encoding, Palette, palette_colors
+from dtm_lite.core.graph import preset_name
+from dtm_lite.core.validation import check_beta, check_bool, check_float, check_int
 
 PLACEMENTS = ("spatial", "planes", "raster", "random")
 MAX_SEED = 2**64 - 1  # config.seed and integer keys: 0 .. MAX_SEED (see seed_key)
@@ -54,7 +54,7 @@ class DTMConfig:
     and :meth:`quick` its quick one. Each field's metadata ``"help"`` describes it in one line (the CLI
     makes one flag a field from it).
 
-    Encoding (``dtm_lite.encoding.Encoding``): ``encoding`` is ``"binary"`` (``threshold``, 1 bit a
+    Encoding (``dtm_lite.core.encoding.Encoding``): ``encoding`` is ``"binary"`` (``threshold``, 1 bit a
     channel value), ``"thermometer"`` (``grayscale_levels`` bits a channel value) or ``"palette"``
     (nearest of ``palette``'s RGB colours in [0, 1] to the pixel binarised at ``threshold``, so that blends
     never snap to a mid-tone colour; ``palette_code`` ``"binary"``: ceil(log2 K) bits a
@@ -62,7 +62,7 @@ class DTMConfig:
     ``grayscale_levels == 1`` and ``"thermometer"`` otherwise, which is what configs saved before the
     field existed meant.
 
-    Correlation penalty (section 7.6, :mod:`dtm_lite.regularization`): ``corr_penalty`` is the initial
+    Correlation penalty (section 7.6, :mod:`dtm_lite.core.penalty`): ``corr_penalty`` is the initial
     λ_cp; with ``adaptive_penalty`` it starts at ``max(corr_penalty, corr_penalty_min)`` and follows the
     held-out autocorrelation against ``autocorr_tau`` once per epoch (``corr_penalty_min`` = 1e-3, the
     research code's ``cp_min``).
@@ -250,7 +250,7 @@ class DTMConfig:
         """The LunarLander model of ``python -m dtm_lite train`` (its defaults, and the shipped
         ``DTM.pretrained("lunarlander")``): the defaults with the palette encoding (4 colours, 2 bits a
         pixel) on ``"planes"`` placement, a layout model of the lander (``layout_color`` the palette's lander
-        colour, :mod:`dtm_lite.layout`; conditioning radius 2); ``lr_decay_batches`` = the command's 20 epochs
+        colour, :mod:`dtm_lite.conditioning.layout`; conditioning radius 2); ``lr_decay_batches`` = the command's 20 epochs
         x 100 batches."""
         base = cls(
             encoding="palette", placement="planes", layout_color=LUNARLANDER_COLORS[2], cond_radius=2,

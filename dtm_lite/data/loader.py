@@ -3,14 +3,14 @@
 ``IteratorDataLoader`` pulls items from a stream, splits them into frames, optionally shuffles them in a
 bounded buffer, and yields uint8 bit batches ``(batch_size, n_bits)``: encoded with a model's own encoding
 (``encoding=dtm.encoding``: binary, thermometer or palette), with ``n_grayscale_levels``/``threshold``
-(``dtm_lite.encoding.encode``), or not at all (``encode=False``: frame batches ``(batch_size, H, W, C)``, which
+(``dtm_lite.core.encoding.encode``), or not at all (``encode=False``: frame batches ``(batch_size, H, W, C)``, which
 ``DTM.train_from_iterator`` encodes with the model's encoding).
 
 A stream item is one of
 - a frame ``(H, W, C)``,
 - a stack of frames ``(n, H, W, C)`` (every frame is used, in order),
 - a tuple whose first element is one of the above, e.g. ``(frames, actions, rewards)`` from
-  ``dtm_lite.lunarlander.LunarLanderFrames`` (the other elements are ignored, except labels: see below). A
+  ``dtm_lite.data.lunarlander.LunarLanderFrames`` (the other elements are ignored, except labels: see below). A
   tuple with frames in a later element too (``zip`` of two frame streams) is refused rather than half dropped.
 
 Items with a dimension of size 0 (zero-size frames, stacks of no frames) are refused.
@@ -30,7 +30,7 @@ frame ``(H, W, C)`` takes a scalar id or one one-hot row ``(K,)``.
   only 0s and 1s) is refused rather than silently dropped: pass ``n_classes=K``, or yield the frames alone.
   Other tuples, such as ``(frames, actions, rewards)`` or ``(frames, float values)``, pass as before.
 
-Transitions for a world model, ``(frames_t, actions, frames_t1)`` items (``dtm_lite.lunarlander.transitions``),
+Transitions for a world model, ``(frames_t, actions, frames_t1)`` items (``dtm_lite.data.lunarlander.transitions``),
 go through :class:`TransitionLoader`, which yields ``(bits_t, actions, bits_t1)`` batches.
 
 Frames are uint8 in [0, 255] or floats in [0, 1]; every frame must have the shape of the first one.
@@ -44,8 +44,8 @@ from typing import Any
 
 import numpy as np
 
-from dtm_lite.encoding import Encoding, encode
-from dtm_lite.validation import check_int
+from dtm_lite.core.encoding import Encoding, encode
+from dtm_lite.core.validation import check_int
 
 Preprocess = Callable[[np.ndarray], np.ndarray]
 
@@ -74,7 +74,7 @@ class IteratorDataLoader:
             frames move at most about k positions: mixing is local, so make k span several episodes.
         seed: seed of the shuffle; epoch t uses ``np.random.default_rng([seed, t])``.
         image_shape: optional expected (H, W, C); otherwise it is taken from the first frame (or ``encoding``).
-        encoding: a model's :class:`~dtm_lite.encoding.Encoding` (``dtm.encoding``) to encode with instead of
+        encoding: a model's :class:`~dtm_lite.core.encoding.Encoding` (``dtm.encoding``) to encode with instead of
             ``n_grayscale_levels``/``threshold``; the only way to get palette bits, and a guarantee that the bits
             match the model.
         encode: False yields the frames themselves, ``(batch_size, H, W, C)`` (uint8, or float32 in [0, 1] when
@@ -135,7 +135,9 @@ class IteratorDataLoader:
             image_shape = sizes
         if encoding is not None:
             if not isinstance(encoding, Encoding):
-                raise ValueError(f"encoding must be a dtm_lite.encoding.Encoding (e.g. dtm.encoding), got {encoding!r}")
+                raise ValueError(
+                    f"encoding must be a dtm_lite.core.encoding.Encoding (e.g. dtm.encoding), got {encoding!r}"
+                )
             if n_grayscale_levels != 1 or threshold != 0.5:
                 raise ValueError(
                     "pass either encoding= (the model's dtm.encoding) or n_grayscale_levels/threshold, not both"
@@ -332,7 +334,7 @@ class TransitionLoader(IteratorDataLoader):
     A stream item is a transition tuple ``(frames_t, actions, frames_t1)``: two stacks ``(n, H, W, C)`` and
     the actions ``(n,)`` (integer ids, or one-hot rows ``(n, n_actions)``), where ``frames_t1[i]`` follows
     ``frames_t[i]`` under ``actions[i]``; or one transition ``(frame (H, W, C), action, frame)``.
-    ``dtm_lite.lunarlander.transitions(source)`` yields such items, one per episode. Each batch is
+    ``dtm_lite.data.lunarlander.transitions(source)`` yields such items, one per episode. Each batch is
     ``(bits_t uint8 (B, n_bits), actions int32 (B,), bits_t1 uint8 (B, n_bits))``, both frames encoded the same
     way (``(frames_t, actions, frames_t1)`` with ``encode=False``); the shuffle buffer moves whole transitions,
     so a row's three parts always belong together.
@@ -386,7 +388,7 @@ class TransitionLoader(IteratorDataLoader):
             if not isinstance(item, tuple) or len(item) != 3:
                 raise ValueError(
                     f"{where} is {_describe(item)}; a transition stream yields (frames_t, actions, frames_t1) "
-                    "tuples (e.g. dtm_lite.lunarlander.transitions(source)); plain frames go to IteratorDataLoader"
+                    "tuples (e.g. dtm_lite.data.lunarlander.transitions(source)); plain frames go to IteratorDataLoader"
                 )
             frames_t, actions, frames_t1 = item
             shape_t, shape_t1 = np.shape(frames_t), np.shape(frames_t1)

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .validation import check_int
+from dtm_lite.core.validation import check_int
 
 
 def to_unit_float(frames: np.ndarray, *, name: str = "frames") -> np.ndarray:
@@ -231,7 +231,7 @@ class Encoding:
 
     @classmethod
     def from_config(cls, config: Any) -> Encoding:
-        """The encoding of a :class:`~dtm_lite.dtm.DTMConfig` (fields ``encoding``, ``image_shape``,
+        """The encoding of a :class:`~dtm_lite.model.DTMConfig` (fields ``encoding``, ``image_shape``,
         ``grayscale_levels``, ``threshold``, ``palette``, ``palette_code``)."""
         palette = None
         if config.encoding == "palette":
@@ -254,7 +254,7 @@ class Encoding:
 
     @property
     def capacity_counts(self) -> tuple[int, int, str]:
-        """``(n_values, bits_each, what)`` for :func:`~dtm_lite.capacity.check_capacity`:
+        """``(n_values, bits_each, what)`` for :func:`~dtm_lite.core.capacity.check_capacity`:
         channel values x levels for binary/thermometer, pixels x code width for a palette."""
         h, w, c = self.image_shape
         if self.kind == "palette":

@@ -6,7 +6,7 @@ training checkpoint (``runs/<run>/latest.npz``). The run folder supplies ``metri
 ``metrics.png`` when it has one. Every figure names its model in its title.
 
 Writes to ``figures/``: ``samples.png`` (held-out frames next to generated ones, with the lander
-statistics of both, see :func:`dtm_lite.metrics.compare_objects`), ``denoising.gif`` (the Gibbs
+statistics of both, see :func:`dtm_lite.evaluation.metrics.compare_objects`), ``denoising.gif`` (the Gibbs
 trajectory of generation), ``metrics.png`` (FD-PCA with its floor and baseline, autocorrelation,
 penalty, object metric), ``capacity.png`` (the model's grid: a node's neighbourhood and where its
 visible bits go) and ``resize.png`` (area averaging against bilinear on a LunarLander frame).
@@ -20,10 +20,10 @@ from typing import cast
 
 import numpy as np
 
-from .dtm import DTM
-from .graph import GridGraph
-from .lunarlander import LunarLanderFrames, crop_frame, holdout_frames, resize_area, resize_bilinear
-from .training import CHECKPOINT_NAME
+from dtm_lite.core.graph import GridGraph
+from dtm_lite.data.lunarlander import LunarLanderFrames, crop_frame, holdout_frames, resize_area, resize_bilinear
+from dtm_lite.model import DTM
+from dtm_lite.training.loop import CHECKPOINT_NAME
 
 DEFAULT_MODEL = "lunarlander"
 
@@ -31,7 +31,7 @@ DEFAULT_MODEL = "lunarlander"
 def load_model(model: str | os.PathLike) -> tuple[DTM, str]:
     """``(dtm, how it was loaded)`` for a pretrained name (``DTM.pretrained``), a weights file
     (``DTM.save_weights``) or a training checkpoint (``DTM.load``)."""
-    from .dtm import WEIGHTS_FORMAT, _read_archive, pretrained_names
+    from dtm_lite.model import WEIGHTS_FORMAT, _read_archive, pretrained_names
 
     if isinstance(model, str) and model in pretrained_names():
         return DTM.pretrained(model), f"DTM.pretrained({model!r})"
@@ -52,11 +52,11 @@ def _save(fig, path: Path) -> Path:
 
 def samples_figure(dtm: DTM, held: np.ndarray, n: int = 24, seed: int = 0, label: str | None = None):
     """Held-out frames (quantized by the model's encoding) next to ``n`` samples; the panel titles give the
-    lander statistics (:func:`~dtm_lite.metrics.compare_objects`) of all of ``held`` and of the samples."""
+    lander statistics (:func:`~dtm_lite.evaluation.metrics.compare_objects`) of all of ``held`` and of the samples."""
     from matplotlib.figure import Figure
 
-    from .metrics import compare_objects
-    from .plots import image_grid, model_label
+    from dtm_lite.evaluation.metrics import compare_objects
+    from dtm_lite.interface.plots import image_grid, model_label
 
     samples = dtm.generate(n, key=seed)
     data = dtm.decode(dtm.encode(held))
@@ -84,7 +84,7 @@ def capacity_figure(preset: str = "80_12", visible: int | np.ndarray = 32 * 32 *
     model's ``dtm.visible``, which may use both colours); ``label`` becomes the suptitle."""
     from matplotlib.figure import Figure
 
-    from .plots import capacity_diagram, draw_neighbourhood
+    from dtm_lite.interface.plots import capacity_diagram, draw_neighbourhood
 
     g = GridGraph.from_preset(preset)
     fig = Figure(figsize=(11, 5.6), layout="constrained")
@@ -127,7 +127,7 @@ def make_figures(
 ) -> list[Path]:
     """All README figures for ``model`` (a pretrained name, a weights file or a checkpoint; ``None``: the
     run's own ``latest.npz``), with ``metrics.png`` from ``run_dir/metrics.csv`` when it exists."""
-    from .plots import model_label, plot_metrics, save_trajectory_gif
+    from dtm_lite.interface.plots import model_label, plot_metrics, save_trajectory_gif
 
     run_dir, out = Path(run_dir), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

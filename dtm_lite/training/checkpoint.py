@@ -1,5 +1,5 @@
 """Reading checkpoints (``DTM.save``) and weights files (``DTM.save_weights``): formats, versions and one clear
-error for anything that is not one. Format 2 is the ``DTMState`` pytree as one dict (``dtm_lite.state``);
+error for anything that is not one. Format 2 is the ``DTMState`` pytree as one dict (``dtm_lite.core.state``);
 format 1 (before that) still loads."""
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .config import DTMConfig
-from .state import DTMState, checked_array, corrupt
-from .validation import check_int
+from dtm_lite.core.config import DTMConfig
+from dtm_lite.core.state import DTMState, checked_array, corrupt
+from dtm_lite.core.validation import check_int
 
 if TYPE_CHECKING:
-    from .dtm import DTM
+    from dtm_lite.model import DTM
 
 WEIGHTS_FORMAT = "dtm_lite-weights"
 
@@ -107,7 +107,7 @@ def _check_version(path: Path, found: Any, known: int, what: str, oldest: int | 
     """``found`` must be an integer in ``oldest..known`` (default: exactly ``known``); a higher one was
     written by a newer dtm_lite."""
     if isinstance(found, int) and not isinstance(found, bool) and found > known:
-        from . import __version__
+        from dtm_lite import __version__
 
         raise ValueError(
             f"{path} is a dtm_lite {what} {found}, written by a newer dtm_lite; this one ({__version__}) reads "

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import SubFigure
 
-    from dtm_lite.graph import GridGraph
+    from dtm_lite.core.graph import GridGraph
 
 SEPARATOR = 128  # gray level of the 1-px lines between grid cells
 

@@ -20,9 +20,9 @@ class DTMState(NamedTuple):
     - ``corr_penalty``: float32 ``(T,)``, each step's correlation penalty λ_cp (the adaptive rule moves it
       between epochs);
     - ``layout_counts``: a layout model's prior, int32 ``(H*W + 1,)``, how many training frames had each
-      layout (:mod:`dtm_lite.layout`); None (no leaf) for every other model;
+      layout (:mod:`dtm_lite.conditioning.layout`); None (no leaf) for every other model;
     - ``layout_moves``: a world model with a layout, its layout dynamics, int32 ``(A, N_CONTEXTS,
-      N_OUTCOMES)``, how often each move followed each context and action (:mod:`dtm_lite.layout`); None
+      N_OUTCOMES)``, how often each move followed each context and action (:mod:`dtm_lite.conditioning.layout`); None
       (no leaf) for every other model.
 
     :func:`state_arrays` / :func:`state_from_arrays` turn it into a flat dict of arrays (a checkpoint) and back.

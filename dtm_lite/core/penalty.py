@@ -2,7 +2,7 @@
 
 The correlation penalty adds ``-cp * Cov_(i, j)`` to the weight ascent direction; it slows the growth
 of strong couplings that make block Gibbs chains mix badly. Once per epoch, the step's autocorrelation
-scalar ``a`` (``dtm_lite.metrics.autocorrelation_scalar``) updates ``cp``:
+scalar ``a`` (``dtm_lite.evaluation.metrics.autocorrelation_scalar``) updates ``cp``:
 
     cp <- max(cp, cp_min)
     if a < tau:          cp *= 0.6 + 0.2 * a / tau      (mixing well: relax, faster when a is small)

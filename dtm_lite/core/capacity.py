@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import math
 
-from .graph import PRESETS, GridGraph
-from .validation import check_int
+from dtm_lite.core.graph import PRESETS, GridGraph
+from dtm_lite.core.validation import check_int
 
 
 class CapacityError(ValueError):

@@ -35,7 +35,7 @@ import numpy as np
 from gymnasium.envs.box2d.lunar_lander import heuristic
 from gymnasium.vector import AutoresetMode
 
-from .validation import check_int
+from dtm_lite.core.validation import check_int
 
 RENDER_HW = (400, 600)  # LunarLander-v3 rgb_array frames are (400, 600, 3)
 N_ACTIONS = 4  # noop, left engine, main engine, right engine
@@ -571,7 +571,7 @@ class Transitions:
 
 def transitions(source: LunarLanderFrames, history: int = 1) -> Transitions:
     """World-model transitions ``(frames_t, actions_t, frames_t1)`` of ``source``'s episodes, one
-    ``Transition`` per episode (see ``Transitions``); feed them to ``dtm_lite.loader.TransitionLoader``.
+    ``Transition`` per episode (see ``Transitions``); feed them to ``dtm_lite.data.loader.TransitionLoader``.
 
     ``history = F > 1``: ``frames_t`` holds the F frames up to t, ``(m, F, H, W, C)`` oldest first (a world
     model with ``DTMConfig(cond_frames=F)`` sees the velocity as well as the position); episodes shorter than

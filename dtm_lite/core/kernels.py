@@ -1,6 +1,6 @@
 """The jitted kernels of a DTM: both phases' moments (``phase_moments``), the pure training step
 (``_make_train_fn``), and the free chains of generation and of the autocorrelation diagnostic.
-Everything here is a pure function of arrays; ``dtm_lite.dtm.DTM`` builds and calls them."""
+Everything here is a pure function of arrays; ``dtm_lite.model.DTM`` builds and calls them."""
 
 from __future__ import annotations
 
@@ -12,15 +12,15 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from . import conditioning
-from . import layout as layouts
-from . import sampler as smp
-from .diffusion import add_noise, training_pair
-from .sharding import ChainMesh
-from .state import DTMState
+from dtm_lite.conditioning import inputs as conditioning
+from dtm_lite.conditioning import layout as layouts
+from dtm_lite.core import sampler as smp
+from dtm_lite.core.diffusion import add_noise, training_pair
+from dtm_lite.core.state import DTMState
+from dtm_lite.scale.sharding import ChainMesh
 
 if TYPE_CHECKING:
-    from .dtm import DTM
+    from dtm_lite.model import DTM
 
 
 def _visible_bias(
@@ -73,7 +73,7 @@ def phase_moments(
 
     Reductions over chains sum integer-valued float32 counts (±1 spins and edge products, summed over
     samples) and divide once at the end: exact in any order, so the result does not depend on how the
-    chains are split over devices (``mesh``: a :class:`~dtm_lite.sharding.ChainMesh` whose devices the
+    chains are split over devices (``mesh``: a :class:`~dtm_lite.scale.sharding.ChainMesh` whose devices the
     chain axis is split over inside ``jax.jit``; None: no constraint).
 
     Several models share the lattice arrays ``(2, n, n, T, 2B)`` and run in one kernel call (under ``jax.vmap``
@@ -158,7 +158,7 @@ def _make_train_fn(dtm: DTM):
 
     # The T steps run one after another (lax.map), each on its own (2, n, n, 1, 2B) lattice arrays: the cost
     # is linear in T, where one joint (2, n, n, T, 2B) kernel outgrew the cache (benchmarks/train_step.py).
-    # On a mesh (dtm_lite.sharding): the state replicated, the batch rows split over the devices.
+    # On a mesh (dtm_lite.scale.sharding): the state replicated, the batch rows split over the devices.
     @functools.partial(
         jax.jit,
         in_shardings=(mesh.replicated, mesh.rows),
@@ -230,7 +230,7 @@ def _step_chains(lat, visible, params_k, j_k, s_in, key, betas, every, init_beta
     ``clamp``: optional ``(mask, spins)``, both ``(n, n_visible)``: visible bits held at the given ±1 spins
     (labels for conditional samples, the image for classification). ``extra``: a conditioning field
     ``(n, n_visible)`` added to the visible biases (world models). ``mesh``: a
-    :class:`~dtm_lite.sharding.ChainMesh` the chains are split over (the uniforms are keyed by global
+    :class:`~dtm_lite.scale.sharding.ChainMesh` the chains are split over (the uniforms are keyed by global
     chain index, so the result does not depend on it)."""
     g = lat.graph
     k_init, k_run = jax.random.split(key)

@@ -42,8 +42,8 @@ from typing import NamedTuple
 import numpy as np
 from scipy import ndimage, stats
 
-from .encoding import to_unit_float
-from .validation import check_int
+from dtm_lite.core.encoding import to_unit_float
+from dtm_lite.core.validation import check_int
 
 Rng = np.random.Generator | int | None
 
