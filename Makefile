@@ -9,6 +9,7 @@ STAMP := $(VENV)/.installed
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# .[dev] is everything: the base dependencies, the lunarlander and notebooks extras, and the tools.
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install -e ".[dev]"
 	touch $(STAMP)

@@ -3,7 +3,7 @@ fixed number of chains a device (weak scaling).
 
     python benchmarks/scaling.py                    # GPUs: 1, 2, 4, ... up to jax.device_count()
     python benchmarks/scaling.py --max-devices 4    # CPU: 1, 2, 4 virtual devices
-    python benchmarks/scaling.py --quick            # DTMConfig.quick() instead of DTMConfig.lunarlander()
+    python benchmarks/scaling.py --quick            # quick_model_config() instead of model_config()
 
 Each device count runs in a subprocess of its own: on CPU with
 ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` (the flag must be set before JAX starts), on GPUs
@@ -32,10 +32,11 @@ def worker(args: argparse.Namespace) -> None:
     import jax
     import numpy as np
 
-    from dtm_lite import DTM, DTMConfig
+    from dtm_lite import DTM
+    from dtm_lite.data.lunarlander_settings import model_config, quick_model_config
 
     n = args.worker
-    base = DTMConfig.quick() if args.quick else DTMConfig.lunarlander()
+    base = quick_model_config() if args.quick else model_config()
     rng = np.random.default_rng(0)
 
     def step_batch(rows: int) -> np.ndarray:
@@ -102,7 +103,9 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=32, help="training batch rows a device (default 32)")
     ap.add_argument("--chains", type=int, default=64, help="generation chains a device (default 64)")
     ap.add_argument("--steps", type=int, default=3, help="timed training steps, after one compile step")
-    ap.add_argument("--quick", action="store_true", help="DTMConfig.quick() (16x16 frames on 50_12)")
+    ap.add_argument(
+        "--quick", action="store_true", help="lunarlander_settings.quick_model_config() (16x16 frames on 50_12)"
+    )
     ap.add_argument("--no-check", dest="check", action="store_false", help="skip the bit-identity check")
     ap.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()

@@ -3,10 +3,10 @@
     python benchmarks/world_model.py                  # about 2-3 minutes on 2 CPU cores
     python benchmarks/world_model.py --batches 1000 --radius 2 --beta 1.0 2.0
 
-Trains ``DTMConfig.lunarlander(layout_color=None, n_actions=4)`` (conditioning inputs: the previous frame's bits
-within ``--radius`` pixels and the action, see dtm_lite.conditioning.inputs) on (frame_t, action_t, frame_t+1)
-transitions of LunarLander episodes (every 2nd step, the action held for both), then prints, on 40 held-out
-episodes (other seeds), with the lander object metric (dtm_lite.evaluation.metrics.LANDER):
+Trains ``lunarlander_settings.model_config(layout_color=None, n_actions=4)`` (conditioning inputs: the previous
+frame's bits within ``--radius`` pixels and the action, see dtm_lite.conditioning.inputs) on (frame_t, action_t,
+frame_t+1) transitions of LunarLander episodes (every 2nd step, the action held for both), then prints, on 40
+held-out episodes (other seeds), with the lander object metric (dtm_lite.evaluation.metrics.LANDER):
 
 - next frame: among held-out transitions where both the predicted and the true next frame show a lander, the
   fraction whose lander blob centre lies within 1.5 px of the true one;
@@ -31,19 +31,19 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from dtm_lite.core.encoding import LUNARLANDER_COLORS
 from dtm_lite.data.loader import TransitionLoader
 from dtm_lite.data.lunarlander import LunarLanderFrames, transitions
+from dtm_lite.data.lunarlander_settings import LANDER_COLOR, model_config
 from dtm_lite.evaluation.metrics import LANDER, object_stats
-from dtm_lite.model import DTM, DTMConfig
+from dtm_lite.model import DTM
 
 
 def train_world_model(
     batches: int, radius: int, frames: int = 1, seed: int = 0, steps: int = 1, layout: int = 0
 ) -> DTM:
     """``layout``: 0 (none), or the layout's smallest blob in pixels (``layout_min_size``)."""
-    cfg = DTMConfig.lunarlander(
-        layout_color=LUNARLANDER_COLORS[2] if layout else None, layout_min_size=max(layout, 1), n_actions=4,
+    cfg = model_config(
+        layout_color=LANDER_COLOR if layout else None, layout_min_size=max(layout, 1), n_actions=4,
         cond_radius=radius,
         cond_frames=frames, num_diffusion_steps=steps,
         warmup_sweeps=40, n_samples=10, sweeps_per_sample=2, generation_sweeps=60, generation_beta=(1.0, 1.0),

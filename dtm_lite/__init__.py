@@ -13,8 +13,10 @@ from dtm_lite.data.loader import IteratorDataLoader, TransitionLoader
 from dtm_lite.data.lunarlander import LunarLanderFrames, transitions
 from dtm_lite.model import DTM, DTMConfig, DTMState
 from dtm_lite.training.loop import EmptyEpochError, EvalSettings, TrainingRun, train_from_iterator
+from dtm_lite.version import __version__
 
 __all__ = [
+    "__version__",
     "DTM",
     "PRESETS",
     "CapacityError",
@@ -39,4 +41,3 @@ __all__ = [
     "transitions",
     "visible_capacity",
 ]
-__version__ = "0.1.0"

@@ -1,18 +1,19 @@
-"""benchmarks/ablation.py at toy sizes: the script end to end (JSON, PNG), a T = 2 variant with the
-adaptive penalty, and the variant selection."""
+"""dtm_lite.evaluation.ablation (benchmarks/ablation.py) at toy sizes: a quick run end to end (table, JSON,
+PNG), a T = 2 variant with the adaptive penalty, the variant selection, and the script's command line."""
 
 import json
 import math
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import ablation  # noqa: E402
+from dtm_lite import DTMConfig, EvalSettings
+from dtm_lite.data.lunarlander_settings import eval_settings
+from dtm_lite.evaluation import ablation
 
-from dtm_lite import EvalSettings  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 METRICS = ("fd_pca", "fd_floor", "fd_independent", "marginal_error", "obj_one_rate", "obj_one_rate_data", "obj_stray",
            "obj_stray_data", "obj_size_dist", "train_minutes", "seconds_per_batch", "eval_minutes")  # fmt: skip
@@ -28,15 +29,20 @@ def _check_row(row: dict, steps: int) -> None:
     assert all(math.isfinite(v) for v in row["autocorr"] + row["corr_penalty"])
 
 
-def test_script_quick_writes_table_json_and_samples(tmp_path, capsys):
+def test_quick_run_writes_table_json_and_samples(tmp_path, capsys):
     name = "planes, gen beta 1-1"  # generation only: brings its parent "MEBM palette planes" along
-    argv = ["--quick", "--batches", "2", "--holdout-episodes", "16", "--only", name, "--out", str(tmp_path)]
-    assert ablation.main(argv) == 0
+    variants = ablation.select([name])
+    data = ablation.make_data(16, n_train=2 * 50, holdout_episodes=16)
+    command = "python benchmarks/ablation.py --quick --batches 2"
+    rows, models = ablation.run_all(
+        variants, data, eval_settings(quick=True), 2, quick=True, epoch_batches=3, out=tmp_path, command=command
+    )
+    assert [r["name"] for r in rows] == list(models) == ["MEBM palette planes", name]
     table = capsys.readouterr().out
     assert "| MEBM palette planes |" in table and f"| {name} |" in table
 
     result = json.loads((tmp_path / "ablation.json").read_text())
-    assert result["command"].startswith("python benchmarks/ablation.py --quick")
+    assert result["command"] == command and result["eval_settings"]["object_class"] == "lander"
     assert result["machine"]["cpu_count"] >= 1 and result["quick"] and result["data"]["resolution"] == 16
     parent, regen = result["rows"]
     assert (parent["name"], parent["from"], regen["from"]) == ("MEBM palette planes", None, "MEBM palette planes")
@@ -53,6 +59,7 @@ def test_run_variant_dtm_with_adaptive_penalty():
     overrides = ablation.quick_overrides({"encoding": "palette", "adaptive_penalty": True, **ablation.T4})
     overrides["num_diffusion_steps"] = 2
     base = {
+        **ablation.BASE,
         **ablation.QUICK_BASE,
         "image_shape": (8, 8, 3),
         "preset": "20_8",
@@ -80,3 +87,29 @@ def test_select_and_quick_overrides():
     names = [v["name"] for v in ablation.VARIANTS]
     assert len(set(names)) == len(names)
     assert all(v["from"] in names for v in ablation.VARIANTS if v.get("from"))
+
+
+def test_every_palette_variant_has_a_palette_and_the_layout_is_the_landers():
+    from dtm_lite.data.lunarlander_settings import LANDER_COLOR, LUNARLANDER_COLORS, model_config
+
+    assert ablation.BASE["palette"] == LUNARLANDER_COLORS and ablation.LAYOUT["layout_color"] == LANDER_COLOR
+    for v in ablation.VARIANTS:
+        if not v.get("from"):
+            config = DTMConfig(**{**ablation.BASE, **v["overrides"]})  # as run_variant builds it
+            assert config.image_shape == (32, 32, 3) and config.batch_size == 50
+    layout = DTMConfig(**{**ablation.BASE, **ablation.PLANES, **ablation.LAYOUT})
+    assert layout == model_config(lr_decay_batches=layout.lr_decay_batches)  # the CLI's model
+
+
+def test_the_script_lists_the_variants():
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "ablation.py"), "--list"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.splitlines() == [
+        f"{v['name']!r}: {v['overrides']}" + (f" (generation only, from {v['from']!r})" if v.get("from") else "")
+        for v in ablation.VARIANTS
+    ]

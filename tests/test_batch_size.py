@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 
 from dtm_lite import DTM, DTMConfig
+from dtm_lite.data.lunarlander_settings import model_config, quick_model_config
 from dtm_lite.scale import batch_size as bs
 from dtm_lite.scale.batch_size import auto_batch_size, training_bytes, training_bytes_per_row
 
 # the quick LunarLander model, and a small labelled world model with two diffusion steps
-QUICK = DTMConfig.quick()
+QUICK = quick_model_config()
 SMALL = DTMConfig(image_shape=(8, 8, 1), preset="20_8", num_diffusion_steps=2, n_classes=2, label_spots=2,
                   n_actions=3, warmup_sweeps=4, n_samples=2, sweeps_per_sample=2)  # fmt: skip
 
@@ -50,10 +51,11 @@ WORKER = textwrap.dedent(
     import os, sys
     os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
     import numpy as np
-    from dtm_lite import DTM, DTMConfig
+    from dtm_lite import DTM
+    from dtm_lite.data.lunarlander_settings import quick_model_config
     from dtm_lite.scale.batch_size import training_bytes
 
-    config = DTMConfig.quick(batch_size=48)
+    config = quick_model_config(batch_size=48)
     dtm = DTM(config, devices=2)
     batch = dtm.make_batch(np.zeros((48, config.n_visible), np.uint8))
     m = dtm.train_fn.lower(dtm.state, batch).compile().memory_analysis()  # one device's share
@@ -77,7 +79,7 @@ def test_the_estimate_bounds_each_device_of_two(tmp_path):
 @pytest.mark.parametrize("budget_mib", [12, 200])
 def test_the_choice_is_the_largest_multiple_of_the_devices_that_fits(n_devices, budget_mib):
     budget = budget_mib * 2**20
-    for config in (QUICK, SMALL, DTMConfig.lunarlander(num_diffusion_steps=4)):
+    for config in (QUICK, SMALL, model_config(num_diffusion_steps=4)):
         try:
             b = auto_batch_size(config, n_devices, budget)
         except ValueError as err:  # 12 MiB holds no row of the T = 4 LunarLander model

@@ -6,9 +6,10 @@ import json
 import pytest
 
 from dtm_lite import DTMConfig
+from dtm_lite.data.lunarlander_settings import WORLD_LAYOUT, quick_model_config
 from dtm_lite.interface import cli
 from dtm_lite.interface.cli import main
-from dtm_lite.model import checkpoint_config
+from dtm_lite.training.checkpoint import checkpoint_config
 
 
 def resolve(*argv: str) -> dict:
@@ -20,7 +21,7 @@ def test_condition_sets_the_model_fields_it_needs():
     assert resolve("--condition", "none") == base and cli.condition_of(base) == "none"
     assert resolve("--condition", "label") == {**base, "n_classes": 3}
     # a world model with the default's layout, configured as benchmarks/world_model.py measured it
-    assert resolve("--condition", "world") == {**base, "n_actions": 4, **cli.WORLD_LAYOUT}
+    assert resolve("--condition", "world") == {**base, "n_actions": 4, **WORLD_LAYOUT}
     plain = resolve("--condition", "world", "--layout-color", "auto", "--cond-radius", "2")
     assert plain == {**base, "n_actions": 4, "layout_color": None, "cond_radius": 2}  # no layout: as given
     assert resolve("--condition", "label", "--label-spots", "2")["label_spots"] == 2
@@ -35,7 +36,7 @@ def test_condition_sets_the_model_fields_it_needs():
 
 
 def test_a_resumed_run_keeps_its_condition(tmp_path):
-    config = DTMConfig.quick(n_classes=3)
+    config = quick_model_config(n_classes=3)
     (tmp_path / "run.json").write_text(json.dumps({"config": config.to_dict()}))
     assert cli.condition_of(resolve("--resume", "--out", str(tmp_path))) == "label"
     with pytest.raises(SystemExit, match="--condition world: the model has n_classes=3"):
@@ -50,7 +51,7 @@ TINY = ["--quick", "--no-progress", "--epochs", "1", "--batches-per-epoch", "1",
     "condition, extra, fields",
     [
         ("label", ["--evaluate-every", "1"], {"n_classes": 3}),  # evaluated on joint samples
-        ("world", ["--cond-frames", "2"], {"n_actions": 4, **cli.WORLD_LAYOUT}),  # not evaluated
+        ("world", ["--cond-frames", "2"], {"n_actions": 4, **WORLD_LAYOUT}),  # not evaluated
     ],
 )
 def test_quick_conditioned_runs_train_and_save_their_model(condition, extra, fields, tmp_path, capsys):
@@ -59,7 +60,7 @@ def test_quick_conditioned_runs_train_and_save_their_model(condition, extra, fie
     text = capsys.readouterr().out
     assert "1 epochs, 1 batches" in text
     config = checkpoint_config(out / "latest.npz")
-    assert config == DTMConfig.quick(lr_decay_batches=1, **fields)
+    assert config == quick_model_config(lr_decay_batches=1, **fields)
     assert DTMConfig.from_dict(json.loads((out / "run.json").read_text())["config"]) == config
     assert ("no held-out evaluation" in text) == (condition == "world")
     assert ("final (epoch 1): FD-PCA" in text) == (condition == "label")

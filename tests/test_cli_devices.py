@@ -5,13 +5,14 @@ starts, so the runs on 2 devices are subprocesses."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
 
 import pytest
 
-from dtm_lite import DTMConfig
+from dtm_lite.data.lunarlander_settings import quick_model_config
 from dtm_lite.interface import cli
 from dtm_lite.interface.cli import main
 from dtm_lite.scale.batch_size import auto_batch_size, training_bytes
@@ -35,16 +36,16 @@ def test_two_devices_train_with_an_auto_batch_and_say_so(tmp_path):
     out = tmp_path / "run"
     proc = _cli(*SHORT, "--out", str(out), "--devices", "2", "--batch-size", "auto", "--memory-budget", "8")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    want = auto_batch_size(DTMConfig.quick(), 2, 8 * 2**20)
+    want = auto_batch_size(quick_model_config(), 2, 8 * 2**20)
     assert want % 2 == 0 and 8 <= want <= 64  # one batch of a few episodes' frames
-    mib = training_bytes(DTMConfig.quick(), want, 2) / 2**20
+    mib = training_bytes(quick_model_config(), want, 2) / 2**20
     assert (
         f"batch size auto: {want} ({want // 2} a device on 2 device(s)); training step estimated at {mib:.1f} MiB "
         "a device, of a 8.0 MiB budget (--memory-budget)"
     ) in proc.stdout
     assert "devices: 2 x cpu, 1 process(es)" in proc.stdout
     assert "1 epochs, 1 batches" in proc.stdout
-    saved = cli.upgrade_run_json(__import__("json").loads((out / "run.json").read_text()))
+    saved = json.loads((out / "run.json").read_text())
     assert saved["config"]["batch_size"] == want  # run.json holds the resolved size: --resume rebuilds it
 
 
@@ -85,7 +86,7 @@ def test_batch_size_flag_takes_an_integer_or_auto(capsys):
 
 
 def test_auto_batch_size_resolves_for_the_devices_and_prints_the_estimate(capsys):
-    config = DTMConfig.quick()
+    config = quick_model_config()
     args = argparse.Namespace(devices=None, memory_budget=20.0)
     batch = cli._auto_batch_size(config, args)
     assert batch == auto_batch_size(config, 1, 20 * 2**20) > 0

@@ -1,16 +1,17 @@
-"""The CLI's settings: one flag per DTMConfig field (named after it), DTMConfig.lunarlander() / quick() as
-its defaults, old run.json files still resume, and settings that would train on nothing are refused
-before anything is written."""
+"""The CLI's settings: one flag per DTMConfig field (named after it), the LunarLander settings
+(``lunarlander_settings.model_config()`` / ``quick_model_config()``) as its defaults, run.json files resume,
+and settings that would train on nothing are refused before anything is written."""
 
 import dataclasses
 import json
-import re
 
 import pytest
 
 from dtm_lite import DTMConfig
+from dtm_lite.data import lunarlander_settings as ll
+from dtm_lite.data.lunarlander_settings import STREAM_MINIMUMS, STREAM_SETTINGS, config_from_settings
 from dtm_lite.interface import cli
-from dtm_lite.interface.cli import STREAM_MINIMUMS, main
+from dtm_lite.interface.cli import main
 
 
 def resolve(*argv: str, use_env: bool = False) -> dict:
@@ -19,7 +20,7 @@ def resolve(*argv: str, use_env: bool = False) -> dict:
 
 FIELDS = [f.name for f in dataclasses.fields(DTMConfig)]
 
-# a value other than DTMConfig.lunarlander()'s for every field: name: (what follows the flag, the field's
+# a value other than ll.model_config()'s for every field: name: (what follows the flag, the field's
 # value, other fields the value needs)
 OTHER = {
     "image_shape": (["24", "24", "3"], (24, 24, 3), {}),
@@ -63,7 +64,7 @@ OTHER = {
 
 def test_every_config_field_is_listed_here():
     assert sorted(OTHER) == sorted(FIELDS)  # a new DTMConfig field gets a flag; give it a value here to check it
-    assert not set(FIELDS) & set(cli.STREAM_SETTINGS)  # one flat settings dict: no name is both
+    assert not set(FIELDS) & set(STREAM_SETTINGS)  # one flat settings dict: no name is both
 
 
 def _argv(name: str, values: list[str], needs: dict) -> list[str]:
@@ -77,11 +78,11 @@ def _argv(name: str, values: list[str], needs: dict) -> list[str]:
 @pytest.mark.parametrize("name", FIELDS)
 def test_every_config_field_has_a_flag_of_its_name_that_round_trips(name):
     values, want, needs = OTHER[name]
-    base = DTMConfig.lunarlander()
+    base = ll.model_config()
     assert getattr(base, name) != want
     s = resolve(*_argv(name, values, needs))
     assert s[name] == want and type(s[name]) is type(want)
-    config = cli.config_from_settings(s)
+    config = config_from_settings(s)
     assert config == base.replace(**{name: want, **needs})  # that field (and what it needs) only
     assert DTMConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config  # as run.json keeps it
     if isinstance(want, bool):  # --no-x sets False
@@ -90,92 +91,82 @@ def test_every_config_field_has_a_flag_of_its_name_that_round_trips(name):
 
 def test_layout_color_auto_makes_a_plain_dtm():
     s = resolve("--layout-color", "auto")
-    assert s["layout_color"] is None and cli.config_from_settings(s).layout_color is None
-    assert cli._show(DTMConfig.lunarlander().layout_color).count(",") == 2  # shown as it is typed: R,G,B
+    assert s["layout_color"] is None and config_from_settings(s).layout_color is None
+    assert cli._show(ll.model_config().layout_color).count(",") == 2  # shown as it is typed: R,G,B
 
 
 def test_encoding_auto_leaves_it_unset():
     s = resolve("--encoding", "auto", "--grayscale-levels", "3")
-    assert s["encoding"] is None and cli.config_from_settings(s).encoding == "thermometer"
+    assert s["encoding"] is None and config_from_settings(s).encoding == "thermometer"
 
 
-def test_the_defaults_are_dtmconfig_lunarlander_and_quick(monkeypatch):
-    assert cli.config_from_settings(resolve()) == DTMConfig.lunarlander()
-    assert cli.config_from_settings(cli.default_settings()) == DTMConfig.lunarlander()
-    assert cli.config_from_settings(resolve("--quick")) == DTMConfig.quick()
-    assert cli.config_from_settings(cli.default_settings(quick=True)) == DTMConfig.quick()
+def test_the_defaults_are_the_lunarlander_settings(monkeypatch):
+    assert config_from_settings(resolve()) == ll.model_config()
+    assert config_from_settings(ll.default_settings()) == ll.model_config()
+    assert config_from_settings(resolve("--quick")) == ll.quick_model_config()
+    assert config_from_settings(ll.default_settings(quick=True)) == ll.quick_model_config()
+    assert resolve() == ll.default_settings() and resolve("--quick") == ll.default_settings(quick=True)
     monkeypatch.setenv(cli.QUICK_ENV, "1")
-    assert cli.config_from_settings(resolve(use_env=True)) == DTMConfig.quick()
-    assert cli.config_from_settings(cli.default_settings()) == DTMConfig.lunarlander()  # whatever the env says
+    assert config_from_settings(resolve(use_env=True)) == ll.quick_model_config()
+    assert config_from_settings(ll.default_settings()) == ll.model_config()  # whatever the env says
     # the model's lr_decay_batches is the default run's length
-    for s in (cli.default_settings(), cli.default_settings(quick=True)):
+    for s in (ll.default_settings(), ll.default_settings(quick=True)):
         assert s["lr_decay_batches"] == s["epochs"] * s["batches_per_epoch"]
-    assert DTMConfig.quick(seed=4) == DTMConfig.quick().replace(seed=4)
-    assert DTMConfig.lunarlander(preset="50_12").preset == "50_12"
+    assert ll.quick_model_config(seed=4) == ll.quick_model_config().replace(seed=4)
+    assert ll.model_config(preset="50_12").preset == "50_12"
+    # DTMConfig's own defaults are not LunarLander's: no palette, RGB thresholds, no layout
+    plain = DTMConfig()
+    assert (plain.palette, plain.encoding, plain.layout_color) == (None, "binary", None)
+    model = ll.model_config()
+    assert (model.palette, model.layout_color) == (ll.LUNARLANDER_COLORS, ll.LANDER_COLOR)
+    assert model == DTMConfig(**ll.MODEL_FIELDS, lr_decay_batches=2000)  # otherwise DTMConfig's defaults
+    assert ll.palette().colors == ll.LUNARLANDER_COLORS and ll.palette("onehot").bits_per_pixel == 4
 
 
-def test_old_flag_names_still_work_but_are_not_documented(capsys):
-    old = resolve("--levels", "4", "--encoding", "thermometer", "--diffusion-steps", "2", "--warmup", "7",
-                  "--samples", "5", "--lr", "0.1", "--resolution", "24")  # fmt: skip
-    new = resolve("--grayscale-levels", "4", "--encoding", "thermometer", "--num-diffusion-steps", "2",
-                  "--warmup-sweeps", "7", "--n-samples", "5", "--learning-rate", "0.1",
-                  "--image-shape", "24", "24", "3")  # fmt: skip
-    assert old == new and new["image_shape"] == (24, 24, 3)
-    with pytest.raises(SystemExit):
-        main(["train", "--help"])
-    text = capsys.readouterr().out
-    assert "--grayscale-levels" in text
-    for name in ("--levels", "--diffusion-steps", "--warmup", "--samples", "--lr", "--resolution"):
-        assert not re.search(re.escape(name) + r"(?![\w-])", text), name  # --warmup-sweeps is not --warmup
+def test_the_lunarlander_evaluation_measures_the_lander():
+    from dtm_lite.evaluation.metrics import LANDER
+    from dtm_lite.training.loop import EvalSettings
+
+    assert ll.eval_settings().object_class is LANDER and ll.eval_settings(quick=True).object_class is LANDER
+    assert ll.eval_settings().n_images == EvalSettings().n_images
+    assert ll.eval_settings(quick=True).n_images == EvalSettings.quick().n_images
 
 
-# a run.json as `python -m dtm_lite train` wrote it before its flags were named after DTMConfig's fields
-OLD_RUN_JSON = {
-    "preset": "50_12", "resolution": 16, "encoding": "auto", "levels": 3, "diffusion_steps": 2, "schedule": "log",
-    "batch_size": 50, "warmup": 60, "samples": 10, "steps_per_sample": 3, "generation_sweeps": 100, "lr": 0.05,
-    "image_rate": 0.8, "diffusion_offset": 0.1, "corr_penalty": 0.0, "adaptive_penalty": True,
-    "placement": "planes", "seed": 5, "policy": "heuristic", "num_envs": 1, "frame_stride": 2,
-    "episodes_per_epoch": 40, "shuffle_buffer": 256, "holdout_episodes": 96, "epochs": 2, "batches_per_epoch": 8,
-    "evaluate_every": 1, "lr_decay_batches": 16,
-}  # fmt: skip
-OLD_CONFIG = DTMConfig.quick(  # the quick model of that time: no layout (fields added since: class defaults)
-    encoding="thermometer",
-    grayscale_levels=3,
-    num_diffusion_steps=2,
-    learning_rate=0.05,
-    adaptive_penalty=True,
-    seed=5,
-    layout_color=None,
-    cond_radius=1,
-)
-
-
-def test_old_run_json_names_map_once_to_the_config():
-    new = cli.upgrade_run_json(OLD_RUN_JSON)
-    assert set(new) == {"config", *cli.STREAM_SETTINGS}
-    assert new["config"]["image_shape"] == [16, 16, 3] and new["config"]["encoding"] is None
-    assert DTMConfig.from_dict(new["config"]) == OLD_CONFIG
-    assert {k: new[k] for k in cli.STREAM_SETTINGS} == {k: OLD_RUN_JSON[k] for k in cli.STREAM_SETTINGS}
-    assert cli.upgrade_run_json(new) == new  # today's run.json passes through
-
-
-def test_an_old_run_json_resumes_with_its_settings(tmp_path):
-    (tmp_path / "run.json").write_text(json.dumps(OLD_RUN_JSON))
-    s = resolve("--resume", "--out", str(tmp_path))
-    assert cli.config_from_settings(s) == OLD_CONFIG and s["policy"] == "heuristic" and s["epochs"] == 2
-    s = resolve("--resume", "--out", str(tmp_path), "--epochs", "5", "--n-samples", "4")  # flags beat run.json
-    assert s["epochs"] == 5 and s["lr_decay_batches"] == 16  # the decay planned when the run started
-    assert cli.config_from_settings(s) == OLD_CONFIG.replace(n_samples=4)
+def test_settings_without_a_model_field_are_refused():
+    s = ll.default_settings()
+    del s["palette"]
+    with pytest.raises(ValueError, match=r"lack the DTMConfig fields \['palette'\]: start from default_settings"):
+        config_from_settings(s)
 
 
 def test_run_json_of_today_resumes(tmp_path):
-    config = DTMConfig.lunarlander(seed=9, lr_decay_batches=1234, palette_code="onehot")
-    stream = {**cli.default_settings(), "policy": "heuristic"}
-    saved = {"config": config.to_dict(), **{k: stream[k] for k in cli.STREAM_SETTINGS}}
+    config = ll.model_config(seed=9, lr_decay_batches=1234, palette_code="onehot")
+    stream = {**ll.default_settings(), "policy": "heuristic"}
+    saved = {"config": config.to_dict(), **{k: stream[k] for k in STREAM_SETTINGS}}
     (tmp_path / "run.json").write_text(json.dumps(saved))
     s = resolve("--resume", "--out", str(tmp_path))
-    assert cli.config_from_settings(s) == config and s["policy"] == "heuristic" and s["image_shape"] == (32, 32, 3)
+    assert config_from_settings(s) == config and s["policy"] == "heuristic" and s["image_shape"] == (32, 32, 3)
     assert resolve("--resume", "--out", str(tmp_path), "--seed", "4")["seed"] == 4
+
+
+@pytest.mark.parametrize(
+    ("saved", "message"),
+    [
+        ({"epochs": 2, "seed": 5}, "holds no model config"),  # a flat run.json: not written by this version
+        ([1, 2], "holds no model config"),
+        ({"config": {"seed": 5, "levels": 3}}, r"model fields that DTMConfig does not know: \['levels'\]"),
+    ],
+)
+def test_a_run_json_this_version_did_not_write_is_refused(saved, message, tmp_path):
+    (tmp_path / "run.json").write_text(json.dumps(saved))
+    with pytest.raises(SystemExit, match=message):
+        resolve("--resume", "--out", str(tmp_path))
+
+
+def test_the_flags_of_earlier_versions_are_gone():
+    for argv in (["--resolution", "24"], ["--levels", "4"], ["--diffusion-steps", "2"], ["--samples", "5"]):
+        with pytest.raises(SystemExit):
+            cli.build_parser().parse_args(["train", *argv])
 
 
 @pytest.mark.parametrize("name", sorted(STREAM_MINIMUMS))

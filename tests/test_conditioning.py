@@ -8,19 +8,14 @@ import numpy as np
 import pytest
 from stats import z_scores
 
-from dtm_lite.conditioning.inputs import (
-    conditioning_field,
-    conditioning_grad,
-    conditioning_index,
-    decode_labels,
-    features,
-    label_code,
-)
+from dtm_lite.conditioning.inputs import conditioning_field, conditioning_grad, conditioning_index, features
+from dtm_lite.conditioning.labels import decode_labels, label_code
 from dtm_lite.core import sampler as smp
 from dtm_lite.core.capacity import check_capacity
-from dtm_lite.core.exact import all_states
 from dtm_lite.core.graph import GridGraph
-from dtm_lite.model import DTM, DTMConfig, _visible_bias, phase_moments
+from dtm_lite.core.train_step import phase_moments, visible_bias
+from dtm_lite.evaluation.exact import all_states
+from dtm_lite.model import DTM, DTMConfig
 
 # ---------------------------------------------------------------------- exact pieces
 
@@ -90,7 +85,7 @@ def test_conditioning_gradient_matches_exact_conditional_log_likelihood():
 
     def loglik(K):
         field = conditioning_field(K, feats, actions)[0]  # (B, 4)
-        bias = b + _visible_bias(g.n_nodes, visible, j, s_in, field)
+        bias = b + visible_bias(g.n_nodes, visible, j, s_in, field)
         logits = beta * (prod @ W)[None] + beta * bias @ S.T
         match = jnp.all(S[None, :, visible] == x[:, None], axis=-1)
         return jnp.mean(jax.nn.logsumexp(jnp.where(match, logits, -jnp.inf), 1) - jax.nn.logsumexp(logits, 1))

@@ -7,6 +7,7 @@ import pytest
 matplotlib.use("Agg")
 
 from dtm_lite import DTM, DTMConfig  # noqa: E402
+from dtm_lite.data.lunarlander_settings import LUNARLANDER_COLORS  # noqa: E402
 from dtm_lite.interface.cli import build_parser, main  # noqa: E402
 from dtm_lite.interface.figures import DEFAULT_MODEL, capacity_figure, load_model, samples_figure  # noqa: E402
 from dtm_lite.interface.plots import image_grid  # noqa: E402
@@ -14,8 +15,8 @@ from dtm_lite.interface.plots import image_grid  # noqa: E402
 
 @pytest.fixture(scope="module")
 def dtm():
-    cfg = DTMConfig(image_shape=(6, 6, 3), preset="20_8", encoding="palette", placement="planes", batch_size=4,
-                    warmup_sweeps=2, n_samples=1, generation_sweeps=4)  # fmt: skip
+    cfg = DTMConfig(image_shape=(6, 6, 3), preset="20_8", encoding="palette", palette=LUNARLANDER_COLORS,
+                    placement="planes", batch_size=4, warmup_sweeps=2, n_samples=1, generation_sweeps=4)  # fmt: skip
     return DTM(cfg)
 
 

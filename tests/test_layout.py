@@ -1,5 +1,5 @@
-"""Layout models (dtm_lite.conditioning.layout): layouts, their rendering and prior exact; a toy layout model places its one
-object where it is told, and its ancestral samples show exactly one object."""
+"""Layout models (dtm_lite.conditioning.layout): layouts, their rendering and prior exact; a toy layout model places
+its one object where it is told, and its ancestral samples show exactly one object."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from dtm_lite.conditioning.layout import (
     sample_layouts,
     sample_next_layouts,
 )
+from dtm_lite.data.lunarlander_settings import model_config
 
 LANDER = (0.5, 0.4, 0.9)
 
@@ -78,7 +79,7 @@ def test_prior_counts_and_samples():
 
 def test_layout_config_is_validated():
     assert DTMConfig().n_cond_actions == 0 and DTMConfig(layout_color=LANDER).n_cond_actions == 1
-    assert DTMConfig.lunarlander().layout_color is not None  # the CLI's model is a layout model
+    assert model_config().layout_color is not None  # the CLI's model is a layout model
     with pytest.raises(ValueError, match="one value per channel"):
         DTMConfig(layout_color=(1.0, 0.0))
     with pytest.raises(ValueError, match=r"layout_color\[2\]"):
@@ -132,7 +133,7 @@ def one_square(frames):
 def test_prior_is_the_histogram_of_every_layout_trained_on(toy):
     dtm, seen = toy
     want = np.bincount(layout_ids(seen[..., None].astype(np.float32), (1.0,)), minlength=65)
-    assert np.array_equal(np.asarray(dtm.state.layout_counts), want)
+    assert np.array_equal(np.asarray(dtm.state.plugin_state["layout_counts"]), want)
     grid, p_none = dtm.layout_prior()
     assert grid.shape == (8, 8) and abs(p_none - want[-1] / want.sum()) < 1e-12
 
@@ -166,7 +167,9 @@ def test_layout_model_saves_and_loads_its_prior(toy, tmp_path):
     dtm.save(tmp_path / "c.npz")
     dtm.save_weights(tmp_path / "w.npz")
     for back in (DTM.load(tmp_path / "c.npz"), DTM.load_weights(tmp_path / "w.npz")):
-        assert np.array_equal(np.asarray(back.state.layout_counts), np.asarray(dtm.state.layout_counts))
+        assert np.array_equal(
+            np.asarray(back.state.plugin_state["layout_counts"]), np.asarray(dtm.state.plugin_state["layout_counts"])
+        )
         assert np.array_equal(back.generate(6, key=4), dtm.generate(6, key=4))
 
 
@@ -250,7 +253,7 @@ def world_layout():
 
 
 def test_world_model_with_a_layout_counts_the_moves_and_moves_the_square(world_layout):
-    moves = np.asarray(world_layout.state.layout_moves)
+    moves = np.asarray(world_layout.state.plugin_state["layout_moves"])
     n = WORLD_LAYOUT.lr_decay_batches * WORLD_LAYOUT.batch_size
     assert moves.sum() == n and moves[:, UNKNOWN].sum() == n  # one previous frame: the context is "unknown"
     side = 2 * MOVE_RADIUS + 1

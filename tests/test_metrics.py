@@ -1,11 +1,10 @@
-"""Tests for dtm_lite.evaluation.metrics (FD-PCA, baselines, autocorrelation) and dtm_lite.core.penalty."""
+"""Tests for dtm_lite.evaluation.metrics (FD-PCA, baselines, autocorrelation) and dtm_lite.training.penalty."""
 
 import math
 
 import numpy as np
 import pytest
 
-from dtm_lite.core.penalty import adaptive_correlation_penalty
 from dtm_lite.evaluation.metrics import (
     FDPCA,
     autocorrelation,
@@ -13,6 +12,7 @@ from dtm_lite.evaluation.metrics import (
     evaluate,
     frechet_distance,
 )
+from dtm_lite.training.penalty import adaptive_correlation_penalty
 
 
 def shapes(n: int, rng: np.random.Generator, side: int = 12) -> np.ndarray:

@@ -1,10 +1,10 @@
-"""Tests for the object metric of dtm_lite.evaluation.metrics: classes, 8-connected blobs, per-frame stats, comparison."""
+"""Tests for the object metric of dtm_lite.evaluation.metrics: classes, 8-connected blobs, per-frame stats and
+comparison."""
 
 import csv
 import dataclasses
 import math
 
-import jax
 import numpy as np
 import pytest
 
@@ -25,6 +25,7 @@ from dtm_lite.training.loop import (
     _object_metrics,
     _summary,
     evaluate_dtm,
+    evaluation_key,
 )
 
 BLUE, MAGENTA, PURPLE = (0.0, 0.0, 1.0), (1.0, 0.0, 1.0), (128 / 255, 102 / 255, 230 / 255)
@@ -250,7 +251,7 @@ def test_each_evaluation_logs_the_object_metric(tmp_path):
     row = hist[-1]
     # the same numbers from the held-out half B and the evaluation's samples (its key: seed + 7, epoch 0)
     data = Holdout(dtm, held, SMALL_EVAL).images_b[:12]
-    samples = dtm.generate(12, jax.random.fold_in(jax.random.key(TINY.seed + 7), 0))
+    samples = dtm.generate(12, evaluation_key(TINY.seed, 0))
     expected = compare_objects(data, samples, LANDER, min_size=2)
     assert {k: row[k] for k in OBJECT_COLUMNS} == pytest.approx(expected, nan_ok=True)
     assert row["obj_one_rate_data"] == np.mean(object_stats(data).n_blobs == 1)

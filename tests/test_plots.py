@@ -201,8 +201,9 @@ def test_graph_drawings(preset, tmp_path):
 def test_capacity_diagram_shows_visible_sites_of_both_colours():
     """The "planes" placement puts visible bits on colour-1 sites too: drawn as visible, counted per colour."""
     from dtm_lite import DTM, DTMConfig
+    from dtm_lite.data.lunarlander_settings import LUNARLANDER_COLORS as PALETTE
 
-    dtm = DTM(DTMConfig(image_shape=(4, 4, 3), preset="20_8", encoding="palette", placement="planes"))
+    dtm = DTM(DTMConfig(image_shape=(4, 4, 3), preset="20_8", encoding="palette", palette=PALETTE, placement="planes"))
     g = dtm.graph
     assert (g.colors[dtm.visible] == 1).any()
     ax = capacity_diagram(g, dtm.visible).axes[0]
@@ -222,8 +223,9 @@ def test_capacity_diagram_shows_visible_sites_of_both_colours():
 
 def test_model_label_names_source_batches_encoding_and_placement():
     from dtm_lite import DTM, DTMConfig
+    from dtm_lite.data.lunarlander_settings import LUNARLANDER_COLORS as PALETTE
 
-    dtm = DTM(DTMConfig(image_shape=(4, 4, 3), preset="20_8", encoding="palette", placement="planes"))
+    dtm = DTM(DTMConfig(image_shape=(4, 4, 3), preset="20_8", encoding="palette", palette=PALETTE, placement="planes"))
     assert model_label(dtm, "DTM.pretrained('x')") == "DTM.pretrained('x'): 0 batches, 4x4 palette, planes on 20_8"
 
 

@@ -15,7 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dtm_lite.model import DTM, DTMConfig, _make_generate_fn, seed_key
+from dtm_lite.core.config import seed_key
+from dtm_lite.model import DTM, DTMConfig
 from dtm_lite.training.files import atomic_write
 
 TINY = DTMConfig(
@@ -176,7 +177,7 @@ def test_checkpoint_with_wrong_arrays_names_them(tmp_path, tiny):
 
 
 def test_future_format_names_the_version_it_needs(tmp_path, tiny):
-    from dtm_lite.model import CHECKPOINT_FORMAT, WEIGHTS_VERSION
+    from dtm_lite.training.checkpoint import CHECKPOINT_FORMAT, WEIGHTS_VERSION
 
     for saver, loader, field, what, known in [
         (tiny.save, DTM.load, "format", "checkpoint format", CHECKPOINT_FORMAT),
@@ -275,11 +276,11 @@ def test_generate_in_chunks_is_deterministic_and_shaped(tiny):
 
 
 def test_default_budget_gives_the_unchunked_result_and_bounds_large_n(tiny, monkeypatch):
-    from dtm_lite.model import GENERATE_CHUNK_BYTES
+    from dtm_lite.sampling import GENERATE_CHUNK_BYTES, GENERATE_CHUNK_CHAINS
 
     # a small n: exactly the single run of the jitted kernel, as before chunking existed
     betas = jnp.linspace(*TINY.generation_beta, TINY.generation_sweeps, dtype=jnp.float32)
-    fn = _make_generate_fn(tiny, TINY.generation_sweeps, TINY.generation_sweeps, False)
+    fn = tiny.kernel((TINY.generation_sweeps, TINY.generation_sweeps, False))
     ref = tiny.decode(np.asarray(fn(tiny.state.params, jax.random.key(7), betas, 5)[0]))
     assert np.array_equal(tiny.generate(5, key=7), ref)
     assert np.array_equal(tiny.generate(5, key=7, max_chunk_bytes=10**15), ref)
@@ -292,10 +293,10 @@ def test_default_budget_gives_the_unchunked_result_and_bounds_large_n(tiny, monk
         calls.append((n, jax.random.key_data(key)))
         return jnp.zeros((n, 16), jnp.uint8), jnp.zeros((1, n, 16), jnp.int8)
 
-    monkeypatch.setattr(dtm, "_generate_fns", {(4, 4, False): stub})
+    monkeypatch.setattr(dtm, "_kernels", {(4, 4, False): stub})
     n = 200_000
     images = dtm.generate(n, key=1)
-    per_chunk = GENERATE_CHUNK_BYTES // dtm.generation_bytes_per_chain()
+    per_chunk = min(GENERATE_CHUNK_CHAINS, GENERATE_CHUNK_BYTES // dtm.generation_bytes_per_chain())  # CPU
     sizes = [c[0] for c in calls]
     assert images.shape == (n, 4, 4, 1) and sum(sizes) == n and len(sizes) == -(-n // per_chunk) > 1
     assert max(sizes) <= per_chunk and len(set(sizes)) <= 2  # at most two compilations
@@ -306,7 +307,7 @@ def test_memory_estimate_covers_what_xla_allocates(tiny):
     """The per-chain estimate bounds XLA's own count (temporaries + outputs) of the generation kernel."""
     betas = jnp.linspace(0.8, 1.2, 8, dtype=jnp.float32)
     for every, traj in [(8, False), (2, True)]:
-        fn = _make_generate_fn(tiny, 8, every, traj)
+        fn = tiny.kernel((8, every, traj))
         m = fn.lower(tiny.state.params, jax.random.key(0), betas, 64).compile().memory_analysis()
         if m is None:
             pytest.skip("this backend does not report memory")

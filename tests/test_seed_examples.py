@@ -2,7 +2,7 @@
 
 Each test below is one code block of that README that is meant to run. Only the imports and the sizes
 differ: preset 20_8 and a tiny image instead of 80_12 and 32x32x3, a few sweeps and batches; the seed's
-names are replaced by ours as listed in README.md, "Coming from the seed code" (``make_cfg`` ->
+names are replaced by ours as listed in README.md, "Coming from the research code" (``make_cfg`` ->
 ``DTMConfig``, ``GymDataGenerator`` -> ``LunarLanderFrames``, ``test_dataset`` -> ``holdout=``). With
 ``n_grayscale_levels=4`` the loader emits 4 bits a channel value, so the model is built with
 ``grayscale_levels=4``, as a user would have to.

@@ -24,6 +24,7 @@ WORKER = textwrap.dedent(
     os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
     import jax, numpy as np
     from dtm_lite import DTM, DTMConfig
+    from dtm_lite.data.lunarlander_settings import model_config
 
     n, out, ckpt = int(sys.argv[1]), sys.argv[2], sys.argv[3]
     tiny = dict(image_shape=(4, 4, 1), preset="20_8", batch_size=8, warmup_sweeps=6, n_samples=3,
@@ -56,7 +57,7 @@ WORKER = textwrap.dedent(
 
     # the LunarLander model's own layout (palette bits on planes, 80_12), where a float difference of the two
     # phases' means once differed by 1e-7 between device counts: the update must still be exact
-    real = DTM(DTMConfig.lunarlander(batch_size=8), devices=n)
+    real = DTM(model_config(batch_size=8), devices=n)
     real.train_step(rng.integers(0, 2, (8, real.encoding.n_bits)).astype(np.uint8))
     leaves(real, "real")
 

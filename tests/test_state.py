@@ -1,15 +1,14 @@
 """The model's whole state is one pytree (DTMState); its update is the pure ``dtm.train_fn(state, bits)``;
 checkpoints are that pytree as one dict, and format-1 checkpoints (before the pytree) still load exactly."""
 
-from pathlib import Path
-
 import jax
 import numpy as np
 import pytest
 
-from dtm_lite.model import CHECKPOINT_FORMAT, DTM, DTMConfig, DTMState, state_arrays, state_from_arrays
+from dtm_lite.core.state import DTMState, state_arrays, state_from_arrays
+from dtm_lite.model import DTM, DTMConfig
+from dtm_lite.training.checkpoint import CHECKPOINT_FORMAT
 
-DATA = Path(__file__).parent / "data"
 TINY = DTMConfig(image_shape=(4, 4, 1), preset="20_8", num_diffusion_steps=2, batch_size=4, warmup_sweeps=5,
                  n_samples=2, sweeps_per_sample=1, generation_sweeps=10, adaptive_penalty=True, seed=3)  # fmt: skip
 
@@ -65,32 +64,6 @@ def test_checkpoint_is_the_state_as_one_dict(tmp_path):
     assert _same(state_from_arrays(DTM(TINY).state, state_arrays(dtm.state)), dtm.state)
     with pytest.raises(ValueError, match="corr_penalty must be 2 finite values >= 0"):
         dtm.corr_penalty = [0.1, -1.0]
-
-
-def test_format1_checkpoint_loads_and_continues_exactly(tmp_path):
-    """tests/data/checkpoint_format1.npz was written by dtm_lite before the one-pytree state (commit 4ba685e):
-    every array and counter it holds becomes the same leaf of the state, and the loaded model then behaves as
-    the same state saved in today's format does. (Its generated images are not compared with that version's:
-    the sampler's random-number layout has changed since, which changes samples but not states.)"""
-    dtm, extra = DTM.load_with_extra(DATA / "checkpoint_format1.npz")
-    raw = np.load(DATA / "checkpoint_format1.npz")
-    assert dtm.config == TINY and dtm.batches_trained == 2 and extra["a_prev"] == [0.5, 0.25]
-    assert np.array_equal(dtm.corr_penalty, np.float32([1e-3, 0.0042]))
-    assert np.array_equal(np.asarray(dtm.params["W"]), raw["W"]) and np.array_equal(
-        np.asarray(dtm.params["b"]), raw["b"]
-    )
-    assert np.array_equal(np.asarray(jax.random.key_data(dtm.state.key)), raw["key"])
-    assert np.array_equal(np.asarray(jax.random.key_data(dtm.state.gen_key)), raw["gen_key"])
-    opt = [np.asarray(a) for a in jax.tree.leaves(dtm.state.opt_state)]
-    assert len(opt) == sum(k.startswith("opt_") for k in raw.files)
-    assert all(np.array_equal(a, raw[f"opt_{i}"]) for i, a in enumerate(opt))
-    again = DTM.load(dtm.save(tmp_path / "now.npz"))  # today's format holds the same state
-    assert _same(again.state, dtm.state)
-    want = np.load(DATA / "checkpoint_format1_expect.npz")
-    assert np.array_equal(dtm.generate(3, key=5), again.generate(3, key=5))
-    dtm.train_step(want["batch"])
-    again.train_step(want["batch"])
-    assert _same(again.state, dtm.state) and int(dtm.state.step) == 3
 
 
 def test_state_round_trips_through_jit():

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from dtm_lite import DTM, DTMConfig
+from dtm_lite.data import lunarlander_settings as ll
 from dtm_lite.data.loader import IteratorDataLoader
 from dtm_lite.data.lunarlander import LunarLanderFrames
 from dtm_lite.interface import cli
@@ -159,7 +160,7 @@ def test_old_checkpoint_without_encoding_loads_as_before(tmp_path):
 
 
 def test_palette_model_trains_on_lunarlander_frames_and_draws_palette_colours():
-    cfg = TINY.replace(encoding="palette")  # 8x8 RGB on 20_8: LunarLander's 4 colours, 2 bits a pixel
+    cfg = TINY.replace(encoding="palette", palette=ll.LUNARLANDER_COLORS)  # 8x8 RGB on 20_8: 4 colours, 2 bits a pixel
     frames = LunarLanderFrames(resolution=8, frames_per_episode=8, episodes=1, seed=0)
     dtm = DTM(cfg)
     assert cfg.n_visible == 8 * 8 * 2 and len(dtm.visible) == 128
@@ -244,8 +245,8 @@ OTHER_VALUES = {"policy": "heuristic"}
 def test_cli_help_documents_every_flag_and_every_flag_takes_effect(tmp_path):
     helps = train_help()
     base, base_out = resolve()
-    quick = cli.default_settings(quick=True)
-    assert base == cli.default_settings() and base["quick"] is False
+    quick = ll.default_settings(quick=True)
+    assert base == ll.default_settings() and base["quick"] is False
     assert re.fullmatch(r"runs/lunarlander-\d{8}-\d{6}", base_out.as_posix())
     checked = {"-h", "--help"}
 
@@ -254,8 +255,8 @@ def test_cli_help_documents_every_flag_and_every_flag_takes_effect(tmp_path):
         return cli.flag(name)
 
     # the model: one flag per DTMConfig field, named after it, documented with the field's own help and the
-    # defaults of DTMConfig.lunarlander() / DTMConfig.quick() (each flag round-trips: test_cli_settings.py)
-    full, small = DTMConfig.lunarlander(), DTMConfig.quick()
+    # defaults of ll.model_config() / ll.quick_model_config() (each flag round-trips: test_cli_settings.py)
+    full, small = ll.model_config(), ll.quick_model_config()
     for f in dataclasses.fields(DTMConfig):
         flag = flag_of(f.name)
         default, quick_default = cli._show(getattr(full, f.name)), cli._show(getattr(small, f.name))
@@ -271,10 +272,10 @@ def test_cli_help_documents_every_flag_and_every_flag_takes_effect(tmp_path):
             assert resolve("--resume", "--out", str(tmp_path))[0][f.name] is True
             assert resolve("--resume", "--out", str(tmp_path), no_flag)[0][f.name] is False
             assert resolve(no_flag)[0] == {**base, f.name: False}
-    assert cli.config_from_settings(base) == full and cli.config_from_settings(quick) == small
+    assert ll.config_from_settings(base) == full and ll.config_from_settings(quick) == small
 
     # the run and its data stream: documented with their defaults, and each flag sets its own setting only
-    for name, (default, quick_default, help_) in cli.STREAM_SETTINGS.items():
+    for name, (default, quick_default, help_) in ll.STREAM_SETTINGS.items():
         flag = flag_of(name)
         also = "" if quick_default == default else f"; {quick_default} with --quick"
         assert helps[flag] == f"{help_} (default {default}{also})", flag
@@ -292,7 +293,8 @@ def test_cli_help_documents_every_flag_and_every_flag_takes_effect(tmp_path):
     assert helps[flag_of("out")].endswith("(default runs/lunarlander-<time>)")
     assert resolve("--out", str(tmp_path / "elsewhere")) == (base, tmp_path / "elsewhere")
     assert helps[flag_of("quick")] == (
-        "a tiny run (DTMConfig.quick(): 16x16 frames on 50_12; 2 epochs of 8 batches); also set by DTM_LITE_QUICK=1"
+        "a tiny run (lunarlander_settings.quick_model_config(): 16x16 frames on 50_12; 2 epochs of 8 batches); "
+        "also set by DTM_LITE_QUICK=1"
     )
     s = resolve("--quick")[0]
     assert s == quick != base and s["quick"] is True and (s["image_shape"], s["preset"]) == ((16, 16, 3), "50_12")
@@ -301,11 +303,10 @@ def test_cli_help_documents_every_flag_and_every_flag_takes_effect(tmp_path):
     # a model field its run.json lacks was added since the run began: the class default (as the run's
     # checkpoint reads it, DTMConfig.from_dict), not today's command default
     plain = DTMConfig().to_dict()
-    for saved in ({"seed": 9, "lr_decay_batches": 1234}, {"config": {"seed": 9, "lr_decay_batches": 1234}}):
-        (tmp_path / "run.json").write_text(json.dumps(saved))  # a run.json of old (flat) or today's layout
-        want = {**base, **plain, "seed": 9, "lr_decay_batches": 1234}
-        assert resolve("--resume", "--out", str(tmp_path)) == (want, tmp_path)
-        assert resolve("--resume", "--out", str(tmp_path), "--seed", "4")[0]["seed"] == 4  # flags beat run.json
+    (tmp_path / "run.json").write_text(json.dumps({"config": {"seed": 9, "lr_decay_batches": 1234}}))
+    want = {**base, **plain, "seed": 9, "lr_decay_batches": 1234}
+    assert resolve("--resume", "--out", str(tmp_path)) == (want, tmp_path)
+    assert resolve("--resume", "--out", str(tmp_path), "--seed", "4")[0]["seed"] == 4  # flags beat run.json
     with pytest.raises(SystemExit, match="has no run.json"):
         resolve("--resume", "--out", str(tmp_path / "elsewhere"))
     assert helps[flag_of("no_progress")] == "no progress bars"  # a display switch, not a run setting
@@ -334,8 +335,8 @@ def test_cli_quick_run_and_resume(tmp_path, capsys):
     text = capsys.readouterr().out
     assert f"run folder: {out.resolve()}" in text and "FD-PCA" in text and "independent-pixel baseline" in text
     saved = json.loads((out / "run.json").read_text())  # the model config as DTMConfig.to_dict(), and the stream
-    assert set(saved) == {"config", *cli.STREAM_SETTINGS} and saved["batches_per_epoch"] == 3
-    assert DTMConfig.from_dict(saved["config"]) == DTMConfig.quick(lr_decay_batches=3)  # 1 epoch x 3 batches
+    assert set(saved) == {"config", *ll.STREAM_SETTINGS} and saved["batches_per_epoch"] == 3
+    assert DTMConfig.from_dict(saved["config"]) == ll.quick_model_config(lr_decay_batches=3)  # 1 epoch x 3 batches
     with pytest.raises(SystemExit, match="add --resume"):
         main([*common, "--epochs", "2"])
     assert main([*common, "--epochs", "2", "--evaluate-every", "1", "--resume"]) == 0

@@ -6,13 +6,18 @@ from stats import z_scores
 
 from dtm_lite.core import sampler as smp
 from dtm_lite.core.capacity import CapacityError
+from dtm_lite.core.config import MAX_SEED
 from dtm_lite.core.diffusion import add_noise, couplings, time_grid, training_pair
 from dtm_lite.core.encoding import Palette
-from dtm_lite.core.exact import all_states
 from dtm_lite.core.graph import GridGraph
-from dtm_lite.core.penalty import adaptive_correlation_penalty
-from dtm_lite.model import DTM, DTMConfig, _visible_bias, phase_moments, place_visible
-from dtm_lite.training.loop import EvalSettings, Holdout, step_autocorrelation
+from dtm_lite.core.placement import place_visible
+from dtm_lite.core.train_step import phase_moments, visible_bias
+from dtm_lite.data.lunarlander_settings import LUNARLANDER_COLORS
+from dtm_lite.evaluation.exact import all_states
+from dtm_lite.model import DTM, DTMConfig
+from dtm_lite.training import loop
+from dtm_lite.training.loop import EvalSettings, Holdout, autocorr_key, evaluation_key, step_autocorrelation
+from dtm_lite.training.penalty import adaptive_correlation_penalty
 
 
 def test_couplings_match_reference_numbers():
@@ -62,7 +67,7 @@ def test_gradient_matches_exact_conditional_log_likelihood():
     prod = S[:, g.edges[:, 0]] * S[:, g.edges[:, 1]]
 
     def loglik(W, b, s_start, s_in, j):
-        bias = b + _visible_bias(g.n_nodes, visible, j, s_in)  # (B, n_nodes)
+        bias = b + visible_bias(g.n_nodes, visible, j, s_in)  # (B, n_nodes)
         logits = beta * (prod @ W)[None] + beta * bias @ S.T  # (B, states)
         match = jnp.all(S[None, :, visible] == s_start[:, None], axis=-1)
         num = jax.nn.logsumexp(jnp.where(match, logits, -jnp.inf), axis=1)
@@ -148,9 +153,9 @@ def test_bad_inputs_say_what_to_do():
 
 
 def test_palette_config_counts_bits_per_pixel_and_fits_smaller_graphs():
-    pal = DTMConfig(encoding="palette")  # 32x32 RGB, LunarLander's 4 colours, 2 bits a pixel
+    pal = DTMConfig(encoding="palette", palette=LUNARLANDER_COLORS)  # 32x32 RGB, 4 colours, 2 bits a pixel
     assert pal.n_visible == 32 * 32 * 2 == 2048 and pal.palette == Palette.lunarlander().colors
-    assert DTMConfig(encoding="palette", palette_code="onehot").n_visible == 32 * 32 * 4
+    assert pal.replace(palette_code="onehot").n_visible == 32 * 32 * 4
     for preset in ("80_12", "70_12"):  # 3,200 and 2,450 colour-0 sites
         dtm = DTM(pal.replace(preset=preset))
         assert len(dtm.visible) == len(set(dtm.visible.tolist())) == 2048
@@ -189,6 +194,10 @@ def test_encoding_config_errors_say_what_to_do():
         DTMConfig(encoding="palette", palette_code="gray")
     with pytest.raises(ValueError, match="palette must be RGB colours"):
         DTMConfig(encoding="palette", palette=((0, 0, 0), (2, 0, 0)))
+    with pytest.raises(ValueError, match=r"encoding='palette' needs palette=\(\(r, g, b\), ...\).*LUNARLANDER_COLORS"):
+        DTMConfig(encoding="palette")  # the core has no default palette
+    with pytest.raises(ValueError, match="palette must be RGB colours"):
+        DTMConfig(palette=((0, 0, 0),))  # a palette given is checked whatever the encoding
 
 
 def test_configs_without_an_encoding_keep_their_meaning():
@@ -201,11 +210,11 @@ def test_configs_without_an_encoding_keep_their_meaning():
     assert DTMConfig.from_dict({"image_shape": [8, 8, 1]}).encoding == "binary"
     # replace() re-derives binary / thermometer from a new level count, as the constructor does
     assert DTMConfig().replace(grayscale_levels=3, preset="150_12").encoding == "thermometer"
-    assert DTMConfig(encoding="palette").replace(preset="70_12").encoding == "palette"
+    assert DTMConfig(encoding="palette", palette=LUNARLANDER_COLORS).replace(preset="70_12").encoding == "palette"
 
 
 def test_penalty_keeps_tightening_while_autocorrelation_stays_far_above_tau():
-    """This package's departure from the research code's rule (see dtm_lite.core.penalty): a flat
+    """This package's departure from the research code's rule (see dtm_lite.training.penalty): a flat
     autocorrelation far above tau raises cp x 1.5 an epoch; the research rule relaxes it x 0.95."""
     tau, cp_min = 0.016, 1e-3
     ours, research = cp_min, cp_min
@@ -255,7 +264,7 @@ def test_adaptive_penalty_brings_the_autocorrelation_down():
         held = Holdout(dtm, holdout, settings)
 
         def measure(epoch, row):  # what the training loop measures, for the run without the penalty
-            row.setdefault("autocorr_0", step_autocorrelation(dtm, held, 0, settings, key=cfg.seed * 1000 + 1))
+            row.setdefault("autocorr_0", step_autocorrelation(dtm, held, 0, settings, key=autocorr_key(cfg.seed, 0)))
 
         hist = dtm.train_from_iterator(epochs, factory, per_epoch, holdout=holdout, eval_settings=settings,
                                        progress=False, on_epoch_end=measure)  # fmt: skip
@@ -305,3 +314,45 @@ def test_planes_model_trains_and_generates():
     bits = (np.random.default_rng(0).random((8, 36)) < 0.5).astype(np.uint8)
     m = dtm.train_step(bits)
     assert np.isfinite(m["gap"]) and dtm.generate(4, key=0).shape == (4, 6, 6, 1)
+
+
+def _key_data(key: jax.Array) -> list[int]:
+    return np.asarray(jax.random.key_data(key)).tolist()
+
+
+def _recording_keys(fn, log: list, at: int = 0):
+    """``fn`` that first appends the key data of its positional argument ``at`` to ``log``."""
+
+    def wrapper(*args, **kwargs):
+        log.append(_key_data(args[at]))
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def test_evaluation_and_autocorrelation_keys_use_every_bit_of_the_seed(monkeypatch):
+    """``jax.random.key`` keeps a seed's low 32 bits (``key(2**32 + 7)`` is ``key(7)``); the training loop's
+    keys go through ``seed_key``, so seeds 7 and 2**32 + 7 evaluate with different keys, seeds below 2**32
+    keep their keys, and the largest seed works."""
+    far = 2**32 + 7
+    assert _key_data(evaluation_key(7, 0)) != _key_data(evaluation_key(far, 0))
+    assert _key_data(evaluation_key(7, 2)) == _key_data(jax.random.fold_in(jax.random.key(14), 2))
+    assert _key_data(evaluation_key(7, 0)) != _key_data(evaluation_key(7, 1))
+    assert autocorr_key(7, 1) == 7018 and autocorr_key(MAX_SEED, 3) == (1000 * MAX_SEED + 52) % 2**64
+    with pytest.raises(ValueError, match="seed must be an integer"):
+        evaluation_key(-1, 0)
+    cfg = DTMConfig(image_shape=(6, 6, 1), preset="20_8", num_diffusion_steps=2, batch_size=4, warmup_sweeps=4,
+                    n_samples=2, sweeps_per_sample=1, generation_sweeps=10, seed=7)  # fmt: skip
+    settings = EvalSettings(n_images=8, n_components=2, autocorr_chains=4, autocorr_sweeps=20, autocorr_every=2,
+                            autocorr_window=(4, 10), object_class=None)  # fmt: skip
+    frames = (np.random.default_rng(0).random((16, 6, 6, 1)) < 0.5).astype(np.uint8) * 255
+    generated, noised = [], []
+    monkeypatch.setattr(loop, "training_pair", _recording_keys(loop.training_pair, noised))
+    for seed in (7, far, MAX_SEED):
+        dtm = DTM(cfg.replace(seed=seed))
+        monkeypatch.setattr(dtm, "generate", _recording_keys(dtm.generate, generated, at=1))
+        held = Holdout(dtm, frames, settings)
+        assert np.isfinite(loop.evaluate_dtm(dtm, held, settings)["fd_pca"])
+        assert np.isfinite(step_autocorrelation(dtm, held, 1, settings, key=autocorr_key(seed, 1)))
+    assert generated[0] == _key_data(evaluation_key(7, 0))
+    assert len({tuple(k) for k in generated}) == 3 and len({tuple(k) for k in noised}) == 3

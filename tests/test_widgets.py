@@ -151,13 +151,35 @@ def test_load_explorer_model_takes_first_existing(dtm, tmp_path):
 
 
 def test_shipped_checkpoint_is_small_and_loads():
-    path = Path(__file__).resolve().parents[1] / SHIPPED_CHECKPOINT
+    path = Path(__file__).resolve().parents[1] / "figures" / "explorer_checkpoint.npz"
+    assert SHIPPED_CHECKPOINT == path  # the repository's figures/, not the working directory's
     if not path.exists():
         pytest.skip(f"{SHIPPED_CHECKPOINT} not shipped")
     assert path.stat().st_size < 500 * 1024
     model = DTM.load(path)
     assert model.state.step > 0
     assert model.generate(2, key=0, sweeps=4).shape == (2, *model.config.image_shape)
+
+
+def test_the_shipped_checkpoint_is_the_fallback_from_any_working_directory(tmp_path, monkeypatch):
+    if not SHIPPED_CHECKPOINT.exists():
+        pytest.skip(f"{SHIPPED_CHECKPOINT} not shipped")
+    monkeypatch.chdir(tmp_path)  # no figures/ here
+    loaded, source = load_explorer_model([tmp_path / "missing.npz", "figures/explorer_checkpoint.npz"])
+    assert f"the shipped checkpoint {SHIPPED_CHECKPOINT}" in source
+    assert loaded.config == DTM.load(SHIPPED_CHECKPOINT).config
+
+
+def test_without_the_shipped_checkpoint_a_tiny_model_is_trained(tmp_path, monkeypatch):
+    from dtm_lite.interface import widgets
+
+    monkeypatch.setattr(widgets, "SHIPPED_CHECKPOINT", tmp_path / "absent.npz")
+    monkeypatch.setattr(widgets, "train_tiny_model", lambda batches: ("tiny", batches))
+    monkeypatch.setattr(widgets, "model_label", lambda dtm, source: source)
+    assert load_explorer_model([tmp_path / "missing.npz"], train_batches=3) == (
+        ("tiny", 3),
+        "no model found among the candidates; a tiny model trained now",
+    )
 
 
 def test_slider_labels_are_not_cut_off_and_the_model_is_named(explorer):

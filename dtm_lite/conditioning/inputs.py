@@ -1,16 +1,11 @@
-"""Conditioning a DTM: label bits on the grid, and conditioning inputs for a world model.
+"""Conditioning inputs: fixed inputs that enter each image bit's field through learned local weights.
 
-**Labels** (the paper's DTM, reference section 5): a model with ``n_classes = K`` and ``label_spots = S``
-has ``K * S`` extra visible bits, the one-hot code of the class repeated S times (``label_code``), on
-colour-0 sites around the image (``place_labels``). They are noised by the forward process at their own
-``label_rate``, clamped in the positive phase like the image, and either clamped (conditional samples),
-left free (joint samples) or read out (:meth:`DTM.classify`, ``decode_labels``: the class with most votes).
+A world model (``n_actions = A``) conditions each frame on the previous frame(s) and an action; a layout model
+on its rendered layout (:mod:`dtm_lite.conditioning.layout`). The inputs ``c`` (bits as ±1) enter each visible
+bit's field through *learned* weights, the conditional-RBM construction. The action gates the weights, so bit
+j of the next frame sees
 
-**Conditioning inputs** (a world model, ``n_actions = A``): fixed inputs ``c`` (the previous frame's bits as
-±1 and a one-hot action) enter each visible bit's field through *learned* weights, the conditional-RBM
-construction. The action gates the weights, so bit j of the next frame sees
-
-    h_j = Σ_n K[a, j, n] f_jn,     f_j = (prev spins of the pixels within ``cond_radius`` of j's pixel, 1),
+    h_j = Σ_n K[a, j, n] f_jn,     f_j = (input spins of the pixels within ``cond_radius`` of j's pixel, 1),
 
 a local kernel per action (``K`` has shape ``(T, A, n_image_bits, n_features)``). It is trained with the
 same Boltzmann gradient as the biases, per chain: ``ΔK[a, j, n] = β Σ_r [a_r = a] (⟨s_rj⟩₊ - ⟨s_rj⟩₋) f_rjn / B``.
@@ -23,67 +18,34 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dtm_lite.core.graph import GridGraph
+from dtm_lite.core.conditioner import Batch, Conditioner
 
 
-def place_labels(graph: GridGraph, visible: np.ndarray, n_classes: int, spots: int) -> np.ndarray:
-    """Sites of the ``n_classes * spots`` label bits: int array, bit ``s * K + k`` = class k of spot s.
+class InputField(Conditioner):
+    """Conditioning inputs as a conditioner: ``batch["prev"]`` ``(B, n_inputs)`` bits and ``batch["actions"]``
+    ``(B,)`` ids feed the field through ``K`` ``(T, n_actions, n_image_bits, n_features)``. ``index``: see
+    :func:`conditioning_index`; ``offset``, ``scale``: see :func:`features`."""
 
-    The spots sit at evenly spaced points of a ring just outside the image's bounding box, each spot's K bits
-    on the free colour-0 sites nearest to its point, so every spot touches the image's border region."""
-    n = graph.side
-    sy, sx = np.divmod(np.asarray(visible), n)
-    free = np.ones(graph.n_nodes, bool)
-    free[visible] = False
-    free &= graph.colors == 0
-    cand = np.flatnonzero(free)
-    need = n_classes * spots
-    if len(cand) < need:
-        raise ValueError(
-            f"{need} label bits ({n_classes} classes x {spots} spots) do not fit the {len(cand)} free colour-0 sites "
-            f"of {graph!r}; use a larger preset or fewer label_spots"
-        )
-    y0, y1, x0, x1 = sy.min() - 1.5, sy.max() + 1.5, sx.min() - 1.5, sx.max() + 1.5
-    perimeter = 2 * ((y1 - y0) + (x1 - x0))
-    cy, cx = np.divmod(cand, n)
-    out = np.empty(need, np.int64)
-    taken = np.zeros(len(cand), bool)
-    for s in range(spots):
-        d = (s + 0.5) / spots * perimeter  # walk the ring: top, right, bottom, left
-        for length, (ay, ax, dy, dx) in zip(
-            (x1 - x0, y1 - y0, x1 - x0, y1 - y0),
-            ((y0, x0, 0, 1), (y0, x1, 1, 0), (y1, x1, 0, -1), (y1, x0, -1, 0)),
-            strict=True,
-        ):
-            if d <= length:
-                py, px = ay + dy * d, ax + dx * d
-                break
-            d -= length
-        dist = (cy - py) ** 2 + (cx - px) ** 2
-        dist[taken] = np.inf
-        for k in range(n_classes):
-            j = int(np.argmin(dist))
-            taken[j], dist[j] = True, np.inf
-            out[s * n_classes + k] = cand[j]
-    return out
+    def __init__(self, index: np.ndarray, n_actions: int, offset: np.ndarray | None = None,
+                 scale: np.ndarray | None = None) -> None:  # fmt: skip
+        self.index, self.n_actions = jnp.asarray(index), n_actions
+        self.offset = None if offset is None else jnp.asarray(offset)
+        self.scale = None if scale is None else jnp.asarray(scale)
 
+    def init_params(self, n_steps: int) -> dict[str, jax.Array]:
+        n_bits, n_feat = self.index.shape[0], self.index.shape[1] + 1
+        return {"K": jnp.zeros((n_steps, self.n_actions, n_bits, n_feat), jnp.float32)}
 
-def label_code(labels: jax.Array, n_classes: int, spots: int) -> jax.Array:
-    """Class ids ``(B,)`` -> label bits ``(B, spots * n_classes)`` uint8: the one-hot code, ``spots`` times."""
-    onehot = jax.nn.one_hot(labels, n_classes, dtype=jnp.uint8)
-    return jnp.tile(onehot, (1, spots))
+    def _features(self, batch: Batch) -> jax.Array:
+        return features(batch["prev"], self.index, self.offset, self.scale)
 
+    def field(self, params: dict[str, jax.Array], cond: Batch) -> jax.Array | None:
+        if "prev" not in cond:
+            return None
+        return conditioning_field(params["K"], self._features(cond), cond["actions"])
 
-def label_votes(bits: np.ndarray, n_classes: int, spots: int) -> np.ndarray:
-    """Label bits ``(..., spots * n_classes)`` -> votes ``(..., n_classes)`` in [0, 1]: the fraction of spots
-    whose bit of each class is on."""
-    b = np.asarray(bits, np.float32)
-    return b.reshape(*b.shape[:-1], spots, n_classes).mean(-2)
-
-
-def decode_labels(bits: np.ndarray, n_classes: int, spots: int) -> np.ndarray:
-    """Label bits -> class ids ``(...)`` int: most votes (ties: the lowest id)."""
-    return np.argmax(label_votes(bits, n_classes, spots), axis=-1)
+    def grad(self, batch: Batch, dm: jax.Array) -> dict[str, jax.Array]:
+        return {"K": conditioning_grad(dm, self._features(batch), batch["actions"], self.n_actions)}
 
 
 def conditioning_index(

@@ -2,14 +2,14 @@
 
 A pairwise model with local couplings places objects nearly independently, so the number of objects in
 its samples is roughly Poisson: at most ``e^-1 = 0.37`` of them show exactly one, however well it is
-trained (the LunarLander lander: 0.13 against the data's 0.80, issue 7). A *layout model* splits the
+trained (measured on the LunarLander lander: 0.13 against the data's 0.80). A *layout model* splits the
 picture into two levels:
 
 1. the **layout** ``ℓ``: the pixel of the largest object's centre (the largest 8-connected blob of at
    least ``config.layout_min_size`` pixels of colour ``config.layout_color``, its mean row and column
    rounded), or "none" when a frame has no such blob. Its prior ``p(ℓ)`` is the histogram of the layouts of
-   every training frame, ``counts (H*W + 1,)`` in the model's state (:attr:`DTMState.layout_counts`, the
-   last bin "none");
+   every training frame, ``counts (H*W + 1,)`` in the model's state (``DTMState.plugin_state["layout_counts"]``,
+   the last bin "none");
 2. the **picture** ``p(x | ℓ)``: the DTM with the layout as a conditioning input. The layout is rendered as
    a frame (background ``(0, ..., 0)`` everywhere, the object's colour at ``ℓ``) and enters each visible
    bit's field through the learned local weights of :mod:`dtm_lite.conditioning.inputs` (a world model's
@@ -26,6 +26,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dtm_lite.conditioning.inputs import InputField, conditioning_index
+from dtm_lite.core.conditioner import Batch
+from dtm_lite.core.config import DTMConfig
+from dtm_lite.core.encoding import Encoding
 from dtm_lite.evaluation.metrics import ObjectClass, object_stats
 
 LAYOUT_TOL = 0.25  # a pixel is the object's when every channel lies within this of layout_color
@@ -202,3 +206,99 @@ def sample_next_layouts(
     inside = (nr >= 0) & (nr < h) & (nc >= 0) & (nc < w)
     nxt = np.where(moved & inside, nr * w + nc, place)
     return np.where(out == GOES_NONE, h * w, nxt).astype(np.int32)
+
+
+class LayoutInputs(InputField):
+    """A layout model as a conditioner: its rendered layout is a conditioning input (:class:`InputField`, one
+    "action"), and training counts the layouts (its prior) in ``plugin_state["layout_counts"]``.
+
+    With ``n_actions`` (a world model with a layout) the inputs are the ``cond_frames`` previous frames with the
+    object erased, then the rendered layout; training also counts the moves (``"layout_moves"``). The host-side
+    methods turn frames into layouts and layouts into inputs."""
+
+    def __init__(self, config: DTMConfig, encoding: Encoding) -> None:
+        assert config.layout_color is not None
+        h, w, c = config.image_shape
+        self.config, self.encoding, self.hw = config, encoding, (h, w)
+        self.color: tuple[float, ...] = config.layout_color
+        self.background = encoding.encode(np.zeros((1, h, w, c), np.float32))[0]
+        filled = np.broadcast_to(np.asarray(self.color, np.float32), (1, h, w, c))
+        self.marker = encoding.encode(filled)[0, : encoding.bits_per_pixel]
+        n_img, n_frames = encoding.n_bits, config.n_cond_frames
+        index = conditioning_index(config.image_shape, encoding.bits_per_pixel, config.cond_radius, n_frames)
+        n_prev = (n_frames - 1) * n_img
+        # the layout enters as (s - background) / 2, in {-1, 0, 1}: zero wherever it is background, so that far
+        # from the object only the constant feature is left (see features())
+        offset = np.concatenate([np.zeros(n_prev, np.float32), 2.0 * self.background.astype(np.float32) - 1.0])
+        scale = np.concatenate([np.ones(n_prev, np.float32), np.full(n_img, 0.5, np.float32)])
+        super().__init__(index, config.n_cond_actions, offset, scale)
+
+    def init_state(self) -> dict[str, jax.Array]:
+        out = {"layout_counts": jnp.zeros(self.hw[0] * self.hw[1] + 1, jnp.int32)}
+        if self.config.n_actions:
+            out["layout_moves"] = jnp.zeros((self.config.n_actions, N_CONTEXTS, N_OUTCOMES), jnp.int32)
+        return out
+
+    def update(self, state: dict[str, jax.Array], batch: Batch) -> dict[str, jax.Array]:
+        state = {**state, "layout_counts": count_layouts(state["layout_counts"], batch["layout"])}
+        if "layout_moves" in state:  # a world model's layout dynamics: count this batch's moves
+            moves = count_moves(state["layout_moves"], batch["actions"], batch["move_ctx"], batch["move_out"])
+            state["layout_moves"] = moves
+        return state
+
+    # ------------------------------------------------------------------ host side
+
+    def ids_of(self, bits: np.ndarray) -> np.ndarray:
+        """Layout ids ``(n,)`` of image bits ``(n, n_image_bits)``."""
+        return layout_ids(self.encoding.decode(np.asarray(bits)), self.color, self.config.layout_min_size)
+
+    def previous(self, prev: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+        """A world model's layouts ℓ_t-1 (None with one previous frame) and ℓ_t of previous frames' bits."""
+        n_img, f = self.encoding.n_bits, self.config.cond_frames
+        p = np.asarray(prev)
+        now = self.ids_of(p[:, (f - 1) * n_img : f * n_img])
+        return (self.ids_of(p[:, (f - 2) * n_img : (f - 1) * n_img]) if f > 1 else None), now
+
+    def inputs(self, ids: np.ndarray, prev: np.ndarray | None = None, actions: np.ndarray | None = None) -> Batch:
+        """The conditioning inputs of layout ids ``(n,)``: the rendered layouts after a world model's previous
+        frames' bits ``prev`` (object erased, with its ``actions``), or alone with action 0 (a layout model).
+
+        Erased, because copied from the previous frame a dreamed object would pass on its flaws, and a rollout
+        would shrink it step by step (measured: largest blob 1.9 px against the data's 3.3 in
+        ``benchmarks/world_model.py``'s rollouts)."""
+        rendered = render_layouts(ids, self.background, self.marker)
+        if prev is None:
+            return {"prev": rendered, "actions": np.zeros(len(ids), np.int32)}
+        return {"prev": np.concatenate([self.erase_object(prev), rendered], axis=1), "actions": np.asarray(actions)}
+
+    def erase_object(self, prev: np.ndarray) -> np.ndarray:
+        """Previous frames' bits ``(n, F * n_image_bits)`` with the object's pixels set to the background."""
+        p = np.asarray(prev, np.uint8)
+        n, n_img = len(p), self.encoding.n_bits
+        frames = self.encoding.decode(p.reshape(-1, n_img))
+        frames[object_class(self.color).mask(frames)] = 0.0  # the background of the rendered layouts
+        return self.encoding.encode(frames).astype(np.uint8).reshape(n, -1)
+
+    def training_inputs(self, batch: Batch) -> Batch:
+        """What a training batch adds: each frame's layout, the move that led to it (world model), the inputs."""
+        ids = self.ids_of(batch["bits"])
+        out: Batch = {"layout": ids}
+        if self.config.n_actions:
+            before, now = self.previous(batch["prev"])
+            out["move_ctx"] = move_contexts(before, now, self.hw)
+            out["move_out"] = move_outcomes(now, ids, self.hw)
+        return {**out, **self.inputs(ids, batch.get("prev"), batch.get("actions"))}
+
+    def next_ids(self, key: jax.Array, state: dict[str, jax.Array], actions: np.ndarray,
+                 before: np.ndarray | None, now: np.ndarray) -> np.ndarray:  # fmt: skip
+        """A world model's next layouts ``(n,)`` after layouts ``before`` (ℓ_t-1, or None) and ``now`` (ℓ_t) and
+        ``actions``, drawn from its layout dynamics (:func:`sample_next_layouts`)."""
+        moves, counts = np.asarray(state["layout_moves"]), np.asarray(state["layout_counts"])
+        return sample_next_layouts(key, moves, counts, np.asarray(actions), before, now, self.hw)
+
+    def prior(self, state: dict[str, jax.Array]) -> tuple[np.ndarray, float]:
+        """The prior ``p(ℓ)`` ``(H, W)`` over the object's centre pixel and ``p(none)``: the layouts of the frames
+        trained on, counted (uniform before any training)."""
+        counts = np.asarray(state["layout_counts"], np.float64)
+        p = counts / counts.sum() if counts.sum() else np.full(len(counts), 1.0 / len(counts))
+        return p[:-1].reshape(self.hw), float(p[-1])

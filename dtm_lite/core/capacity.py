@@ -1,6 +1,6 @@
 """Graph capacity: how many visible spins a grid graph can host.
 
-Visible spins live on colour-0 sites only (section 3 of the reference), so a model of images with
+Visible spins live on colour-0 sites only (as in the public DTM replication), so a model of images with
 ``n_pixels`` channel values at ``L`` spins each, plus ``n_labels`` label bits, needs
 
     n_pixels * L + n_labels <= visible_capacity(graph) = ceil(side**2 / 2).

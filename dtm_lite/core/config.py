@@ -1,5 +1,5 @@
 """``DTMConfig``: everything that defines a DTM and its training, validated once on construction; and the
-seeds (``seed_key``) and keys (``_as_key``) that the model's randomness starts from."""
+seeds (``seed_key``) and keys (``as_key``) that the model's randomness starts from."""
 
 from __future__ import annotations
 
@@ -15,27 +15,12 @@ import numpy as np
 
 from dtm_lite.core import sampler as smp
 from dtm_lite.core.diffusion import SCHEDULES
-from dtm_lite.core.encoding import ENCODINGS, LUNARLANDER_COLORS, PALETTE_CODES, Encoding, Palette, palette_colors
+from dtm_lite.core.encoding import ENCODINGS, PALETTE_CODES, Encoding, Palette, palette_colors
 from dtm_lite.core.graph import preset_name
 from dtm_lite.core.validation import check_beta, check_bool, check_float, check_int
 
 PLACEMENTS = ("spatial", "planes", "raster", "random")
 MAX_SEED = 2**64 - 1  # config.seed and integer keys: 0 .. MAX_SEED (see seed_key)
-
-
-# fields renamed so that one word means one thing ("steps": diffusion steps; Gibbs "sweeps"): old -> new
-RENAMED_FIELDS = {"steps_warmup": "warmup_sweeps", "steps_per_sample": "sweeps_per_sample"}
-
-
-def _renamed(changes: dict[str, Any]) -> dict[str, Any]:
-    old = sorted(set(changes) & set(RENAMED_FIELDS))
-    if old:
-        warnings.warn(
-            "renamed DTMConfig fields: " + ", ".join(f"{k} -> {RENAMED_FIELDS[k]}" for k in old),
-            DeprecationWarning,
-            stacklevel=3,
-        )
-    return {RENAMED_FIELDS.get(k, k): v for k, v in changes.items()}
 
 
 def _field(default: Any, help: str) -> Any:
@@ -47,25 +32,25 @@ def _field(default: Any, help: str) -> Any:
 class DTMConfig:
     """Everything that defines a DTM and its training; validated on construction.
 
-    Defaults are the seed's LunarLander configuration: 32x32 RGB binary on 80_12, one log-schedule
-    step, batch 50, 300 warm-up sweeps then 30 samples 6 sweeps apart, 400 generation sweeps with β
-    ramped 0.8 -> 1.2, learning rate 0.03 with cosine decay (counted in batches) to 0.2 of it.
-    :meth:`lunarlander` is the model of ``python -m dtm_lite train`` (palette encoding, planes placement)
-    and :meth:`quick` its quick one. Each field's metadata ``"help"`` describes it in one line (the CLI
-    makes one flag a field from it).
+    Defaults are those of the public LunarLander replication of Jelinčič et al. (arXiv 2510.23972): 32x32 RGB
+    binary on 80_12, one log-schedule step, batch 50, 300 warm-up sweeps then 30 samples 6 sweeps apart, 400
+    generation sweeps with β ramped 0.8 -> 1.2, learning rate 0.03 with cosine decay (counted in batches) to
+    0.2 of it. The model of ``python -m dtm_lite train`` is ``dtm_lite.data.lunarlander_settings.model_config()``
+    (palette encoding, planes placement, a layout model) and ``quick_model_config()`` its quick one. Each
+    field's metadata ``"help"`` describes it in one line (the CLI makes one flag a field from it).
 
     Encoding (``dtm_lite.core.encoding.Encoding``): ``encoding`` is ``"binary"`` (``threshold``, 1 bit a
     channel value), ``"thermometer"`` (``grayscale_levels`` bits a channel value) or ``"palette"``
-    (nearest of ``palette``'s RGB colours in [0, 1] to the pixel binarised at ``threshold``, so that blends
-    never snap to a mid-tone colour; ``palette_code`` ``"binary"``: ceil(log2 K) bits a
-    pixel, or ``"onehot"``: K bits a pixel; needs C = 3). Left unset (None) it is ``"binary"`` for
-    ``grayscale_levels == 1`` and ``"thermometer"`` otherwise, which is what configs saved before the
-    field existed meant.
+    (nearest of ``palette``'s K RGB colours in [0, 1] to the pixel binarised at ``threshold``, so that blends
+    never snap to a mid-tone colour; ``palette_code`` ``"binary"``: ceil(log2 K) bits a pixel, or
+    ``"onehot"``: K bits a pixel; needs C = 3 and a ``palette``, which has no default: LunarLander's four
+    colours are ``dtm_lite.data.lunarlander_settings.LUNARLANDER_COLORS``). Left unset (None) ``encoding`` is
+    ``"binary"`` for ``grayscale_levels == 1`` and ``"thermometer"`` otherwise.
 
-    Correlation penalty (section 7.6, :mod:`dtm_lite.core.penalty`): ``corr_penalty`` is the initial
-    λ_cp; with ``adaptive_penalty`` it starts at ``max(corr_penalty, corr_penalty_min)`` and follows the
-    held-out autocorrelation against ``autocorr_tau`` once per epoch (``corr_penalty_min`` = 1e-3, the
-    research code's ``cp_min``).
+    Correlation penalty (the paper's adaptive correlation penalty, :mod:`dtm_lite.training.penalty`):
+    ``corr_penalty`` is the initial λ_cp; with ``adaptive_penalty`` it starts at ``max(corr_penalty,
+    corr_penalty_min)`` and follows the held-out autocorrelation against ``autocorr_tau`` once per epoch
+    (``corr_penalty_min`` = 1e-3, the research code's ``cp_min``).
     """
 
     image_shape: tuple[int, int, int] = _field((32, 32, 3), "frame size (H, W, C)")
@@ -73,7 +58,9 @@ class DTMConfig:
     encoding: str | None = _field(None, "binary, thermometer or palette; unset: binary for 1 level, else thermometer")
     grayscale_levels: int = _field(1, "bits a channel value: 1 = binary threshold, L > 1 = thermometer code")
     threshold: float = _field(0.5, "binarisation threshold in [0, 1) (binary and palette)")
-    palette: tuple[tuple[float, float, float], ...] = _field(LUNARLANDER_COLORS, "palette RGB colours in [0, 1]")
+    palette: tuple[tuple[float, float, float], ...] | None = _field(
+        None, "palette RGB colours in [0, 1], at least two (needed by the palette encoding)"
+    )
     palette_code: str = _field("binary", "palette bits: binary (ceil(log2 K) a pixel) or onehot (K a pixel)")
     num_diffusion_steps: int = _field(1, "diffusion steps T (1 = a plain EBM)")
     schedule: str = _field("log", "time grid of the diffusion steps: log or linear")
@@ -171,6 +158,13 @@ class DTMConfig:
             raise ValueError(f"encoding='palette' needs RGB frames: image_shape (H, W, 3), got {self.image_shape}")
         if self.palette_code not in PALETTE_CODES:
             raise ValueError(f"palette_code must be one of {PALETTE_CODES}, got {self.palette_code!r}")
+        if self.palette is None:
+            if self.encoding == "palette":
+                raise ValueError(
+                    "encoding='palette' needs palette=((r, g, b), ...): at least two RGB colours in [0, 1], e.g. "
+                    "dtm_lite.data.lunarlander_settings.LUNARLANDER_COLORS (or lunarlander_settings.model_config())"
+                )
+            return
         try:
             colors = palette_colors(tuple(tuple(float(v) for v in c) for c in self.palette))
             Palette(colors, self.palette_code)
@@ -224,9 +218,7 @@ class DTMConfig:
 
     def replace(self, **changes: Any) -> DTMConfig:
         """A copy with ``changes``. A new ``grayscale_levels`` without an ``encoding`` re-derives binary /
-        thermometer from it, as the constructor does (a palette encoding is kept). Renamed fields
-        (:data:`RENAMED_FIELDS`) are accepted under their old names, with a warning."""
-        changes = _renamed(changes)
+        thermometer from it, as the constructor does (a palette encoding is kept)."""
         if "grayscale_levels" in changes and "encoding" not in changes and self.encoding != "palette":
             changes["encoding"] = None
         return dataclasses.replace(self, **changes)
@@ -236,38 +228,13 @@ class DTMConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DTMConfig:
-        """The config of :meth:`to_dict`'s dict; one saved before a field was renamed (:data:`RENAMED_FIELDS`,
-        e.g. in an older checkpoint or weights file) is read under the new names."""
-        d = {RENAMED_FIELDS.get(k, k): v for k, v in d.items()}
+        """The config of :meth:`to_dict`'s dict (lists for tuples, as JSON keeps them); a field it lacks takes
+        its class default."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown DTMConfig fields {sorted(unknown)}")
         return cls(**d)
-
-    @classmethod
-    def lunarlander(cls, **overrides: Any) -> DTMConfig:
-        """The LunarLander model of ``python -m dtm_lite train`` (its defaults, and the shipped
-        ``DTM.pretrained("lunarlander")``): the defaults with the palette encoding (4 colours, 2 bits a
-        pixel) on ``"planes"`` placement, a layout model of the lander (``layout_color`` the palette's lander
-        colour, :mod:`dtm_lite.conditioning.layout`; conditioning radius 2); ``lr_decay_batches`` = the command's 20 epochs
-        x 100 batches."""
-        base = cls(
-            encoding="palette", placement="planes", layout_color=LUNARLANDER_COLORS[2], cond_radius=2,
-            lr_decay_batches=20 * 100,
-        )  # fmt: skip
-        return base.replace(**overrides)
-
-    @classmethod
-    def quick(cls, **overrides: Any) -> DTMConfig:
-        """The quick configuration (``python -m dtm_lite train --quick``; notebook 03 with DTM_LITE_QUICK=1): the
-        LunarLander model on 16x16 frames and 50_12 with short sampling (60 warm-up sweeps, 10 samples 3
-        sweeps apart, 100 generation sweeps); ``lr_decay_batches`` = the quick run's 2 epochs x 8 batches."""
-        small = dict(
-            image_shape=(16, 16, 3), preset="50_12", warmup_sweeps=60, n_samples=10, sweeps_per_sample=3,
-            generation_sweeps=100, lr_decay_batches=2 * 8,
-        )  # fmt: skip
-        return cls.lunarlander(**{**small, **overrides})
 
 
 def seed_key(seed: int) -> jax.Array:
@@ -278,7 +245,7 @@ def seed_key(seed: int) -> jax.Array:
     return jax.random.fold_in(key, seed >> 32) if seed >> 32 else key
 
 
-def _as_key(key: Any, name: str = "key") -> jax.Array:
+def as_key(key: Any, name: str = "key") -> jax.Array:
     """A JAX key from ``key``: a typed key (``jax.random.key``) as is, a legacy ``uint32[2]`` key
     (``jax.random.PRNGKey``) wrapped, an integer seed through :func:`seed_key`."""
     if isinstance(key, jax.Array) and jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):

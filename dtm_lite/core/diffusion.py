@@ -1,4 +1,4 @@
-"""The forward (noising) process and the couplings it implies (reference sections 5 and 6).
+"""The forward (noising) process and the couplings it implies (Jelinčič et al., arXiv 2510.23972).
 
 Time grid: ``u = linspace(0, 1, T + 1)``; ``"linear"``: ``t = u``; ``"log"``: ``t = -ln(1 - u)`` (``t_T = ∞``).
 Over an interval ``dt`` each bit is replaced by a fair coin with probability ``1 - exp(-λ dt)``, so it
@@ -10,6 +10,8 @@ since then ``P(same) = σ(2J) = (1 + exp(-λ Δt)) / 2``.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -37,12 +39,14 @@ def couplings(num_steps: int, kind: str = "log", rate: float = 0.8) -> np.ndarra
         return np.where(np.isinf(dt), 0.0, np.arctanh(np.exp(-rate * np.where(np.isinf(dt), 1.0, dt))))
 
 
-def replace_probability(dt: jax.Array | float, rate: float) -> jax.Array:
+def replace_probability(dt: jax.Array | float, rate: float | jax.Array) -> jax.Array:
     """``1 - exp(-λ dt)``: chance that a bit is redrawn over ``dt`` (1 for ``dt = ∞``)."""
     return -jnp.expm1(-rate * jnp.asarray(dt, jnp.float32))
 
 
-def add_noise(key: jax.Array, bits: jax.Array | np.ndarray, dt: jax.Array | float, rate: float) -> jax.Array:
+def add_noise(
+    key: jax.Array, bits: jax.Array | np.ndarray, dt: jax.Array | float, rate: float | jax.Array
+) -> jax.Array:
     """Run the forward process for ``dt`` on bits in {0, 1} (any shape); returns uint8 bits."""
     k_replace, k_coin = jax.random.split(key)
     replace = jax.random.uniform(k_replace, bits.shape) < replace_probability(dt, rate)
@@ -51,7 +55,7 @@ def add_noise(key: jax.Array, bits: jax.Array | np.ndarray, dt: jax.Array | floa
 
 
 def training_pair(
-    key: jax.Array, x0: jax.Array | np.ndarray, t_k: jax.Array, t_k1: jax.Array, rate: float, offset: float
+    key: jax.Array, x0: jax.Array | np.ndarray, t_k: jax.Array, t_k1: jax.Array, rate: Any, offset: float
 ) -> tuple[jax.Array, jax.Array]:
     """Step k's training pair with offset δ: ``x_start = noise(x0, t_k (1-δ))``,
     ``x_end = noise(x_start, t_{k+1} (1+δ) - t_k (1-δ))``."""

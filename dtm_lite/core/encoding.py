@@ -184,7 +184,6 @@ class Palette:
 
 ENCODINGS = ("binary", "thermometer", "palette")
 PALETTE_CODES = ("binary", "onehot")
-LUNARLANDER_COLORS: tuple[tuple[float, float, float], ...] = Palette.lunarlander().colors
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ def place_visible(
       through a shared hidden site. The rest of the grid is hidden.
     - ``"random"``: a seeded random choice of colour-0 sites.
 
-    All placements but ``"planes"`` use colour-0 sites only (reference section 3).
+    All placements but ``"planes"`` use colour-0 sites only, as the public DTM replication does.
     """
     sites = np.flatnonzero(graph.colors == 0)
     h, w, c = image_shape

@@ -298,6 +298,18 @@ def sweep(
     return x0, x1
 
 
+def _sweeps(lat: Lattice, params: Params, poly_exp: bool, carry: tuple, b_next: Array) -> tuple:
+    """``len(b_next)`` sweeps from ``carry = (key, x0, x1, β)``; each sweep keys its hash with two fresh words."""
+
+    def body(carry, beta_next):
+        key, x0, x1, beta = carry
+        key, sub = jax.random.split(key)
+        x0, x1 = sweep(lat, params, x0, x1, jax.random.bits(sub, (2,), jnp.uint32), beta, poly_exp)
+        return (key, x0, x1, beta_next), None
+
+    return jax.lax.scan(body, carry, b_next)[0]
+
+
 def run_chains(
     lat: Lattice,
     params: Params,
@@ -343,15 +355,7 @@ def run_chains(
     nxt = jnp.concatenate([betas[1:], jnp.ones((1,), jnp.float32)])
     beta0 = betas[0] if betas.shape[0] else jnp.float32(1.0)
 
-    def run(carry, b_next):
-        def body(carry, beta_next):
-            key, x0, x1, beta = carry
-            key, sub = jax.random.split(key)
-            x0, x1 = sweep(lat, params, x0, x1, jax.random.bits(sub, (2,), jnp.uint32), beta, poly_exp)
-            return (key, x0, x1, beta_next), None
-
-        return jax.lax.scan(body, carry, b_next)[0]
-
+    run = functools.partial(_sweeps, lat, params, poly_exp)
     carry = run((key, x0, x1, beta0), nxt[:warmup_sweeps])
     acc, out0 = observe(acc, *carry[1:3])
     if n_samples == 1:

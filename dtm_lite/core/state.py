@@ -12,18 +12,16 @@ import numpy as np
 class DTMState(NamedTuple):
     """The whole state of a DTM, one pytree: everything that training or generation changes.
 
-    - ``params``: ``W (T, n_edges)``, ``b (T, n_nodes)`` float32, the couplings and biases of each step;
+    - ``params``: ``W (T, n_edges)``, ``b (T, n_nodes)`` float32, the couplings and biases of each step, and
+      the conditioners' parameters (a world or layout model's ``K (T, A, n_image_bits, n_features)``);
     - ``opt_state``: the AdamW state of ``params``;
     - ``step``: int32 ``()``, batches trained (the learning-rate schedule's clock);
     - ``key``: the training key (each batch splits it); ``gen_key``: the key of :meth:`DTM.generate`'s
       own stream (used when no key is given);
     - ``corr_penalty``: float32 ``(T,)``, each step's correlation penalty λ_cp (the adaptive rule moves it
       between epochs);
-    - ``layout_counts``: a layout model's prior, int32 ``(H*W + 1,)``, how many training frames had each
-      layout (:mod:`dtm_lite.conditioning.layout`); None (no leaf) for every other model;
-    - ``layout_moves``: a world model with a layout, its layout dynamics, int32 ``(A, N_CONTEXTS,
-      N_OUTCOMES)``, how often each move followed each context and action (:mod:`dtm_lite.conditioning.layout`); None
-      (no leaf) for every other model.
+    - ``plugin_state``: what the conditioners count in training (:mod:`dtm_lite.core.conditioner`), a dict of
+      int32 arrays by name (a layout model's prior ``"layout_counts"``); empty for a plain DTM.
 
     :func:`state_arrays` / :func:`state_from_arrays` turn it into a flat dict of arrays (a checkpoint) and back.
     """
@@ -34,11 +32,7 @@ class DTMState(NamedTuple):
     key: jax.Array
     gen_key: jax.Array
     corr_penalty: jax.Array
-    layout_counts: jax.Array | None = None
-    layout_moves: jax.Array | None = None
-
-
-TrainState = DTMState  # the name before the state held the penalty and the generation key
+    plugin_state: dict[str, jax.Array]
 
 
 def _leaf_name(path: tuple[Any, ...]) -> str:

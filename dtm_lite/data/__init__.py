@@ -1,0 +1,1 @@
+"""Data sources: the streaming loaders (``IteratorDataLoader``, ``TransitionLoader``) and LunarLander frames."""

@@ -50,6 +50,32 @@ from dtm_lite.core.validation import check_int
 Preprocess = Callable[[np.ndarray], np.ndarray]
 
 
+def _checked_image_shape(
+    image_shape: Any, encoding: Encoding | None, n_grayscale_levels: int, threshold: float, encode: bool
+) -> tuple[int, int, int] | None:
+    """``IteratorDataLoader``'s image shape ``(H, W, C)``: the given one (positive sizes) or the encoding's
+    (which must agree with a given one); None when neither is known yet. ``encoding`` excludes
+    ``n_grayscale_levels``/``threshold`` and ``encode=False``."""
+    if image_shape is not None:
+        sizes = tuple(int(v) for v in image_shape)
+        if len(sizes) != 3 or min(sizes) < 1:
+            raise ValueError(f"image_shape must be (H, W, C) with positive sizes, got {sizes}")
+        image_shape = sizes
+    if encoding is None:
+        return image_shape
+    if not isinstance(encoding, Encoding):
+        raise ValueError(f"encoding must be a dtm_lite.core.encoding.Encoding (e.g. dtm.encoding), got {encoding!r}")
+    if n_grayscale_levels != 1 or threshold != 0.5:
+        raise ValueError("pass either encoding= (the model's dtm.encoding) or n_grayscale_levels/threshold, not both")
+    if not encode:
+        raise ValueError("encode=False yields frames, so an encoding would be unused; pass one or the other")
+    if image_shape is not None and image_shape != encoding.image_shape:
+        raise ValueError(
+            f"image_shape {image_shape} differs from the encoding's {encoding.image_shape}; they must agree"
+        )
+    return encoding.image_shape
+
+
 class IteratorDataLoader:
     """Batches of bits ``(batch_size, n_bits)`` uint8 from a stream of frames; one ``iter()`` is one epoch.
 
@@ -128,27 +154,7 @@ class IteratorDataLoader:
                 f"data_iterator must be an iterable of frames, got {type(data_iterator).__name__}; "
                 "wrap a single array in a list"
             )
-        if image_shape is not None:
-            sizes = tuple(int(v) for v in image_shape)
-            if len(sizes) != 3 or min(sizes) < 1:
-                raise ValueError(f"image_shape must be (H, W, C) with positive sizes, got {sizes}")
-            image_shape = sizes
-        if encoding is not None:
-            if not isinstance(encoding, Encoding):
-                raise ValueError(
-                    f"encoding must be a dtm_lite.core.encoding.Encoding (e.g. dtm.encoding), got {encoding!r}"
-                )
-            if n_grayscale_levels != 1 or threshold != 0.5:
-                raise ValueError(
-                    "pass either encoding= (the model's dtm.encoding) or n_grayscale_levels/threshold, not both"
-                )
-            if not encode:
-                raise ValueError("encode=False yields frames, so an encoding would be unused; pass one or the other")
-            if image_shape is not None and image_shape != encoding.image_shape:
-                raise ValueError(
-                    f"image_shape {image_shape} differs from the encoding's {encoding.image_shape}; they must agree"
-                )
-            image_shape = encoding.image_shape
+        image_shape = _checked_image_shape(image_shape, encoding, n_grayscale_levels, threshold, encode)
         self.data_iterator = data_iterator
         self.batch_size = batch_size
         self.n_grayscale_levels = n_grayscale_levels

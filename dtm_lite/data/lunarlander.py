@@ -25,17 +25,18 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from types import SimpleNamespace
-from typing import ClassVar, NamedTuple, cast
+from types import ModuleType, SimpleNamespace
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, cast
 
-import gymnasium as gym
 import numpy as np
-from gymnasium.envs.box2d.lunar_lander import heuristic
-from gymnasium.vector import AutoresetMode
 
 from dtm_lite.core.validation import check_int
+from dtm_lite.optional import require
+
+if TYPE_CHECKING:  # gymnasium is the optional ``lunarlander`` extra: imported where an env is made (_gymnasium)
+    import gymnasium as gym
 
 RENDER_HW = (400, 600)  # LunarLander-v3 rgb_array frames are (400, 600, 3)
 N_ACTIONS = 4  # noop, left engine, main engine, right engine
@@ -48,6 +49,14 @@ HELIPAD_RENDER_X = (240.0, 360.0)  # the pad's flags in render pixels: helipad_x
 
 # heuristic() only reads env.unwrapped.continuous; a stub lets it run for envs living in worker processes
 _DISCRETE_ENV = SimpleNamespace(unwrapped=SimpleNamespace(continuous=False))
+
+
+def _gymnasium() -> ModuleType:
+    """gymnasium, once its Box2D physics imports too (``LunarLander-v3`` needs both); else an ImportError
+    naming ``pip install 'dtm_lite[lunarlander]'`` (gymnasium without Box2D would only fail at ``gym.make``)."""
+    need = dict(extra="lunarlander", what="LunarLander frames", package="gymnasium[box2d]")
+    require("Box2D", **need)
+    return require("gymnasium", **need)
 
 
 # -----------------------------------------------------------------------------
@@ -262,51 +271,70 @@ def state_labels(states: np.ndarray, kind: str) -> np.ndarray:
     raise ValueError(f"label kind must be one of {tuple(LunarLanderFrames.LABEL_KINDS)}, got {kind!r}")
 
 
-class FrameCapture(gym.Wrapper):
-    """Puts the cropped, area-resized render into ``info["frame"]`` (uint8 (res, res, 3)), and the simulator
-    state it shows into ``info["lander_state"]`` (float64 (8,), fields ``STATE_FIELDS``).
+@functools.cache
+def _frame_capture_class() -> Callable[..., gym.Wrapper]:
+    """``FrameCapture``, defined on first use: its base class ``gymnasium.Wrapper`` comes with the optional
+    ``lunarlander`` extra (``_gymnasium``)."""
+    _gymnasium()
+    import gymnasium as gym
 
-    On reset, and after every ``stride``-th step unless the episode just ended (the terminal state is
-    never shown, since no action is taken from it). Rendering inside the env lets ``AsyncVectorEnv``
-    workers render and shrink in parallel and ship only the small frame.
-    """
+    class FrameCapture(gym.Wrapper):
+        """Puts the cropped, area-resized render into ``info["frame"]`` (uint8 (res, res, 3)), and the simulator
+        state it shows into ``info["lander_state"]`` (float64 (8,), fields ``STATE_FIELDS``).
 
-    def __init__(self, env: gym.Env, resolution: int, crop: str | tuple[int, int, int, int], stride: int):
-        super().__init__(env)
-        self.resolution, self.crop, self.stride = resolution, crop, stride
-        self._t = 0
+        On reset, and after every ``stride``-th step unless the episode just ended (the terminal state is
+        never shown, since no action is taken from it). Rendering inside the env lets ``AsyncVectorEnv``
+        workers render and shrink in parallel and ship only the small frame.
+        """
 
-    def frame(self) -> np.ndarray:
-        """The current state as uint8 (res, res, 3)."""
-        frame = cast(np.ndarray, self.env.render())  # an rgb_array env (make_env) renders one array
-        return resize_area(crop_frame(frame, self.crop), (self.resolution, self.resolution))
+        def __init__(self, env: gym.Env, resolution: int, crop: str | tuple[int, int, int, int], stride: int):
+            super().__init__(env)
+            self.resolution, self.crop, self.stride = resolution, crop, stride
+            self._t = 0
 
-    def state(self) -> np.ndarray:
-        """The current simulator state as float64 ``(8,)``, fields ``STATE_FIELDS`` (booleans as 0 / 1)."""
-        env = self.env.unwrapped
-        lander, legs = env.lander, env.legs  # type: ignore[attr-defined]
-        return np.array(
-            [lander.position.x, lander.position.y, env.helipad_x1, env.helipad_x2,  # type: ignore[attr-defined]
-             legs[0].ground_contact, legs[1].ground_contact, env.game_over, lander.awake],  # type: ignore[attr-defined]
-            np.float64,
-        )  # fmt: skip
+        def frame(self) -> np.ndarray:
+            """The current state as uint8 (res, res, 3)."""
+            frame = cast(np.ndarray, self.env.render())  # an rgb_array env (make_env) renders one array
+            return resize_area(crop_frame(frame, self.crop), (self.resolution, self.resolution))
 
-    def reset(self, **kwargs):
-        obs, info = self.env.reset(**kwargs)
-        self._t = 0
-        return obs, {**info, "frame": self.frame(), "lander_state": self.state()}
+        def state(self) -> np.ndarray:
+            """The current simulator state as float64 ``(8,)``, fields ``STATE_FIELDS`` (booleans as 0 / 1)."""
+            env: Any = self.env.unwrapped  # gymnasium's LunarLander: its Box2D bodies are not typed
+            lander, legs = env.lander, env.legs
+            return np.array(
+                [lander.position.x, lander.position.y, env.helipad_x1, env.helipad_x2,
+                 legs[0].ground_contact, legs[1].ground_contact, env.game_over, lander.awake],
+                np.float64,
+            )  # fmt: skip
 
-    def step(self, action):
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        self._t += 1
-        if not (terminated or truncated) and self._t % self.stride == 0:
-            info = {**info, "frame": self.frame(), "lander_state": self.state()}
-        return obs, reward, terminated, truncated, info
+        def reset(self, **kwargs):
+            obs, info = self.env.reset(**kwargs)
+            self._t = 0
+            return obs, {**info, "frame": self.frame(), "lander_state": self.state()}
+
+        def step(self, action):
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            self._t += 1
+            if not (terminated or truncated) and self._t % self.stride == 0:
+                info = {**info, "frame": self.frame(), "lander_state": self.state()}
+            return obs, reward, terminated, truncated, info
+
+    FrameCapture.__module__, FrameCapture.__qualname__ = __name__, "FrameCapture"  # pickled by reference
+    return FrameCapture
+
+
+def __getattr__(name: str) -> Any:
+    """``FrameCapture`` (a ``gymnasium.Wrapper``) is built on first access, so that importing this module
+    needs no gymnasium."""
+    if name == "FrameCapture":
+        return _frame_capture_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def make_env(resolution: int, crop: str | tuple[int, int, int, int], stride: int) -> gym.Env:
     """``LunarLander-v3`` (discrete actions, rgb_array rendering) wrapped in ``FrameCapture``."""
-    return FrameCapture(gym.make("LunarLander-v3", render_mode="rgb_array"), resolution, crop, stride)
+    gym = _gymnasium()
+    return _frame_capture_class()(gym.make("LunarLander-v3", render_mode="rgb_array"), resolution, crop, stride)
 
 
 @dataclass
@@ -419,6 +447,7 @@ class LunarLanderFrames:
             raise ValueError(f"label must be None or one of {tuple(self.LABEL_KINDS)}, got {self.label!r}")
         if not isinstance(self.repeat_actions, bool | np.bool_):
             raise ValueError(f"repeat_actions must be True or False, got {self.repeat_actions!r}")
+        _gymnasium()  # fail here, not at the first episode, without the lunarlander extra
 
     @property
     def frame_shape(self) -> tuple[int, int, int]:
@@ -453,6 +482,9 @@ class LunarLanderFrames:
         return self._generate()
 
     def _make_vector_env(self) -> gym.vector.SyncVectorEnv | gym.vector.AsyncVectorEnv:
+        gym = _gymnasium()
+        from gymnasium.vector import AutoresetMode
+
         fn = functools.partial(make_env, self.resolution, self.crop, self.frame_stride)
         fns = [fn] * self.num_envs
         if self.vectorization_mode == "async":
@@ -462,79 +494,116 @@ class LunarLanderFrames:
     def _act(self, run: _Running, obs: np.ndarray) -> int:
         if self.policy == "random" or (self.epsilon > 0 and run.rng.random() < self.epsilon):
             return int(run.rng.integers(N_ACTIONS))
+        from gymnasium.envs.box2d.lunar_lander import heuristic  # after _gymnasium() in _make_vector_env
+
         return int(heuristic(_DISCRETE_ENV, obs))
 
     def _generate(self) -> Generator[Episode | LabeledEpisode, None, None]:
         """Play episodes in ``num_envs`` slots; a finished slot starts the next episode; yield in order."""
         envs = self._make_vector_env()
-        n = self.num_envs
-        next_index = 0
-        slots: list[_Running | None] = [None] * n
-        finished: dict[int, Episode | LabeledEpisode] = {}
+        slots = _Slots(self)
+        finished: dict[int, Episode | LabeledEpisode] = {}  # episode index -> episode, until its turn comes
         next_out = 0
-
-        def assign(ids: list[int]) -> list[int | None]:
-            nonlocal next_index
-            seeds: list[int | None] = [None] * n
-            for i in ids:
-                if self.episodes is None or next_index < self.episodes:
-                    e = next_index
-                    next_index += 1
-                    slots[i] = _Running(e, np.random.default_rng([int(self.seed), e]))
-                    seeds[i] = int(self.seed) + e
-                else:
-                    slots[i] = None  # idle: the env keeps playing an unseeded episode nobody records
-            return seeds
-
-        def take_frames(info: dict, ids: list[int]) -> None:
-            for i in ids:
-                run = slots[i]
-                if run is not None:
-                    run.frame, run.state = info["frame"][i], info["lander_state"][i]
-
         try:
-            obs, info = envs.reset(seed=assign(list(range(n))))
-            take_frames(info, list(range(n)))
-            while any(s is not None for s in slots):
-                actions = np.zeros(n, np.int64)
-                for i, run in enumerate(slots):
-                    if run is None:
-                        continue
-                    run.kept = run.t % self.frame_stride == 0
-                    if run.kept or not self.repeat_actions:
-                        run.action = self._act(run, obs[i])
-                    actions[i] = run.action
-                    if run.kept:
-                        assert run.frame is not None and run.state is not None  # set when the episode began
-                        run.frames.append(run.frame)
-                        run.states.append(run.state)
-                        run.actions.append(actions[i])
-                obs, reward, terminated, truncated, info = envs.step(actions)
-                has_frame = info.get("_frame", np.zeros(n, bool))
-                to_reset = []
-                for i, run in enumerate(slots):
-                    done = bool(terminated[i] or truncated[i])
-                    if run is not None:
-                        run.t += 1
-                        if run.kept:
-                            run.rewards.append(reward[i])
-                        if has_frame[i]:
-                            run.frame, run.state = info["frame"][i], info["lander_state"][i]
-                        if done or (run.kept and len(run.frames) == self.frames_per_episode):
-                            finished[run.index] = run.episode(self.label)
-                            done = True
-                    if done:
-                        to_reset.append(i)
+            every_slot = list(range(self.num_envs))
+            obs, info = envs.reset(seed=slots.assign(every_slot))
+            slots.take_frames(info, every_slot)
+            while slots.playing():
+                obs, reward, terminated, truncated, info = envs.step(slots.act(obs))
+                to_reset = slots.advance(reward, terminated, truncated, info, finished)
                 while next_out in finished:
                     yield finished.pop(next_out)
                     next_out += 1
                 if to_reset:
-                    mask = np.zeros(n, bool)
+                    mask = np.zeros(self.num_envs, bool)
                     mask[to_reset] = True
-                    obs, info = envs.reset(seed=assign(to_reset), options={"reset_mask": mask})
-                    take_frames(info, to_reset)
+                    obs, info = envs.reset(seed=slots.assign(to_reset), options={"reset_mask": mask})
+                    slots.take_frames(info, to_reset)
         finally:
             envs.close()
+
+
+class _Slots:
+    """The ``num_envs`` vector-env slots of :meth:`LunarLanderFrames._generate`: the episode each slot plays
+    (a ``_Running``, or None when idle), episodes handed out in order 0, 1, 2, ... up to ``source.episodes``."""
+
+    def __init__(self, source: LunarLanderFrames) -> None:
+        self.source = source
+        self.runs: list[_Running | None] = [None] * source.num_envs
+        self.next_index = 0
+
+    def playing(self) -> bool:
+        """Whether any slot still plays an episode that will be recorded."""
+        return any(run is not None for run in self.runs)
+
+    def assign(self, ids: list[int]) -> list[int | None]:
+        """Start the next episodes in slots ``ids``; the reset seeds of every slot (None: not reset, or idle).
+        Episode e resets with seed ``seed + e`` and draws its actions from ``default_rng([seed, e])``."""
+        src = self.source
+        seeds: list[int | None] = [None] * src.num_envs
+        for i in ids:
+            if src.episodes is None or self.next_index < src.episodes:
+                e = self.next_index
+                self.next_index += 1
+                self.runs[i] = _Running(e, np.random.default_rng([int(src.seed), e]))
+                seeds[i] = int(src.seed) + e
+            else:
+                self.runs[i] = None  # idle: the env keeps playing an unseeded episode nobody records
+        return seeds
+
+    def take_frames(self, info: dict, ids: list[int]) -> None:
+        """The frames and lander states that slots ``ids`` show after a reset."""
+        for i in ids:
+            run = self.runs[i]
+            if run is not None:
+                run.frame, run.state = info["frame"][i], info["lander_state"][i]
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """Every slot's action ``(num_envs,)`` int64 (0 for idle slots); a kept step's frame, state and action
+        are recorded. With ``repeat_actions`` a new action is chosen only at kept steps."""
+        src = self.source
+        actions = np.zeros(src.num_envs, np.int64)
+        for i, run in enumerate(self.runs):
+            if run is None:
+                continue
+            run.kept = run.t % src.frame_stride == 0
+            if run.kept or not src.repeat_actions:
+                run.action = src._act(run, obs[i])
+            actions[i] = run.action
+            if run.kept:
+                assert run.frame is not None and run.state is not None  # set when the episode began
+                run.frames.append(run.frame)
+                run.states.append(run.state)
+                run.actions.append(actions[i])
+        return actions
+
+    def advance(
+        self,
+        reward: np.ndarray,
+        terminated: np.ndarray,
+        truncated: np.ndarray,
+        info: dict,
+        finished: dict[int, Episode | LabeledEpisode],
+    ) -> list[int]:
+        """Record a step's rewards and new frames; put the episodes that ended (the env's episode ended, or
+        ``frames_per_episode`` frames are kept) into ``finished`` by index. Returns the slots to reset."""
+        src = self.source
+        has_frame = info.get("_frame", np.zeros(src.num_envs, bool))
+        to_reset = []
+        for i, run in enumerate(self.runs):
+            done = bool(terminated[i] or truncated[i])
+            if run is not None:
+                run.t += 1
+                if run.kept:
+                    run.rewards.append(reward[i])
+                if has_frame[i]:
+                    run.frame, run.state = info["frame"][i], info["lander_state"][i]
+                if done or (run.kept and len(run.frames) == src.frames_per_episode):
+                    finished[run.index] = run.episode(src.label)
+                    done = True
+            if done:
+                to_reset.append(i)
+        return to_reset
 
 
 # -----------------------------------------------------------------------------
@@ -614,7 +683,8 @@ def frames_per_second(source: LunarLanderFrames, n_episodes: int = 8) -> float:
 
 
 # -----------------------------------------------------------------------------
-# the training stream and the hold-out of `python -m dtm_lite train` (one owner for their seeds)
+# the training stream and the hold-out of `python -m dtm_lite train` (one owner for their seeds; their sizes
+# and the run's other settings: dtm_lite.data.lunarlander_settings)
 
 TRAIN_FRAMES_PER_EPISODE = 32  # frames kept from each training episode
 EPOCH_SEED_STRIDE = 1_000_003  # training episodes of run seed s start at seed s * EPOCH_SEED_STRIDE

@@ -215,30 +215,37 @@ def evaluate(fd: FDPCA, samples: np.ndarray, floor_images: np.ndarray, rng: Rng 
 
 
 def autocorrelation(trajectory: np.ndarray, n_dims: int = 32, seed: int = 0) -> np.ndarray:
-    """Lagged autocorrelation R(ℓ), ℓ = 0..T-1, of free-running chains (the mixing diagnostic).
+    """Lagged autocorrelation R(ℓ), ℓ = 0..T-1, of free-running chains (the mixing diagnostic of Jelinčič et al.,
+    arXiv 2510.23972, estimated as in their public replication: within groups of chains that share one input).
 
-    ``trajectory`` (T, chains, D) holds the decoded images of each chain over time. They are projected
-    onto a fixed Gaussian basis ``B`` (D, n_dims) drawn from ``seed``: ``y = trajectory @ B`` (T, chains,
-    n_dims). Each dimension is normalised to ``z`` with zero mean and unit variance over *all* chains and
-    times together; then ``R(ℓ) = mean_{chain, dim} [ 1/(T-ℓ) Σ_t z_t z_{t+ℓ} ]`` (unbiased per lag, so
-    late lags are noisier, not shrunk towards 0). Computed with an FFT in O(T log T) per series.
+    ``trajectory`` holds the decoded images of each chain over time: ``(T, groups, chains, D)``, the chains of a
+    group all clamped to the same input, or ``(T, chains, D)``, one group (every chain the same input). They are
+    projected onto a fixed Gaussian basis ``B`` (D, n_dims) drawn from ``seed``: ``y = trajectory @ B``. Each
+    (group, dimension) is normalised to ``z`` with zero mean and unit variance over the group's chains and times
+    together; then ``R(ℓ) = mean_{group, chain, dim} [ 1/(T-ℓ) Σ_t z_t z_{t+ℓ} ]`` (unbiased per lag, so late
+    lags are noisier, not shrunk towards 0), by FFT in O(T log T) per series. Chains that forget their start
+    read R ≈ 0 (about ``±1/sqrt(groups · chains · n_dims · (T-ℓ))``); chains frozen in different states read 1.
 
-    Normalising over chains as well as time is what makes R a mixing diagnostic: a chain stuck away from
-    the common mean keeps ``z_t z_{t+ℓ} > 0`` at every lag, whereas per-series centring would hide it (and
-    turn a slow drift into a negative correlation). A dimension with no variance at all (every chain
-    stuck on the same image) counts as perfectly correlated, R(ℓ) = 1, rather than NaN.
+    Normalising over a group's chains as well as time is what makes R a mixing diagnostic: a chain stuck away
+    from the group's mean keeps ``z_t z_{t+ℓ} > 0`` at every lag, whereas per-series centring would hide it
+    (and turn a slow drift into a negative correlation). Chains with *different* inputs must not share a
+    group: a conditional step holds each chain near its own input, so that spread between inputs would read
+    as correlation at every lag however well each chain mixes. A (group, dimension) with no variance at all
+    (every chain of the group stuck on the same image) counts as perfectly correlated, R(ℓ) = 1, not NaN.
     """
     x = np.asarray(trajectory, np.float64)
-    if x.ndim != 3:
-        raise ValueError(f"trajectory must be (T, chains, D), got shape {x.shape}")
-    t, chains, d = x.shape
+    if x.ndim == 3:
+        x = x[:, None]
+    if x.ndim != 4 or 0 in x.shape:
+        raise ValueError(f"trajectory must be (T, groups, chains, D) or (T, chains, D), got shape {x.shape}")
+    t, groups, chains, d = x.shape
     basis = np.random.default_rng(seed).standard_normal((d, n_dims)) / np.sqrt(d)
-    y = x @ basis  # (T, chains, n_dims)
-    scale = np.abs(y).max(axis=(0, 1))
-    y = y - y.mean(axis=(0, 1))
-    std = y.std(axis=(0, 1))
+    y = np.moveaxis(x @ basis, 2, 3)  # (T, groups, n_dims, chains)
+    scale = np.abs(y).max(axis=(0, 3))  # (groups, n_dims)
+    y = y - y.mean(axis=(0, 3), keepdims=True)
+    std = y.std(axis=(0, 3))
     constant = std <= 1e-10 * np.maximum(scale, 1e-300)  # relative test: round-off is not variance
-    z = (y[:, :, ~constant] / std[~constant]).reshape(t, -1)
+    z = (y[:, ~constant] / std[~constant][:, None]).reshape(t, -1)  # (T, series)
     spectrum = np.fft.rfft(z, n=2 * t, axis=0)
     lagged_sums = np.fft.irfft(np.abs(spectrum) ** 2, n=2 * t, axis=0)[:t]  # (T, S'): Σ_t z_t z_{t+ℓ}
     per_lag = lagged_sums.sum(axis=1) / np.arange(t, 0, -1)

@@ -1,18 +1,20 @@
-"""Command line: ``python -m dtm_lite train`` trains a DTM on streaming LunarLander frames;
+"""Command line of dtm_lite: ``python -m dtm_lite train`` trains a DTM on streaming LunarLander frames,
+``python -m dtm_lite export`` writes a run's parameters as a weights file (what ``DTM.pretrained`` loads) and
 ``python -m dtm_lite figures`` makes the README's figures from a run.
 
-The model is ``DTMConfig.lunarlander()`` (32x32 RGB frames in
+``train``'s model is ``dtm_lite.data.lunarlander_settings.model_config()`` (32x32 RGB frames in
 LunarLander's 4-colour palette on 80_12, batch 50, 300 warm-up sweeps, 30 samples 6 sweeps apart,
-learning rate 0.03; ``--quick``: ``DTMConfig.quick()``), trained for 20 epochs of 100 batches. Every
-``DTMConfig`` field is a flag of its own name (``--num-diffusion-steps 4``, ``--learning-rate 0.01``,
-``--image-shape 24 24 3``). Everything goes to a run folder: ``run.json`` (the model config and the stream
-settings, so that ``--resume`` rebuilds the same run), ``latest.npz`` (checkpoint), ``metrics.csv``, sample
-grids and denoising GIFs, and ``metrics.png``.
+learning rate 0.03; ``--quick``: ``quick_model_config()``), trained for 20 epochs of 100 batches (the run and
+stream settings: ``lunarlander_settings.STREAM_SETTINGS``). Every ``DTMConfig`` field is a flag of its own
+name (``--num-diffusion-steps 4``, ``--learning-rate 0.01``, ``--image-shape 24 24 3``). Everything goes to a
+run folder: ``run.json`` (the model config and the stream settings, so that ``--resume`` rebuilds the same
+run), ``latest.npz`` (checkpoint), ``metrics.csv``, sample grids and denoising GIFs, and ``metrics.png``.
 
 ``--condition label`` trains a labelled model (``n_classes`` 3) on the frames with their simulator ``"zone"``
 label (left of the pad, over it, right of it); ``--condition world`` a world model (``n_actions`` 4; with the
-default's layout, :data:`WORLD_LAYOUT`) on ``(frame, action, next frame)`` transitions, each action held for
-the frame stride; both on the same episodes as the default run (README: Conditioning; notebook 06).
+default's layout, ``lunarlander_settings.WORLD_LAYOUT``) on ``(frame, action, next frame)`` transitions, each
+action held for the frame stride; both on the same episodes as the default run (README: Conditioning;
+notebook 06).
 """
 
 from __future__ import annotations
@@ -26,42 +28,26 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dtm_lite.core.config import RENAMED_FIELDS, DTMConfig
+from dtm_lite.core.config import DTMConfig
+from dtm_lite.data.lunarlander_settings import (
+    LABEL_KIND,
+    N_ACTIONS,
+    N_ZONES,
+    STREAM_MINIMUMS,
+    STREAM_SETTINGS,
+    WORLD_LAYOUT,
+    config_from_settings,
+    default_settings,
+    eval_settings,
+    model_config,
+    quick_model_config,
+)
 from dtm_lite.scale.batch_size import AUTO
 
 QUICK_ENV = "DTM_LITE_QUICK"
-
-# the run and its data stream, which DTMConfig does not hold: name: (default, default with --quick, help)
-STREAM_SETTINGS: dict[str, tuple[Any, Any, str]] = {
-    "epochs": (20, 2, "total epochs"),
-    "batches_per_epoch": (100, 8, "batches per epoch"),
-    "evaluate_every": (2, 1, "evaluate every N epochs, 0 = never"),
-    "policy": ("random", "random", "LunarLander policy: random or heuristic"),
-    "num_envs": (1, 1, "gymnasium vector envs generating episodes"),
-    "frame_stride": (2, 2, "keep every k-th simulator step"),
-    "episodes_per_epoch": (200, 40, "episodes the stream offers each epoch (new seeds every epoch)"),
-    "shuffle_buffer": (1024, 256, "frames in the seeded shuffle buffer"),
-    "holdout_episodes": (256, 96, "held-out episodes (other seeds) for evaluation, 4 frames each"),
-}
-# their smallest values (DTMConfig checks the model's fields itself): refused before anything is written
-STREAM_MINIMUMS = {
-    "epochs": 1, "batches_per_epoch": 1, "evaluate_every": 0, "num_envs": 1, "frame_stride": 1,
-    "episodes_per_epoch": 1, "shuffle_buffer": 0, "holdout_episodes": 1,
-}  # fmt: skip
-
-# the names that runs started before the flags were named after DTMConfig's fields used, as flags and in
-# run.json; plus "resolution" N, which meant image_shape (N, N, 3), and encoding "auto", which meant unset
-LEGACY_NAMES = {
-    "levels": "grayscale_levels", "diffusion_steps": "num_diffusion_steps", "warmup": "warmup_sweeps",
-    "samples": "n_samples", "lr": "learning_rate",
-}  # fmt: skip
-UNSET = "auto"  # the flag value of a field left unset (None): encoding
+UNSET = "auto"  # the flag value of a field left unset (None): encoding, layout_color
 # --condition: what the model conditions on, and so which stream it trains on (README: Conditioning)
 CONDITIONS = ("none", "label", "world")
-LABEL_KIND, N_ZONES = "zone", 3  # label: LunarLanderFrames(label="zone"), 0 left of the pad, 1 over it, 2 right
-N_ACTIONS = 4  # world: LunarLander's actions (noop, left engine, main engine, right engine)
-# world, with the default's layout: the configuration of benchmarks/world_model.py --layout 1 --frames 2
-WORLD_LAYOUT = {"cond_frames": 2, "cond_radius": 1, "layout_min_size": 1}
 _NULLABLE = {f.name for f in dataclasses.fields(DTMConfig) if f.default is None}
 _FIELDS = [f.name for f in dataclasses.fields(DTMConfig)]
 
@@ -154,48 +140,72 @@ def _field_type(default: Any) -> dict[str, Any]:
     return {"type": str if default is None else type(default)}  # default None: encoding, a name or UNSET
 
 
-class _Resolution(argparse.Action):
-    """The old ``--resolution N``: image_shape (N, N, 3)."""
-
-    def __call__(self, parser, namespace, values, option_string=None) -> None:
-        setattr(namespace, self.dest, [values, values, 3])
+def _model_kinds() -> dict[str, dict[str, Any]]:
+    """The add_argument keywords of every DTMConfig field: by its class default, except the fields whose
+    default says nothing of their type (palette, layout_color: None) and ``--batch-size`` (or ``auto``)."""
+    kinds = {f.name: _field_type(f.default) for f in dataclasses.fields(DTMConfig)}
+    kinds["palette"] = {"nargs": "+", "type": _numbers(float, 3)}  # colours R,G,B ...
+    kinds["layout_color"] = {"type": _numbers_or_unset(float)}
+    kinds["batch_size"] = {"type": _int_or_auto}
+    return kinds
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
+    """One flag a DTMConfig field (``--num-diffusion-steps``), documented with the field's help and the
+    defaults of ``lunarlander_settings.model_config()`` and ``quick_model_config()``."""
     g = p.add_argument_group(
         "model (the fields of DTMConfig)",
-        "defaults: DTMConfig.lunarlander(); with --quick: DTMConfig.quick()",
+        "defaults: dtm_lite.data.lunarlander_settings.model_config(); with --quick: quick_model_config()",
     )
-    full, quick = DTMConfig.lunarlander(), DTMConfig.quick()
-    kinds = {f.name: _field_type(f.default) for f in dataclasses.fields(DTMConfig)}
-    kinds["batch_size"] = {"type": _int_or_auto}
-    kinds["layout_color"] = {"type": _numbers_or_unset(float)}
+    full, quick = model_config(), quick_model_config()
+    kinds = _model_kinds()
     for f in dataclasses.fields(DTMConfig):
         help_ = f.metadata["help"] + (f"; {FLAG_NOTES[f.name]}" if f.name in FLAG_NOTES else "")
         g.add_argument(
             flag(f.name), default=None, metavar=METAVARS.get(f.name, _metavar(f.default)), **kinds[f.name],
             help=_default_help(help_, getattr(full, f.name), getattr(quick, f.name)),
         )  # fmt: skip
-    for old, name in LEGACY_NAMES.items():  # old command lines keep working; not in --help
-        g.add_argument(flag(old), dest=name, default=None, help=argparse.SUPPRESS, **kinds[name])
-    hidden = argparse.SUPPRESS
-    g.add_argument("--resolution", dest="image_shape", type=int, default=None, action=_Resolution, help=hidden)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m dtm_lite", description=__doc__.split("\n\n")[0])
-    sub = ap.add_subparsers(dest="command", required=True)
+def _add_stream_args(p: argparse.ArgumentParser) -> None:
+    """One flag a run or stream setting (``lunarlander_settings.STREAM_SETTINGS``), with its defaults."""
+    g = p.add_argument_group("run and data stream")
+    for name, (default, quick, help_) in STREAM_SETTINGS.items():
+        g.add_argument(flag(name), type=type(default), default=None, help=_default_help(help_, default, quick))
+
+
+def _add_device_args(p: argparse.ArgumentParser) -> None:
+    """--devices, --memory-budget and the multi-host flags (README: Scaling out)."""
+    d = p.add_argument_group("devices and hosts (README: Scaling out)")
+    d.add_argument(
+        "--devices", type=int, default=None,
+        help="devices to split the chains over (default: all; batch size must be a multiple)",
+    )  # fmt: skip
+    d.add_argument(
+        "--coordinator", default=None, metavar="HOST:PORT",
+        help="multi-host: process 0's address, passed to jax.distributed.initialize",
+    )  # fmt: skip
+    d.add_argument("--num-processes", type=int, default=None, help="multi-host: number of processes (hosts)")
+    d.add_argument("--process-id", type=int, default=None, help="multi-host: this process's index, 0 .. P-1")
+    d.add_argument(
+        "--memory-budget", type=float, default=None, metavar="MIB",
+        help=f"--batch-size {AUTO}: memory a device may use, in MiB (default: half the device's memory where JAX "
+        "reports it, else 2048)",
+    )  # fmt: skip
+
+
+def _add_train_parser(sub: Any) -> None:
+    """``train``: the command's own options, then the device, stream and model flags."""
     t = sub.add_parser(
-        "train",
-        help="train on streaming LunarLander frames",
-        description=__doc__,
+        "train", help="train on streaming LunarLander frames", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    )  # fmt: skip
     t.add_argument("--out", type=Path, default=None, help="run folder (default runs/lunarlander-<time>)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out (default: the newest in runs/)")
     t.add_argument(
         "--quick", action="store_true",
-        help=f"a tiny run (DTMConfig.quick(): 16x16 frames on 50_12; 2 epochs of 8 batches); also set by {QUICK_ENV}=1",
+        help="a tiny run (lunarlander_settings.quick_model_config(): 16x16 frames on 50_12; 2 epochs of 8 "
+        f"batches); also set by {QUICK_ENV}=1",
     )  # fmt: skip
     t.add_argument(
         "--condition", choices=CONDITIONS, default=None,
@@ -205,30 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
         "transitions (default none; a resumed run keeps its model's)",
     )  # fmt: skip
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
-    d = t.add_argument_group("devices and hosts (README: Scaling out)")
-    d.add_argument(
-        "--devices",
-        type=int,
-        default=None,
-        help="devices to split the chains over (default: all; batch size must be a multiple)",
-    )
-    d.add_argument(
-        "--coordinator",
-        default=None,
-        metavar="HOST:PORT",
-        help="multi-host: process 0's address, passed to jax.distributed.initialize",
-    )
-    d.add_argument("--num-processes", type=int, default=None, help="multi-host: number of processes (hosts)")
-    d.add_argument("--process-id", type=int, default=None, help="multi-host: this process's index, 0 .. P-1")
-    d.add_argument(
-        "--memory-budget", type=float, default=None, metavar="MIB",
-        help=f"--batch-size {AUTO}: memory a device may use, in MiB (default: half the device's memory where JAX "
-        "reports it, else 2048)",
-    )  # fmt: skip
-    g = t.add_argument_group("run and data stream")
-    for name, (default, quick, help_) in STREAM_SETTINGS.items():
-        g.add_argument(flag(name), type=type(default), default=None, help=_default_help(help_, default, quick))
+    _add_device_args(t)
+    _add_stream_args(t)
     _add_model_args(t)
+
+
+def _add_figures_and_export_parsers(sub: Any) -> None:
     f = sub.add_parser("figures", help="make the README figures from a training run")
     f.add_argument("--run", type=Path, default=Path("runs/default"),
                    help="run folder whose metrics.csv makes metrics.png (default runs/default)")  # fmt: skip
@@ -241,6 +233,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=Path("dtm_lite/pretrained/lunarlander.npz"),
         help="weights file (default dtm_lite/pretrained/lunarlander.npz, shipped as DTM.pretrained('lunarlander'))",
     )  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m dtm_lite``: the commands ``train``, ``figures`` and ``export``."""
+    ap = argparse.ArgumentParser(prog="python -m dtm_lite", description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    _add_train_parser(sub)
+    _add_figures_and_export_parsers(sub)
     return ap
 
 
@@ -249,81 +249,93 @@ def _tuples(v: Any) -> Any:
     return tuple(_tuples(x) for x in v) if isinstance(v, list | tuple) else v
 
 
-def upgrade_run_json(saved: dict[str, Any]) -> dict[str, Any]:
-    """A run.json as this version writes it: ``{"config": DTMConfig fields, **stream settings}``. The flat
-    run.json of runs started before (the old flag names, ``resolution`` N, ``encoding`` "auto") is mapped
-    here, once, so that those runs still resume."""
-    if "config" in saved:  # this layout; fields renamed since are read under their new names
-        return {**saved, "config": {RENAMED_FIELDS.get(k, k): v for k, v in saved["config"].items()}}
-    fields = {f.name for f in dataclasses.fields(DTMConfig)}
-    config: dict[str, Any] = {}
-    rest: dict[str, Any] = {}
-    for key, value in saved.items():
-        if key == "resolution":
-            config["image_shape"] = [value, value, 3]
-        elif key in LEGACY_NAMES or key in RENAMED_FIELDS or key in fields:
-            name = LEGACY_NAMES.get(key, RENAMED_FIELDS.get(key, key))
-            config[name] = None if (key, value) == ("encoding", UNSET) else value
-        else:
-            rest[key] = value
-    return {"config": config, **rest}
+def _resume_folder(out: Path | None) -> Path:
+    """The run folder ``--resume`` continues: ``--out``, else the newest run in ``runs/``; it must hold a
+    run.json."""
+    if out is None:
+        runs = sorted(Path("runs").glob("*/run.json"), key=lambda p: p.stat().st_mtime)
+        if not runs:
+            raise SystemExit("--resume: no run to resume in runs/; pass --out RUN_FOLDER")
+        out = runs[-1].parent
+    if not (out / "run.json").exists():
+        raise SystemExit(f"--resume: {out} has no run.json; is it a run folder made by 'python -m dtm_lite train'?")
+    return out
 
 
-def _resolve(args: argparse.Namespace, use_env: bool = True) -> tuple[dict[str, Any], Path]:
-    """Run settings from defaults (``DTMConfig.lunarlander()`` and STREAM_SETTINGS), --quick (or, with
-    ``use_env``, DTM_LITE_QUICK=1; ``DTMConfig.quick()``), a resumed run's run.json, and explicit flags (in
-    that order): one flat dict of the DTMConfig fields, the stream settings and ``quick``."""
-    quick = args.quick or (use_env and os.environ.get(QUICK_ENV) == "1")
-    config = DTMConfig.quick() if quick else DTMConfig.lunarlander()
-    settings = {f.name: getattr(config, f.name) for f in dataclasses.fields(DTMConfig)}
-    settings.update({name: v[1] if quick else v[0] for name, v in STREAM_SETTINGS.items()})
-    decay_given = False  # lr_decay_batches from run.json or its flag; else it follows this run's length
-    out = args.out
-    if args.resume:
-        if out is None:
-            runs = sorted(Path("runs").glob("*/run.json"), key=lambda p: p.stat().st_mtime)
-            if not runs:
-                raise SystemExit("--resume: no run to resume in runs/; pass --out RUN_FOLDER")
-            out = runs[-1].parent
-        if not (out / "run.json").exists():
-            raise SystemExit(f"--resume: {out} has no run.json; is it a run folder made by 'python -m dtm_lite train'?")
-        saved = upgrade_run_json(json.loads((out / "run.json").read_text()))
-        # a field its run.json lacks was added since: the run had the value from before, the class default
-        # (as DTMConfig.from_dict reads the run's checkpoints), not today's command default
-        plain = DTMConfig()
-        settings.update({k: getattr(plain, k) for k in _FIELDS if k not in saved["config"]})
-        settings.update({k: _tuples(v) for k, v in saved["config"].items()})
-        settings.update({k: v for k, v in saved.items() if k != "config"})
-        decay_given = "lr_decay_batches" in saved["config"]
-    for key in list(settings):
+def _apply_run_json(settings: dict[str, Any], out: Path) -> bool:
+    """Update ``settings`` from ``out/run.json`` (``{"config": DTMConfig fields, **stream settings}``); a model
+    field it lacks takes the class default, as ``DTMConfig.from_dict`` reads the run's checkpoints. Returns
+    whether it holds ``lr_decay_batches``."""
+    path = out / "run.json"
+    saved = json.loads(path.read_text())
+    config = saved.get("config") if isinstance(saved, dict) else None
+    if not isinstance(config, dict):
+        raise SystemExit(
+            f'--resume: {path} holds no model config (its "config" entry), so it was not written by this '
+            "version of 'python -m dtm_lite train': start a new run in another --out"
+        )
+    unknown = sorted(set(config) - set(_FIELDS))
+    if unknown:
+        raise SystemExit(f"--resume: {path} has model fields that DTMConfig does not know: {unknown}")
+    plain = DTMConfig()
+    settings.update({k: getattr(plain, k) for k in _FIELDS if k not in config})
+    settings.update({k: _tuples(v) for k, v in config.items()})
+    settings.update({k: v for k, v in saved.items() if k in STREAM_SETTINGS})
+    return "lr_decay_batches" in config
+
+
+def _apply_flags(settings: dict[str, Any], args: argparse.Namespace) -> bool:
+    """Update ``settings`` from the flags given (``auto`` unsets a field whose default is None). Returns
+    whether ``--lr-decay-batches`` was given."""
+    for key in [*_FIELDS, *STREAM_SETTINGS]:
         value = getattr(args, key, None)
         if value is not None:
-            unset = value == UNSET and key in _NULLABLE
-            settings[key] = None if unset else _tuples(value)
-            decay_given = decay_given or key == "lr_decay_batches"
-    condition = getattr(args, "condition", None)  # sets the model's fields it implies, unless given explicitly
-    if condition is not None:
-        implied = condition_of(settings)  # of the flags and the resumed run
-        if implied == "none" and condition == "label" and args.n_classes is None:
-            settings["n_classes"], implied = N_ZONES, "label"
-        if implied == "none" and condition == "world" and args.n_actions is None:
-            settings["n_actions"], implied = N_ACTIONS, "world"
-            if settings["layout_color"] is not None:  # the measured world model with a layout (README)
-                for name, value in WORLD_LAYOUT.items():
-                    if getattr(args, name, None) is None:
-                        settings[name] = value
-        if implied != condition:
-            raise SystemExit(
-                f"--condition {condition}: the model has n_classes={settings['n_classes']}, n_actions="
-                f"{settings['n_actions']} (from flags or the resumed run), which is --condition {implied}"
-            )
-    for name, lo in STREAM_MINIMUMS.items():  # the model's fields are checked by DTMConfig itself
+            settings[key] = None if (value == UNSET and key in _NULLABLE) else _tuples(value)
+    return getattr(args, "lr_decay_batches", None) is not None
+
+
+def _apply_condition(settings: dict[str, Any], args: argparse.Namespace) -> None:
+    """``--condition``: set the model fields it implies (unless given explicitly), or refuse a model (from the
+    flags or the resumed run) that conditions on something else."""
+    condition = getattr(args, "condition", None)
+    if condition is None:
+        return
+    implied = condition_of(settings)  # of the flags and the resumed run
+    if implied == "none" and condition == "label" and args.n_classes is None:
+        settings["n_classes"], implied = N_ZONES, "label"
+    if implied == "none" and condition == "world" and args.n_actions is None:
+        settings["n_actions"], implied = N_ACTIONS, "world"
+        if settings["layout_color"] is not None:  # the measured world model with a layout (README)
+            settings.update({k: v for k, v in WORLD_LAYOUT.items() if getattr(args, k, None) is None})
+    if implied != condition:
+        raise SystemExit(
+            f"--condition {condition}: the model has n_classes={settings['n_classes']}, n_actions="
+            f"{settings['n_actions']} (from flags or the resumed run), which is --condition {implied}"
+        )
+
+
+def _check_run_settings(settings: dict[str, Any]) -> None:
+    """The stream settings' minimums and LunarLander's square RGB frames (DTMConfig checks the rest)."""
+    for name, lo in STREAM_MINIMUMS.items():
         if settings[name] < lo:
             raise SystemExit(f"{flag(name)} must be >= {lo}, got {settings[name]}")
     shape = settings["image_shape"]
     if len(shape) != 3 or shape[0] != shape[1] or shape[2] != 3:
         raise SystemExit(f"--image-shape: LunarLander frames are square RGB, N N 3, got {_show(tuple(shape))}")
-    settings["quick"] = quick
+
+
+def _resolve(args: argparse.Namespace, use_env: bool = True) -> tuple[dict[str, Any], Path]:
+    """Run settings from the defaults (``lunarlander_settings.default_settings``; with --quick or, with
+    ``use_env``, DTM_LITE_QUICK=1, the quick ones), a resumed run's run.json, explicit flags and --condition
+    (in that order): one flat dict of the DTMConfig fields, the stream settings and ``quick``; and the run
+    folder."""
+    quick = bool(args.quick or (use_env and os.environ.get(QUICK_ENV) == "1"))
+    settings = default_settings(quick)
+    out = _resume_folder(args.out) if args.resume else args.out
+    decay_given = _apply_run_json(settings, out) if args.resume else False
+    decay_given = _apply_flags(settings, args) or decay_given
+    _apply_condition(settings, args)
+    _check_run_settings(settings)
     # the learning-rate decay spans the batches planned when the run started; a resumed run keeps it
     if not decay_given:
         settings["lr_decay_batches"] = settings["epochs"] * settings["batches_per_epoch"]
@@ -333,8 +345,9 @@ def _resolve(args: argparse.Namespace, use_env: bool = True) -> tuple[dict[str, 
 
 
 def train(args: argparse.Namespace) -> int:
+    """``python -m dtm_lite train``: resolve the settings, build the model (refusing what cannot run before
+    anything is written), write run.json and train (:func:`_train`)."""
     from dtm_lite.model import DTM
-    from dtm_lite.training.files import atomic_write
     from dtm_lite.training.loop import CHECKPOINT_NAME
 
     _start_processes(args)  # before anything touches JAX's devices
@@ -342,6 +355,27 @@ def train(args: argparse.Namespace) -> int:
     ckpt = out / CHECKPOINT_NAME
     if not args.resume and ckpt.exists():
         raise SystemExit(f"{out} already holds a run: add --resume to continue it, or choose another --out")
+    config = _build_config(s, args)
+    condition_of(s)  # a model that no stream fits is refused before anything is written
+    if args.resume and ckpt.exists():
+        _check_resume(config, ckpt)  # before run.json changes: a refused resume leaves the run resumable
+    try:
+        dtm = DTM(config, devices="all" if args.devices is None else args.devices)
+    except ValueError as err:
+        raise SystemExit(f"--devices: {err}") from None
+    _write_run_json(out, config, s)
+    import jax
+
+    print(f"devices: {dtm.n_devices} x {dtm.mesh.devices[0].platform}, {jax.process_count()} process(es)")
+    print(f"run folder: {out.resolve()}")
+    print(repr(dtm))
+    _train(dtm, s, out, args)
+    return 0
+
+
+def _build_config(s: dict[str, Any], args: argparse.Namespace) -> DTMConfig:
+    """The run's DTMConfig (SystemExit naming the problem for invalid settings); ``--batch-size auto``
+    resolved for the devices (and written back into ``s``)."""
     auto = s["batch_size"] == AUTO
     if args.memory_budget is not None and (not auto or args.memory_budget <= 0):
         raise SystemExit(f"--memory-budget (MiB, > 0) goes with --batch-size {AUTO}, got {args.memory_budget:g}")
@@ -352,23 +386,18 @@ def train(args: argparse.Namespace) -> int:
     if auto:
         config = config.replace(batch_size=_auto_batch_size(config, args))
         s["batch_size"] = config.batch_size
-    condition_of(s)  # a model that no stream fits is refused before anything is written
-    if args.resume and ckpt.exists():
-        _check_resume(config, ckpt)  # before run.json changes: a refused resume leaves the run resumable
-    try:
-        dtm = DTM(config, devices="all" if args.devices is None else args.devices)
-    except ValueError as err:
-        raise SystemExit(f"--devices: {err}") from None
-    text = json.dumps({"config": config.to_dict(), **{k: s[k] for k in STREAM_SETTINGS}}, indent=2)
+    return config
+
+
+def _write_run_json(out: Path, config: DTMConfig, s: dict[str, Any]) -> None:
+    """``out/run.json``: ``{"config": config.to_dict(), **stream settings}``, written by process 0 only."""
     import jax
 
+    from dtm_lite.training.files import atomic_write
+
+    text = json.dumps({"config": config.to_dict(), **{k: s[k] for k in STREAM_SETTINGS}}, indent=2)
     if jax.process_index() == 0:  # multi-host: process 0 writes the run folder's files
         atomic_write(out / "run.json", lambda f: f.write(text.encode()))
-    print(f"devices: {dtm.n_devices} x {dtm.mesh.devices[0].platform}, {jax.process_count()} process(es)")
-    print(f"run folder: {out.resolve()}")
-    print(repr(dtm))
-    _train(dtm, s, out, args)
-    return 0
 
 
 def condition_of(s: dict[str, Any]) -> str:
@@ -452,21 +481,10 @@ def _auto_batch_size(config: DTMConfig, args: argparse.Namespace) -> int:
     return batch
 
 
-def default_settings(quick: bool = False) -> dict[str, Any]:
-    """The run settings of ``python -m dtm_lite train`` with no flags (``quick``: with ``--quick``)."""
-    args = build_parser().parse_args(["train"] + (["--quick"] if quick else []))
-    return _resolve(args, use_env=False)[0]  # quick=False means the full defaults, whatever DTM_LITE_QUICK says
-
-
-def config_from_settings(s: dict[str, Any]) -> DTMConfig:
-    """The :class:`~dtm_lite.model.DTMConfig` of a run's settings (its DTMConfig fields)."""
-    return DTMConfig(**{f.name: s[f.name] for f in dataclasses.fields(DTMConfig)})
-
-
 def _check_resume(config: DTMConfig, ckpt: Path) -> None:
     """Refuse (SystemExit) to resume ``ckpt`` with a model config other than the one it was made with,
     listing the fields that differ with their flags."""
-    from dtm_lite.model import checkpoint_config
+    from dtm_lite.training.checkpoint import checkpoint_config
 
     try:
         saved = checkpoint_config(ckpt)
@@ -485,13 +503,13 @@ def _check_resume(config: DTMConfig, ckpt: Path) -> None:
     )
 
 
-def _train(dtm, s: dict[str, Any], out: Path, args: argparse.Namespace) -> None:
+def _stream_factory(dtm, s: dict[str, Any]):
+    """``factory(epoch)`` -> that epoch's loader: frames (``--condition none``), frames with their zone labels
+    (``label``) or (frames up to t, action_t, frame_t+1) transitions (``world``), each process its share."""
     import jax
 
     from dtm_lite.data.loader import IteratorDataLoader, TransitionLoader
-    from dtm_lite.data.lunarlander import holdout_frames, training_stream, transitions
-    from dtm_lite.interface.plots import plot_metrics
-    from dtm_lite.training.loop import CHECKPOINT_NAME, EvalSettings
+    from dtm_lite.data.lunarlander import training_stream, transitions
 
     res = s["image_shape"][0]  # square RGB frames (checked by _resolve)
     rank, n_proc = jax.process_index(), jax.process_count()  # multi-host: each process streams its share
@@ -506,31 +524,39 @@ def _train(dtm, s: dict[str, Any], out: Path, args: argparse.Namespace) -> None:
             encoding=dtm.encoding, max_batches_per_epoch=s["batches_per_epoch"], shuffle_buffer=s["shuffle_buffer"],
             seed=s["seed"] + epoch, image_shape=(res, res, 3),
         )  # fmt: skip
-        if condition == "world":  # (frames up to t, action_t, frame_t+1), each action held for the frame stride
+        if condition == "world":  # each action held for the frame stride
             episodes = transitions(dataclasses.replace(stream, repeat_actions=True), history=s["cond_frames"])
             return TransitionLoader(episodes, s["batch_size"] // n_proc, n_actions=N_ACTIONS, **kw)
         if condition == "label":  # (frames, labels): the simulator's label of each frame
             stream = dataclasses.replace(stream, label=LABEL_KIND)
         return IteratorDataLoader(stream, s["batch_size"] // n_proc, n_classes=s["n_classes"] or None, **kw)
 
-    t0 = time.perf_counter()
-    holdout, evaluate_every = None, s["evaluate_every"]
-    if condition == "world":  # its samples need a previous frame and an action: see benchmarks/world_model.py
-        evaluate_every = 0
-        print("world model: no held-out evaluation (benchmarks/world_model.py measures next frames and rollouts)")
-    else:  # a labelled model is evaluated on its joint samples (image and label both sampled)
-        holdout = holdout_frames(
-            res, s["holdout_episodes"], seed=s["seed"], policy=s["policy"], frame_stride=s["frame_stride"]
-        )
-        took = time.perf_counter() - t0
-        print(f"held-out frames: {len(holdout)} from {s['holdout_episodes']} episodes ({took:.1f} s)")
+    return factory
 
-    history = dtm.train_from_iterator(
-        s["epochs"], factory, s["batches_per_epoch"], evaluate_every=evaluate_every, holdout=holdout,
-        checkpoint_dir=out, resume=args.resume, eval_settings=EvalSettings.quick() if s["quick"] else EvalSettings(),
-        progress=not args.no_progress,
-    )  # fmt: skip
-    elapsed = time.perf_counter() - t0
+
+def _holdout(s: dict[str, Any]):
+    """The held-out frames and how often to evaluate on them: none for a world model (its samples need a
+    previous frame and an action: benchmarks/world_model.py measures it); a labelled model is evaluated on
+    its joint samples (image and label both sampled)."""
+    from dtm_lite.data.lunarlander import holdout_frames
+
+    if condition_of(s) == "world":
+        print("world model: no held-out evaluation (benchmarks/world_model.py measures next frames and rollouts)")
+        return None, 0
+    t0 = time.perf_counter()
+    res = s["image_shape"][0]
+    holdout = holdout_frames(
+        res, s["holdout_episodes"], seed=s["seed"], policy=s["policy"], frame_stride=s["frame_stride"]
+    )
+    print(f"held-out frames: {len(holdout)} from {s['holdout_episodes']} episodes ({time.perf_counter() - t0:.1f} s)")
+    return holdout, s["evaluate_every"]
+
+
+def _report(dtm, history: list[dict[str, Any]], out: Path, elapsed: float) -> None:
+    """metrics.png and the last evaluation's numbers, then the session's length and the run folder."""
+    from dtm_lite.interface.plots import plot_metrics
+    from dtm_lite.training.loop import CHECKPOINT_NAME
+
     rows = [r for r in history if "fd_pca" in r]
     if rows:
         plot_metrics(rows).savefig(out / "metrics.png", dpi=100)
@@ -546,6 +572,19 @@ def _train(dtm, s: dict[str, Any], out: Path, args: argparse.Namespace) -> None:
         f"checkpoint {out / CHECKPOINT_NAME}"
     )
     print(f"run folder: {out.resolve()}")
+
+
+def _train(dtm, s: dict[str, Any], out: Path, args: argparse.Namespace) -> None:
+    """Train ``dtm`` on the run's stream with checkpoints in ``out``, evaluating on the hold-out with the
+    LunarLander evaluation settings (``lunarlander_settings.eval_settings``)."""
+    t0 = time.perf_counter()
+    holdout, evaluate_every = _holdout(s)
+    history = dtm.train_from_iterator(
+        s["epochs"], _stream_factory(dtm, s), s["batches_per_epoch"], evaluate_every=evaluate_every,
+        holdout=holdout, checkpoint_dir=out, resume=args.resume, eval_settings=eval_settings(s["quick"]),
+        progress=not args.no_progress,
+    )  # fmt: skip
+    _report(dtm, history, out, time.perf_counter() - t0)
 
 
 def main(argv: list[str] | None = None) -> int:

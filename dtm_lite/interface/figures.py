@@ -31,7 +31,8 @@ DEFAULT_MODEL = "lunarlander"
 def load_model(model: str | os.PathLike) -> tuple[DTM, str]:
     """``(dtm, how it was loaded)`` for a pretrained name (``DTM.pretrained``), a weights file
     (``DTM.save_weights``) or a training checkpoint (``DTM.load``)."""
-    from dtm_lite.model import WEIGHTS_FORMAT, _read_archive, pretrained_names
+    from dtm_lite.model import pretrained_names
+    from dtm_lite.training.checkpoint import WEIGHTS_FORMAT, read_archive
 
     if isinstance(model, str) and model in pretrained_names():
         return DTM.pretrained(model), f"DTM.pretrained({model!r})"
@@ -39,7 +40,7 @@ def load_model(model: str | os.PathLike) -> tuple[DTM, str]:
     if not path.is_file():
         names = ", ".join(pretrained_names()) or "none shipped"
         raise ValueError(f"model {str(model)!r} is neither a pretrained name ({names}) nor a file")
-    meta, _ = _read_archive(path)  # a junk file gets the loaders' one clear error, not a raw zip error
+    meta, _ = read_archive(path)  # a junk file gets the loaders' one clear error, not a raw zip error
     if meta.get("format") == WEIGHTS_FORMAT:
         return DTM.load_weights(path), f"weights {path}"
     return DTM.load(path), f"checkpoint {path}"

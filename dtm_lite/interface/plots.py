@@ -205,6 +205,54 @@ def _step_columns(names: list[str], base: str) -> list[str]:
     return ([base] if base in names else []) + per_step
 
 
+_DATA_STYLE = {"ls": "--", "color": "gray", "marker": None}
+_METRIC_STYLES: dict[str, dict[str, Any]] = {
+    "fd_floor": _DATA_STYLE,
+    "fd_independent": {"ls": "--", "color": "tab:red", "marker": None},
+    "obj_one_rate_data": _DATA_STYLE,
+    "obj_stray_data": _DATA_STYLE,
+}
+_METRIC_LABELS = {
+    "fd_pca": "model",
+    "fd_floor": "floor (data vs data)",
+    "fd_independent": "independent pixels",
+    "obj_one_rate": "model",
+    "obj_one_rate_data": "data",
+    "obj_stray": "model",
+    "obj_stray_data": "data",
+}
+
+
+def _metric_panels(cols: dict[str, np.ndarray]) -> list[tuple[str, list[str]]]:
+    """``(title, columns)`` of each panel of :func:`plot_metrics` that has at least one finite value."""
+    panels: list[tuple[str, list[str]]] = [
+        ("FD-PCA", [k for k in ("fd_pca", "fd_floor", "fd_independent") if k in cols]),
+        ("autocorrelation", _step_columns(list(cols), "autocorr")),
+        ("correlation penalty", _step_columns(list(cols), "corr_penalty")),
+        ("marginal error", [k for k in ("marginal_error",) if k in cols]),
+        ("object: one-blob rate", [k for k in ("obj_one_rate", "obj_one_rate_data") if k in cols]),
+        ("object: stray pixels / frame", [k for k in ("obj_stray", "obj_stray_data") if k in cols]),
+    ]
+    return [(title, keys) for title, keys in panels if any(np.isfinite(cols[k]).any() for k in keys)]
+
+
+def _plot_metric_panel(ax: Axes, title: str, keys: list[str], epoch: np.ndarray, cols: dict[str, np.ndarray]) -> None:
+    """One panel: each column against ``epoch``, its blank (NaN) rows skipped so that the points join up."""
+    for k in keys:
+        ok = np.isfinite(cols[k])
+        style = {"marker": "." if len(epoch) < 50 else None, "label": _METRIC_LABELS.get(k, k)}
+        ax.plot(epoch[ok], cols[k][ok], **{**style, **_METRIC_STYLES.get(k, {})})
+    values = np.concatenate([cols[k] for k in keys])
+    values = values[np.isfinite(values)]
+    if title == "FD-PCA" and len(values) and values.min() > 0:
+        ax.set_yscale("log")
+    if len(keys) > 1:
+        ax.legend(fontsize="small")
+    ax.set_title(title)
+    ax.set_xlabel("epoch")
+    ax.grid(alpha=0.3)
+
+
 def plot_metrics(rows: list[dict] | str | Path) -> Figure:
     """Training curves vs ``epoch`` from metrics rows or a metrics.csv path; returns a Figure.
 
@@ -219,58 +267,18 @@ def plot_metrics(rows: list[dict] | str | Path) -> Figure:
     cols = _read_rows(rows)
     n = len(next(iter(cols.values()))) if cols else 0
     epoch = cols.get("epoch", np.arange(n, dtype=float))
-    fd: list[str] = [k for k in ("fd_pca", "fd_floor", "fd_independent") if k in cols]
-    panels: list[tuple[str, list[str]]] = [
-        ("FD-PCA", fd),
-        ("autocorrelation", _step_columns(list(cols), "autocorr")),
-        ("correlation penalty", _step_columns(list(cols), "corr_penalty")),
-        ("marginal error", [k for k in ("marginal_error",) if k in cols]),
-        ("object: one-blob rate", [k for k in ("obj_one_rate", "obj_one_rate_data") if k in cols]),
-        ("object: stray pixels / frame", [k for k in ("obj_stray", "obj_stray_data") if k in cols]),
-    ]
-    panels = [(title, keys) for title, keys in panels if any(np.isfinite(cols[k]).any() for k in keys)]
+    panels = _metric_panels(cols)
     ncols = min(4, max(1, len(panels)))
     nrows = max(1, math.ceil(len(panels) / ncols))
     fig = Figure(figsize=(4.0 * ncols, 3.2 * nrows), layout="constrained")
     if not panels:
         fig.text(0.5, 0.5, "no metrics to plot", ha="center", va="center")
         return fig
-    data_style = dict(ls="--", color="gray", marker=None)
-    styles = {
-        "fd_floor": data_style,
-        "fd_independent": dict(ls="--", color="tab:red", marker=None),
-        "obj_one_rate_data": data_style,
-        "obj_stray_data": data_style,
-    }
-    labels = {
-        "fd_pca": "model",
-        "fd_floor": "floor (data vs data)",
-        "fd_independent": "independent pixels",
-        "obj_one_rate": "model",
-        "obj_one_rate_data": "data",
-        "obj_stray": "model",
-        "obj_stray_data": "data",
-    }
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax in axes[len(panels) :]:
         ax.remove()
     for ax, (title, keys) in zip(axes, panels, strict=False):
-        for k in keys:
-            ok = np.isfinite(cols[k])
-            ax.plot(
-                epoch[ok],
-                cols[k][ok],
-                **{"marker": "." if n < 50 else None, "label": labels.get(k, k), **styles.get(k, {})},
-            )
-        values = np.concatenate([cols[k] for k in keys])
-        values = values[np.isfinite(values)]
-        if title == "FD-PCA" and len(values) and values.min() > 0:
-            ax.set_yscale("log")
-        if len(keys) > 1:
-            ax.legend(fontsize="small")
-        ax.set_title(title)
-        ax.set_xlabel("epoch")
-        ax.grid(alpha=0.3)
+        _plot_metric_panel(ax, title, keys, epoch, cols)
     return fig
 
 

@@ -9,9 +9,10 @@ re-renders. Everything the widget shows is also available without a frontend: ``
 ``explorer.show()`` displays the widget with a static PNG of its current picture below it.
 
 ``load_explorer_model(candidates)`` loads the first candidate that exists (a pretrained name such as
-``"lunarlander"``, i.e. ``DTM.pretrained``, or a checkpoint / weights file), or trains a tiny model in a
-few seconds; ``make_explorer_checkpoint(path)`` writes the small 16x16 checkpoint shipped in ``figures/``
-(notebook 04's quick-mode model)::
+``"lunarlander"``, i.e. ``DTM.pretrained``, or a checkpoint / weights file), else the small 16x16 checkpoint
+shipped in the repository's ``figures/`` (``SHIPPED_CHECKPOINT``, found from this file's location, so from
+any working directory), else trains a tiny model in a few seconds; ``make_explorer_checkpoint()`` writes
+that shipped checkpoint (notebook 04's quick-mode model)::
 
     python -c "from dtm_lite.interface.widgets import make_explorer_checkpoint; make_explorer_checkpoint()"
 """
@@ -29,13 +30,16 @@ import numpy as np
 
 from dtm_lite.core.validation import check_beta
 from dtm_lite.interface.plots import add_caption, image_grid, model_label
+from dtm_lite.optional import require
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from dtm_lite.model import DTM
 
-SHIPPED_CHECKPOINT = Path("figures") / "explorer_checkpoint.npz"
+# The small explorer model shipped in the repository's figures/ (dtm_lite/interface/widgets.py -> the repository
+# root, whatever the working directory); absent from an installed package, where load_explorer_model trains one.
+SHIPPED_CHECKPOINT = Path(__file__).resolve().parents[2] / "figures" / "explorer_checkpoint.npz"
 
 
 def _record_every(sweeps: int, max_records: int = 40) -> int:
@@ -201,7 +205,7 @@ class SampleExplorer:
     def widget(self):
         """An ipywidgets VBox: the model's name, controls, a status line, the current frames and the final
         frames."""
-        import ipywidgets as W
+        W = require("ipywidgets", extra="notebooks", what="the interactive explorer (SampleExplorer.widget)")
 
         T = self.dtm.num_steps
         wide = {"style": {"description_width": "initial"}}  # the whole description, never "diffusion s…"
@@ -254,7 +258,8 @@ class SampleExplorer:
         """Display the live widget and, below it, a static picture of it (:meth:`snapshot_png`), so that a
         notebook read without a kernel or widget state (GitHub, an untrusted notebook) shows the frames
         instead of the text ``VBox(children=...)``."""
-        from IPython.display import Image, display
+        ipd = require("IPython.display", extra="notebooks", what="SampleExplorer.show", package="ipython")
+        Image, display = ipd.Image, ipd.display
 
         box = self.widget()
         bundle = box._repr_mimebundle_()
@@ -275,14 +280,12 @@ class SampleExplorer:
 
 
 def tiny_config(**overrides: Any):
-    """16x16 RGB binary on 50_12 with a short sampling schedule: trains at a few batches a second."""
-    from dtm_lite.model import DTMConfig
+    """The quick LunarLander model (``lunarlander_settings.quick_model_config``: 16x16 frames in LunarLander's
+    palette on 50_12, a short sampling schedule) with ``lr_decay_batches`` 200, then ``overrides``: trains at a
+    few batches a second."""
+    from dtm_lite.data.lunarlander_settings import quick_model_config
 
-    base = dict(
-        image_shape=(16, 16, 3), preset="50_12", batch_size=50, warmup_sweeps=60, n_samples=10, sweeps_per_sample=3,
-        generation_sweeps=100, learning_rate=0.03, lr_decay_batches=200,
-    )  # fmt: skip
-    return DTMConfig(**{**base, **overrides})
+    return quick_model_config(**{"lr_decay_batches": 200, **overrides})
 
 
 def train_tiny_model(batches: int = 30, seed: int = 0, progress: bool = False, **overrides: Any) -> DTM:
@@ -307,7 +310,9 @@ def train_tiny_model(batches: int = 30, seed: int = 0, progress: bool = False, *
 
 def load_explorer_model(candidates: list[str | os.PathLike], train_batches: int = 30) -> tuple[DTM, str]:
     """The first of ``candidates`` that exists: a pretrained name (``DTM.pretrained``, e.g. ``"lunarlander"``)
-    or a checkpoint / weights file; else a tiny model trained now. Returns ``(dtm, label)``, the label naming
+    or a checkpoint / weights file (a relative path is read from the working directory); else the shipped
+    :data:`SHIPPED_CHECKPOINT` (found from the package's own location, so from any working directory); else
+    a tiny model trained now. Returns ``(dtm, label)``, the label naming
     the model (:func:`~dtm_lite.interface.plots.model_label`), e.g. ``"DTM.pretrained('lunarlander'): 2,000 batches,
     32x32 palette, planes on 80_12"``."""
     from dtm_lite.interface.figures import load_model
@@ -317,11 +322,15 @@ def load_explorer_model(candidates: list[str | os.PathLike], train_batches: int 
         if (isinstance(candidate, str) and candidate in pretrained_names()) or Path(candidate).is_file():
             dtm, source = load_model(candidate)
             return dtm, model_label(dtm, source)
+    if SHIPPED_CHECKPOINT.is_file():
+        dtm, source = load_model(SHIPPED_CHECKPOINT)
+        return dtm, model_label(dtm, f"no model found among the candidates; the shipped {source}")
     dtm = train_tiny_model(train_batches)
     return dtm, model_label(dtm, "no model found among the candidates; a tiny model trained now")
 
 
 def make_explorer_checkpoint(path: str | os.PathLike = SHIPPED_CHECKPOINT, batches: int = 120) -> Path:
-    """Train the tiny model on ``batches`` batches and save it to ``path`` (the shipped fallback of
-    notebook 04, about 200 KiB)."""
+    """Train the tiny model on ``batches`` batches and save it to ``path`` (default: :data:`SHIPPED_CHECKPOINT`
+    in the repository's ``figures/``, whatever the working directory: the shipped fallback of
+    :func:`load_explorer_model` and notebook 04's quick-mode model, about 200 KiB)."""
     return train_tiny_model(batches, progress=True).save(path)

@@ -2,7 +2,7 @@
 
 :class:`~dtm_lite.model.DTMConfig` holds an int ``batch_size``; resolve ``"auto"`` before building it::
 
-    config = DTMConfig.lunarlander()
+    config = lunarlander_settings.model_config()  # dtm_lite.data.lunarlander_settings
     config = config.replace(batch_size=auto_batch_size(config, n_devices=jax.device_count()))
     dtm = DTM(config, devices="all")
 
@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from dtm_lite.core.validation import check_int
 
 if TYPE_CHECKING:
-    from dtm_lite.model import DTMConfig
+    from dtm_lite.core.config import DTMConfig
 
 AUTO = "auto"
 """The value of ``batch_size`` (and ``--batch-size``) that asks for :func:`auto_batch_size`."""
@@ -48,14 +48,14 @@ CPU_BUDGET_BYTES = 2 << 30
 DEVICE_MEMORY_FRACTION = 0.5
 """Default budget a device where JAX reports its memory (GPU: ``device.memory_stats()["bytes_limit"]``, the
 pool JAX may use, by default 75% of the GPU): this fraction of it, for the other arrays (evaluation,
-generation's chunks of ``GENERATE_CHUNK_BYTES``) and for XLA's own choices on that backend."""
+generation's chunks of ``dtm_lite.sampling.GENERATE_CHUNK_BYTES``) and for XLA's own choices on that backend."""
 
 CHAIN_MULTIPLE = 16  # sampler.CHAIN_MULTIPLE: the chain axis is padded to a multiple of it
 
 
 def _sizes(config: DTMConfig) -> dict[str, int]:
     """The sizes the estimate needs: lattice nodes, degree, edges, visible bits, parameters."""
-    from dtm_lite.conditioning import inputs as conditioning
+    from dtm_lite.conditioning.inputs import conditioning_index
     from dtm_lite.core.encoding import Encoding
     from dtm_lite.core.graph import GridGraph
 
@@ -67,7 +67,7 @@ def _sizes(config: DTMConfig) -> dict[str, int]:
     n_feat = 0
     k_step = 0
     if config.n_cond_actions:  # a world model's previous frames and a layout model's layout, side by side
-        index = conditioning.conditioning_index(
+        index = conditioning_index(
             config.image_shape, encoding.bits_per_pixel, config.cond_radius, config.n_cond_frames
         )
         n_feat = index.shape[1] + 1

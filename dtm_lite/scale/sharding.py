@@ -10,11 +10,11 @@ metrics come back replicated. Generation shards its chains the same way.
 Why the result does not depend on the number of devices (bit for bit):
 
 - all randomness is a function of the *global* array index: the sampler's uniforms hash (key, index of the
-  global lattice array) (``sampler._uniforms``), and ``jax.random`` draws on global shapes are
+  global lattice array) (``dtm_lite.core.sampler._uniforms``), and ``jax.random`` draws on global shapes are
   sharding-invariant with ``jax_threefry_partitionable`` (the default since JAX 0.5; checked by
   :func:`check_partitionable`);
 - every reduction over chains sums integer-valued float32 counts (sums of ±1 spins and edge products
-  over samples and chains) and divides once at the end (:func:`dtm_lite.model.phase_moments`); sums of
+  over samples and chains) and divides once at the end (:func:`dtm_lite.core.train_step.phase_moments`); sums of
   integers below 2**24 are exact in any order, so partial sums per device and their all-reduce give the
   same value as one device's sum.
 

@@ -1,67 +1,123 @@
-"""Reading checkpoints (``DTM.save``) and weights files (``DTM.save_weights``): formats, versions and one clear
-error for anything that is not one. Format 2 is the ``DTMState`` pytree as one dict (``dtm_lite.core.state``);
-format 1 (before that) still loads."""
+"""Checkpoints (:meth:`DTM.save`: the whole state, to resume training) and weights files
+(:meth:`DTM.save_weights`: the parameters, what ships as package data): writing them atomically, and reading
+them back with one clear error for anything that is not one. A checkpoint is the ``DTMState`` pytree as one
+flat dict of arrays (:func:`dtm_lite.core.state.state_arrays`) plus a JSON ``meta`` record with the config."""
 
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 from dtm_lite.core.config import DTMConfig
-from dtm_lite.core.state import DTMState, checked_array, corrupt
+from dtm_lite.core.state import DTMState, checked_array, corrupt, state_arrays, state_from_arrays
 from dtm_lite.core.validation import check_int
+from dtm_lite.training.files import atomic_write
+from dtm_lite.version import __version__
 
-if TYPE_CHECKING:
-    from dtm_lite.model import DTM
-
+CHECKPOINT_FORMAT = 3
+"""``"format"`` of a checkpoint's meta record; raised when older readers could not read a new file
+(3: the conditioners' counts under ``state/plugin_state``)."""
 WEIGHTS_FORMAT = "dtm_lite-weights"
-
-
-def _format1_state(path: Path, meta: dict[str, Any], z: dict[str, np.ndarray], dtm: DTM) -> DTMState:
-    """The state stored by checkpoint format 1 (dtm_lite before the one-pytree state)."""
-    params = _params_of(path, z, dtm)
-    ref = jax.tree.leaves(dtm.state.opt_state)
-    leaves = [checked_array(path, z, f"opt_{i}", np.shape(a), np.dtype(a.dtype)) for i, a in enumerate(ref)]
-    key_shape = jax.random.key_data(dtm.state.key).shape
-    key = jax.random.wrap_key_data(jnp.asarray(checked_array(path, z, "key", key_shape, np.dtype(np.uint32))))
-    gen_key = jax.random.wrap_key_data(jnp.asarray(checked_array(path, z, "gen_key", key_shape, np.dtype(np.uint32))))
-    step = _meta_field(path, meta, "step", lambda v: check_int("step", v, 0))
-    cp = _meta_field(path, meta, "corr_penalty", lambda v: _penalties(v, dtm.num_steps))
-    opt_state = jax.tree.unflatten(jax.tree.structure(dtm.state.opt_state), [jnp.asarray(a) for a in leaves])
-    return DTMState(params, opt_state, jnp.int32(step), key, gen_key, jnp.asarray(cp, jnp.float32))
-
-
-# "format" of DTM.save's meta record; raise it when old readers could not read a new file.
-# 1: W, b, opt_i, key, gen_key arrays with step and corr_penalty in the meta record; 2: the DTMState pytree
-CHECKPOINT_FORMAT = 2
-CHECKPOINT_FORMATS = (1, 2)  # what DTM.load reads
-WEIGHTS_VERSION = 1  # "version" of DTM.save_weights' meta record (its "format" is WEIGHTS_FORMAT)
+WEIGHTS_VERSION = 2
+"""``"version"`` of a weights file's meta record (2: every parameter and every counted array by name)."""
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # an .npz is a zip archive (the second: an empty one)
 
 
+def _meta_bytes(meta: dict[str, Any]) -> np.ndarray:
+    return np.frombuffer(json.dumps(meta).encode(), np.uint8)
+
+
+def write_checkpoint(path: str | os.PathLike, config: DTMConfig, state: DTMState, extra: dict[str, Any]) -> Path:
+    """The whole state and the config to ``path`` (.npz), atomically: a temporary file in the same folder,
+    flushed and fsynced, then renamed over ``path``; a crash midway leaves the previous file intact."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = state_arrays(state)
+    arrays["meta"] = _meta_bytes({"format": CHECKPOINT_FORMAT, "config": config.to_dict(), "extra": extra})
+    # numpy's stub types **kwds beside allow_pickle: bool, so a dict of arrays cannot match it
+    return atomic_write(path, lambda f: np.savez(f, **arrays))  # type: ignore[arg-type]
+
+
+def write_weights(path: str | os.PathLike, config: DTMConfig, state: DTMState) -> Path:
+    """The parameters (every array of ``params`` by name), the counted state, the config and the batches
+    trained (no optimiser or RNG state) to ``path`` (.npz, compressed, atomic)."""
+    meta = {"format": WEIGHTS_FORMAT, "version": WEIGHTS_VERSION, "config": config.to_dict(), "step": int(state.step)}
+    arrays = {k: np.asarray(v, np.float32) for k, v in state.params.items()}
+    arrays.update({f"plugin_state/{k}": np.asarray(v, np.int32) for k, v in state.plugin_state.items()})
+    arrays["meta"] = _meta_bytes(meta)
+    return atomic_write(Path(path), lambda f: np.savez_compressed(f, **arrays))  # type: ignore[arg-type]
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[DTMConfig, dict[str, np.ndarray], dict[str, Any]]:
+    """``(config, arrays, extra)`` of a checkpoint; one ``ValueError`` naming ``path`` for anything else."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    meta, arrays = read_archive(path)
+    config = checkpoint_config(path, meta)
+    return config, arrays, meta_field(path, meta, "extra", _json_object)
+
+
+def checkpoint_state(reference: DTMState, arrays: dict[str, np.ndarray], path: str | os.PathLike) -> DTMState:
+    """The state stored in a checkpoint's ``arrays``, shaped like ``reference`` (a fresh state of its config)."""
+    state = state_from_arrays(reference, arrays, str(path))
+    if int(state.step) < 0 or not np.all(np.isfinite(np.asarray(state.corr_penalty))):
+        raise corrupt(path, "negative step or non-finite correlation penalty")
+    return state
+
+
 def checkpoint_config(path: str | os.PathLike, meta: dict[str, Any] | None = None) -> DTMConfig:
-    """The :class:`DTMConfig` stored in a checkpoint written by :meth:`DTM.save`, without building the
-    model (what ``python -m dtm_lite train --resume`` checks its settings against). Same errors as
-    :meth:`DTM.load`."""
+    """The :class:`DTMConfig` stored in a checkpoint written by :meth:`DTM.save`, without building the model
+    (what ``python -m dtm_lite train --resume`` checks its settings against). Same errors as :meth:`DTM.load`."""
     path = Path(path)
     if meta is None:
         if not path.is_file():
             raise FileNotFoundError(f"no checkpoint at {path}")
-        meta, _ = _read_archive(path)
+        meta, _ = read_archive(path)
     fmt = meta.get("format")
     if fmt == WEIGHTS_FORMAT:
         raise ValueError(
             f"{path} is a dtm_lite weights file (made by DTM.save_weights), not a training checkpoint: "
             "load it with DTM.load_weights"
         )
-    _check_version(path, fmt, CHECKPOINT_FORMAT, "checkpoint format", oldest=1)
-    return _config_of(path, meta)
+    check_version(path, fmt, CHECKPOINT_FORMAT, "checkpoint format")
+    return config_of(path, meta)
+
+
+def read_weights(path: str | os.PathLike) -> tuple[DTMConfig, dict[str, np.ndarray], int]:
+    """``(config, arrays, step)`` of a weights file; one ``ValueError`` naming ``path`` for anything else."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no weights file at {path}")
+    meta, arrays = read_archive(path)
+    fmt = meta.get("format")
+    if isinstance(fmt, int) and not isinstance(fmt, bool):
+        raise ValueError(
+            f"{path} is not a dtm_lite weights file but a training checkpoint (made by DTM.save): load it "
+            "with DTM.load, or write its weights with 'python -m dtm_lite export'"
+        )
+    if fmt != WEIGHTS_FORMAT:
+        raise corrupt(path, "not a dtm_lite weights file, made by DTM.save_weights")
+    check_version(path, meta.get("version"), WEIGHTS_VERSION, "weights file version")
+    return config_of(path, meta), arrays, meta_field(path, meta, "step", lambda v: check_int("step", v, 0))
+
+
+def weights_state(reference: DTMState, arrays: dict[str, np.ndarray], step: int, opt: Any, path: Any) -> DTMState:
+    """A fresh state (``reference``) with a weights file's parameters, counts and step, and a new optimiser."""
+    params = {
+        name: jnp.asarray(checked_array(path, arrays, name, ref.shape, np.dtype(ref.dtype)))
+        for name, ref in reference.params.items()
+    }
+    counted = {
+        name: jnp.asarray(checked_array(path, arrays, f"plugin_state/{name}", ref.shape, np.dtype(np.int32)))
+        for name, ref in reference.plugin_state.items()
+    }
+    return reference._replace(params=params, opt_state=opt.init(params), step=jnp.int32(step), plugin_state=counted)
 
 
 def _json_object(v: Any) -> dict[str, Any]:
@@ -70,7 +126,7 @@ def _json_object(v: Any) -> dict[str, Any]:
     return v
 
 
-def _read_archive(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def read_archive(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """``(meta, arrays)`` of an .npz written by :meth:`DTM.save` / :meth:`DTM.save_weights`, read whole
     and without pickle; anything else (not a zip, truncated, object arrays, no JSON ``meta``) raises one
     ``ValueError`` that names ``path``."""
@@ -103,12 +159,10 @@ def _read_archive(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     return meta, arrays
 
 
-def _check_version(path: Path, found: Any, known: int, what: str, oldest: int | None = None) -> None:
+def check_version(path: Path, found: Any, known: int, what: str, oldest: int | None = None) -> None:
     """``found`` must be an integer in ``oldest..known`` (default: exactly ``known``); a higher one was
     written by a newer dtm_lite."""
     if isinstance(found, int) and not isinstance(found, bool) and found > known:
-        from dtm_lite import __version__
-
         raise ValueError(
             f"{path} is a dtm_lite {what} {found}, written by a newer dtm_lite; this one ({__version__}) reads "
             f"{what} {known} and older: upgrade dtm_lite to a version that reads {what} {found}"
@@ -117,7 +171,7 @@ def _check_version(path: Path, found: Any, known: int, what: str, oldest: int | 
         raise corrupt(path, f"unknown {what} {found!r}")
 
 
-def _config_of(path: Path, meta: dict[str, Any]) -> DTMConfig:
+def config_of(path: Path, meta: dict[str, Any]) -> DTMConfig:
     d = meta.get("config")
     if not isinstance(d, dict):
         raise corrupt(path, "no config in its 'meta' record")
@@ -127,22 +181,8 @@ def _config_of(path: Path, meta: dict[str, Any]) -> DTMConfig:
         raise ValueError(f"{path}: its stored config is not valid here: {err}") from None
 
 
-def _meta_field(path: Path, meta: dict[str, Any], name: str, convert: Any) -> Any:
+def meta_field(path: Path, meta: dict[str, Any], name: str, convert: Any) -> Any:
     try:
         return convert(meta[name])
     except (KeyError, TypeError, ValueError):
         raise corrupt(path, f"missing or bad {name!r} in its 'meta' record") from None
-
-
-def _penalties(v: Any, n: int) -> np.ndarray:
-    cp = np.asarray(v, np.float64)
-    if cp.shape != (n,) or not np.all(np.isfinite(cp)):
-        raise ValueError(cp)
-    return cp
-
-
-def _params_of(path: Path, arrays: dict[str, np.ndarray], dtm: DTM) -> dict[str, jax.Array]:
-    return {
-        name: jnp.asarray(checked_array(path, arrays, name, ref.shape, np.dtype(ref.dtype)))
-        for name, ref in dtm.state.params.items()
-    }

@@ -1,16 +1,34 @@
 """Streaming training: ``DTM.train_from_iterator`` with held-out evaluation, checkpoints and resume.
 
-Each epoch asks the factory for a fresh iterator of batches (bits ``(B, n_visible)`` or frames
-``(B, H, W, C)``), trains every diffusion step on each batch, and stops after ``batches_per_epoch``.
-Memory is O(batch): nothing of the stream is kept. With a ``holdout`` (a small set of frames kept in
-memory, e.g. from other seeds) it also runs what the seed had to disable:
+Each epoch asks the factory for a fresh iterator of batches, trains every diffusion step on each batch, and
+stops after ``batches_per_epoch``. What a batch is depends on the model (``B`` rows, ``n_bits`` =
+``dtm.encoding.n_bits`` bits a frame; frames ``(B, H, W, C)`` wherever bits go are encoded with the model's
+encoding):
 
-- the autocorrelation diagnostic of each step's free chains (reference section 9),
-- the adaptive correlation penalty, once per epoch (section 7.6, when ``config.adaptive_penalty``),
+- an unconditional model: bits ``(B, n_bits)`` or frames (:class:`~dtm_lite.data.loader.IteratorDataLoader`),
+  or a tuple whose element 0 is one of them (the other elements are ignored; ``(bits, labels)`` is refused,
+  since the labels would be dropped);
+- a labelled model (``config.n_classes = K``): ``(bits, labels)``, labels class ids ``(B,)`` in ``0..K-1``
+  (``IteratorDataLoader(..., n_classes=K)``);
+- a world model (``config.n_actions = A``): transitions ``(bits_t, actions, bits_t1)`` with actions ``(B,)``
+  in ``0..A-1``, ``bits_t`` the previous frames' bits ``(B, cond_frames * n_bits)`` (or their frames
+  ``(B, H, W, C)`` / ``(B, F, H, W, C)``) and ``bits_t1`` the frame trained on
+  (:class:`~dtm_lite.data.loader.TransitionLoader`).
+
+Memory is O(batch): nothing of the stream is kept. With a ``holdout`` (a small set of frames kept in
+memory, e.g. from other simulator seeds) it also runs the held-out diagnostics of Jelinčič et al.
+(arXiv 2510.23972):
+
+- the autocorrelation diagnostic of each step's free chains,
+- the adaptive correlation penalty, once per epoch (when ``config.adaptive_penalty``),
 - an evaluation every ``evaluate_every`` epochs: FD-PCA of generated samples next to the data floor and
   the independent-pixel baseline, the per-pixel marginal error, the object metric (``obj_*``: does the
-  model draw small objects such as the lander as one blob, see :mod:`dtm_lite.evaluation.metrics`), a sample grid
-  PNG and a GIF of the denoising trajectory.
+  model draw small objects such as the lander as one blob, see :mod:`dtm_lite.evaluation.metrics`), a sample
+  grid PNG and a GIF of the denoising trajectory.
+
+Its randomness comes from ``config.seed`` through :func:`~dtm_lite.core.config.seed_key` (every seed in
+[0, 2**64) its own keys): the evaluation after epoch e uses :func:`evaluation_key`, the autocorrelation of
+step k :func:`autocorr_key` (the same every epoch).
 
 Every epoch appends one row to ``metrics.csv``. Without a ``holdout``, ``evaluate_every`` still saves the
 sample grid and GIF; the held-out metrics and the autocorrelation stay blank (with one warning).
@@ -50,8 +68,8 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
+from dtm_lite.core.config import MAX_SEED, seed_key
 from dtm_lite.core.diffusion import training_pair
-from dtm_lite.core.penalty import adaptive_correlation_penalty
 from dtm_lite.core.validation import check_int
 from dtm_lite.evaluation.metrics import (
     FDPCA,
@@ -63,6 +81,7 @@ from dtm_lite.evaluation.metrics import (
     evaluate,
 )
 from dtm_lite.training.files import atomic_write
+from dtm_lite.training.penalty import adaptive_correlation_penalty
 
 if TYPE_CHECKING:
     from dtm_lite.model import DTM
@@ -72,11 +91,13 @@ CHECKPOINT_NAME = "latest.npz"
 
 @dataclass(frozen=True)
 class EvalSettings:
-    """Sizes of the held-out diagnostics (defaults follow the reference; shrink them for quick runs)."""
+    """Sizes of the held-out diagnostics (defaults follow Jelinčič et al., arXiv 2510.23972; shrink them for
+    quick runs)."""
 
     n_images: int = 500  # generated images per evaluation (FD-PCA needs many more than n_components)
     n_components: int = 16  # PCA dimensions of FD-PCA
-    autocorr_chains: int = 32
+    autocorr_chains: int = 32  # all chains: autocorr_groups held-out inputs, each driving an equal group of them
+    autocorr_groups: int = 4  # held-out inputs, each tiled over autocorr_chains // autocorr_groups chains
     autocorr_sweeps: int = 2400  # twice the window's far end, so each lag has many pairs
     autocorr_every: int = 10  # record the chains every this many sweeps
     autocorr_window: tuple[int, int] = (1100, 1200)  # the scalar: mean R over these lags (in sweeps)
@@ -90,14 +111,19 @@ class EvalSettings:
             raise ValueError(
                 f"object_class must be a dtm_lite.evaluation.metrics.ObjectClass or None, got {self.object_class!r}"
             )
-        for name in ("n_images", "n_components", "autocorr_chains", "autocorr_sweeps", "autocorr_every",
-                     "object_min_size"):  # fmt: skip
+        for name in ("n_images", "n_components", "autocorr_chains", "autocorr_groups", "autocorr_sweeps",
+                     "autocorr_every", "object_min_size"):  # fmt: skip
             v = check_int(name, getattr(self, name))  # a Python or NumPy integer, stored as an int
             if v < 1:  # kept wording: tests/test_objects.py matches "object_min_size must be >= 1"
                 raise ValueError(f"{name} must be >= 1, got {v!r}")
             object.__setattr__(self, name, v)
         if self.autocorr_sweeps % self.autocorr_every:
             raise ValueError("autocorr_every must divide autocorr_sweeps")
+        if self.autocorr_chains % self.autocorr_groups:
+            raise ValueError(
+                f"autocorr_chains ({self.autocorr_chains}) must be a multiple of autocorr_groups "
+                f"({self.autocorr_groups}): every held-out input drives the same number of chains"
+            )
         lo, hi = self.autocorr_window
         if not 0 < lo <= hi < self.autocorr_sweeps:
             raise ValueError(f"autocorr_window must satisfy 0 < lo <= hi < autocorr_sweeps, got {self.autocorr_window}")
@@ -312,21 +338,56 @@ class MetricsLog:
             self._last_epoch = max(epoch, self._last_epoch or epoch)
 
 
+def evaluation_key(seed: int, epoch: int) -> jax.Array:
+    """The JAX key of the evaluation after epoch ``epoch`` (0-based) of a model with ``config.seed == seed``:
+    ``fold_in(seed_key((seed + 7) mod 2**64), epoch)``. :func:`~dtm_lite.core.config.seed_key` gives every seed
+    in [0, 2**64) its own key, where ``jax.random.key`` alone keeps the low 32 bits (``key(2**32 + 7)`` is
+    ``key(7)``)."""
+    seed = check_int("seed", seed, 0, MAX_SEED)
+    epoch = check_int("epoch", epoch, 0, 2**32 - 1)
+    return jax.random.fold_in(seed_key((seed + 7) % (MAX_SEED + 1)), epoch)
+
+
+def autocorr_key(seed: int, step: int) -> int:
+    """The integer key of diffusion step ``step``'s autocorrelation diagnostic (:func:`step_autocorrelation`)
+    for a model with ``config.seed == seed``: ``(1000 * seed + 17 * step + 1) mod 2**64``, the same every
+    epoch, so that changes from one epoch to the next are the model's."""
+    seed = check_int("seed", seed, 0, MAX_SEED)
+    step = check_int("step", step, 0)
+    return (1000 * seed + 17 * step + 1) % (MAX_SEED + 1)
+
+
 def step_autocorrelation(dtm: DTM, holdout: Holdout, step: int, settings: EvalSettings, key: int) -> float:
-    """Autocorrelation scalar of diffusion step ``step``'s free chains, on held-out inputs noised as in training."""
-    n = min(settings.autocorr_chains, len(holdout.bits_a))
+    """Autocorrelation scalar of diffusion step ``step``'s free chains, on held-out inputs noised as in training.
+
+    As in the public replication of Jelinčič et al. (arXiv 2510.23972): ``G = min(autocorr_groups, len(A))``
+    frames of held-out half A are noised once each to ``x_end`` (the input of step ``step``); each input is
+    tiled over ``C = autocorr_chains // autocorr_groups`` free chains, so the trajectory is ``(records, G, C,
+    D)``, and :func:`~dtm_lite.evaluation.metrics.autocorrelation` normalises within each group and averages
+    R over groups and dimensions. The scalar is the mean of R over ``autocorr_window`` (lags in sweeps): near
+    0 when the chains of one input forget where they started, near 1 when they freeze. (Chains of different
+    inputs are never pooled: a conditional step pins each near its own input, which would read as
+    correlation however well the chains mix.)
+
+    ``key`` is an integer in [0, 2**64) (the training loop's is :func:`autocorr_key`): the inputs are noised
+    with ``seed_key(key)``, the chains run from ``(key + 1) mod 2**64`` and the autocorrelation's projection
+    basis is drawn from ``key``."""
+    key = check_int("key", key, 0, MAX_SEED)
+    groups = min(settings.autocorr_groups, len(holdout.bits_a))
+    per_group = settings.autocorr_chains // settings.autocorr_groups
     t = dtm.times
     _, x_end = training_pair(
-        jax.random.key(key),
-        holdout.bits_a[:n],
+        seed_key(key),
+        holdout.bits_a[:groups],
         t[step],
         t[step + 1],
         dtm.config.image_rate,
         dtm.config.diffusion_offset,
     )
+    inputs = np.repeat(np.asarray(x_end), per_group, axis=0)  # rows g*C .. (g+1)*C-1: input g
     every = settings.autocorr_every
-    traj = dtm.free_run(step, np.asarray(x_end), settings.autocorr_sweeps, key + 1, every)
-    images = dtm.decode(traj).reshape(traj.shape[0], n, -1)
+    traj = dtm.free_run(step, inputs, settings.autocorr_sweeps, (key + 1) % (MAX_SEED + 1), every)
+    images = dtm.decode(traj).reshape(traj.shape[0], groups, per_group, -1)
     r = autocorrelation(images, seed=key)
     lo, hi = settings.autocorr_window
     return autocorrelation_scalar(r[lo // every : hi // every + 1], last=hi // every - lo // every + 1)
@@ -576,7 +637,7 @@ class TrainingRun:
         changes are the model's."""
         assert self.held is not None
         self.ctrl_c.check()
-        key = self.dtm.config.seed * 1000 + 17 * k + 1
+        key = autocorr_key(self.dtm.config.seed, k)
         return step_autocorrelation(self.dtm, self.held, k, self.settings.eval, key=key)
 
     def start(self) -> None:
@@ -724,9 +785,11 @@ def train_from_iterator(
 
     Args:
         n_epochs: the total number of epochs; with ``resume=True`` training continues up to it.
-        data_iterator_factory: ``factory()`` or ``factory(epoch)`` -> an iterable of batches (bits
-            ``(batch_size, n_visible)``, e.g. from :class:`~dtm_lite.data.loader.IteratorDataLoader`, or frames
-            ``(batch_size, H, W, C)``). Make it deterministic for exact resumes. At most ``batches_per_epoch``
+        data_iterator_factory: ``factory()`` or ``factory(epoch)`` -> an iterable of batches: bits
+            ``(batch_size, n_bits)`` or frames ``(batch_size, H, W, C)``, ``(bits, labels)`` for a labelled
+            model, ``(bits_t, actions, bits_t1)`` for a world model (see the module docstring), e.g. from
+            :class:`~dtm_lite.data.loader.IteratorDataLoader` or :class:`~dtm_lite.data.loader.TransitionLoader`.
+            Make it deterministic for exact resumes. At most ``batches_per_epoch``
             batches are read from each epoch's iterable, also when prefetching, so a factory may hand out one
             shared generator: the next epoch continues where this one stopped.
         batches_per_epoch: batches per epoch (an epoch whose stream ends earlier ends early, with a warning).
@@ -776,7 +839,7 @@ def _evaluate(
     if held is None and run_dir is None and jax.process_count() == 1:
         return {}
     n = min(settings.n_images, len(held.images_b)) if held is not None else settings.gif_images
-    key = jax.random.fold_in(jax.random.key(dtm.config.seed + 7), epoch)
+    key = evaluation_key(dtm.config.seed, epoch)
     every = (
         settings.gif_every if dtm.config.generation_sweeps % settings.gif_every == 0 else dtm.config.generation_sweeps
     )

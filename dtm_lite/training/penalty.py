@@ -1,4 +1,4 @@
-"""Adaptive correlation penalty (reference section 7.6).
+"""Adaptive correlation penalty (ACP; Jelinčič et al., arXiv 2510.23972, and its public replication).
 
 The correlation penalty adds ``-cp * Cov_(i, j)`` to the weight ascent direction; it slows the growth
 of strong couplings that make block Gibbs chains mix badly. Once per epoch, the step's autocorrelation
@@ -19,7 +19,7 @@ measures ``a`` once before the first epoch too, as the research code does, so th
 Deliberate departure from the research code: its rule has no third branch, so it relaxes cp (x 0.95)
 whenever ``a`` did not rise, however far above tau ``a`` sits. A flat, noisy ``a`` then rises and falls
 at random, and cp grows only about x 1.2 an epoch, too slowly to matter within a run. Measured: on
-LunarLander (reference section 14) cp stayed between 2e-4 and 2e-3 over 300 batches; on the frozen 8x8
+LunarLander (the shipped 32x32 model's setting) cp stayed between 2e-4 and 2e-3 over 300 batches; on the frozen 8x8
 model of ``tests/test_training.py`` (20 epochs of 5 batches), cp went 1.5e-3 -> 0.055 and ``a`` stayed at
 0.72-0.88, as without any penalty (0.81-0.88). A fixed penalty shows the scale needed there (``a`` over
 the last 10 epochs): cp = 0.03 gives 0.62-0.79, 0.1 gives 0.36-0.65, 0.3 gives 0.01-0.47 and 1.0 about 0
