@@ -1,3 +1,3 @@
-"""The package version (checkpoints name it in their errors)."""
+"""The package version (``pyproject.toml`` reads it; checkpoints name it in their errors)."""
 
 __version__ = "0.1.0"

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from dtm_lite.core.encoding import Encoding, Palette, decode, encode, encode_binary, encode_thermometer, n_bits
+from dtm_lite.core.encoding import Encoding, decode, encode, encode_binary, encode_thermometer, n_bits
+from dtm_lite.data.lunarlander_settings import palette as lunarlander_palette
 
 
 def test_binary_layout_pixel_major_channel_minor():
@@ -62,7 +63,7 @@ def test_bad_decode_length():
 
 @pytest.mark.parametrize("code", ["onehot", "binary"])
 def test_palette_round_trip(code):
-    pal = Palette.lunarlander(code)
+    pal = lunarlander_palette(code)
     cols = (np.asarray(pal.colors) * 255).round().astype(np.uint8)
     img = cols[np.array([[0, 1], [2, 3]])]
     bits = pal.encode(img)
@@ -73,13 +74,13 @@ def test_palette_round_trip(code):
 
 def lunarlander_image(h: int, w: int, seed: int = 0) -> np.ndarray:
     """A uint8 (h, w, 3) image of random LunarLander palette colours."""
-    cols = (np.asarray(Palette.lunarlander().colors) * 255).round().astype(np.uint8)
+    cols = (np.asarray(lunarlander_palette().colors) * 255).round().astype(np.uint8)
     return cols[np.random.default_rng(seed).integers(0, len(cols), (h, w))]
 
 
 @pytest.mark.parametrize("code, bpp", [("binary", 2), ("onehot", 4)])
 def test_palette_encoding_round_trip_on_lunarlander_colours(code, bpp):
-    enc = Encoding("palette", (32, 32, 3), palette=Palette.lunarlander(code))
+    enc = Encoding("palette", (32, 32, 3), palette=lunarlander_palette(code))
     img = lunarlander_image(32, 32)
     bits = enc.encode(img[None])
     assert bits.shape == (1, 32 * 32 * bpp) and enc.n_bits == 32 * 32 * bpp and enc.bits_per_pixel == bpp
@@ -92,7 +93,7 @@ def test_palette_encoding_round_trip_on_lunarlander_colours(code, bpp):
     p = 3 * 32 + 5
     assert diff.size and set(diff.tolist()) <= set(range(p * bpp, (p + 1) * bpp))
     # without the binarisation, off-palette colours go to the nearest palette colour
-    plain = Encoding("palette", (32, 32, 3), palette=Palette.lunarlander(code, threshold=None))
+    plain = Encoding("palette", (32, 32, 3), palette=lunarlander_palette(code, threshold=None))
     noisy = np.clip(img.astype(np.int16) + np.random.default_rng(1).integers(-30, 31, img.shape), 0, 255)
     assert np.array_equal(plain.encode(noisy.astype(np.uint8)), bits[0])
 
@@ -100,17 +101,17 @@ def test_palette_encoding_round_trip_on_lunarlander_colours(code, bpp):
 def test_palette_threshold_keeps_blends_out_of_the_lander_colour():
     """Area-resized frames blend colours: sky/terrain greys must not become the mid-tone purple lander
     (plain nearest-colour does exactly that), while the lander blended with black sky stays lander."""
-    black, white, purple, yellow = (np.asarray(c) for c in Palette.lunarlander().colors)
+    black, white, purple, yellow = (np.asarray(c) for c in lunarlander_palette().colors)
     cov = np.linspace(0, 1, 21)[:, None]
     greys = cov * white  # terrain edge over sky, any coverage
     lander = np.vstack([0.6 * purple + 0.4 * black, purple, 0.7 * purple + 0.3 * black])
     flags = np.vstack([yellow, 0.7 * yellow + 0.3 * black])
     pixels = np.vstack([greys, lander, flags]).astype(np.float32)[None, :, None, :]  # (1, n, 1, 3)
-    idx = Palette.lunarlander().indices(pixels)[0, :, 0]
+    idx = lunarlander_palette().indices(pixels)[0, :, 0]
     assert set(idx[: len(greys)].tolist()) == {0, 1}  # sky or terrain, never lander or flag
     assert idx[len(greys) : len(greys) + 3].tolist() == [2, 2, 2]
     assert idx[-2:].tolist() == [3, 3]
-    assert 2 in Palette.lunarlander(threshold=None).indices(pixels)[0, : len(greys), 0]  # the failure it prevents
+    assert 2 in lunarlander_palette(threshold=None).indices(pixels)[0, : len(greys), 0]  # the failure it prevents
 
 
 def test_encoding_dispatch_matches_the_plain_functions():
@@ -121,7 +122,7 @@ def test_encoding_dispatch_matches_the_plain_functions():
     assert np.array_equal(thermo.encode(x), encode(x, 3)) and thermo.n_bits == 4 * 5 * 2 * 3
     assert np.array_equal(thermo.decode(thermo.encode(x)), decode(encode(x, 3), (4, 5, 2), 3))
     assert thermo.capacity_counts == (4 * 5 * 2, 3, "pixel values")
-    pal = Encoding("palette", (4, 5, 3), palette=Palette.lunarlander())
+    pal = Encoding("palette", (4, 5, 3), palette=lunarlander_palette())
     assert pal.capacity_counts == (4 * 5, 2, "pixels")
 
 
@@ -131,13 +132,13 @@ def test_encoding_dispatch_matches_the_plain_functions():
         ({"kind": "gray"}, "encoding must be one of \\('binary', 'thermometer', 'palette'\\)"),
         ({"kind": "binary", "levels": 4}, "use encoding 'thermometer'"),
         ({"kind": "palette"}, "needs a Palette"),
-        ({"kind": "palette", "palette": Palette.lunarlander(), "image_shape": (4, 4, 1)}, "C = 3"),
+        ({"kind": "palette", "palette": lunarlander_palette(), "image_shape": (4, 4, 1)}, "C = 3"),
     ],
 )
 def test_encoding_errors_name_the_fix(kwargs, match):
     with pytest.raises(ValueError, match=match):
         Encoding(**{"image_shape": (4, 4, 3), **kwargs})
-    enc = Encoding("palette", (4, 4, 3), palette=Palette.lunarlander())
+    enc = Encoding("palette", (4, 4, 3), palette=lunarlander_palette())
     with pytest.raises(ValueError, match="expects \\(H, W, C\\) = \\(4, 4, 3\\)"):
         enc.encode(np.zeros((4, 4, 1), np.uint8))
     with pytest.raises(ValueError, match="expected 32 bits"):

@@ -7,6 +7,7 @@ import pytest
 
 from dtm_lite.core.encoding import encode
 from dtm_lite.data.loader import IteratorDataLoader
+from dtm_lite.data.lunarlander_settings import palette as lunarlander_palette
 
 N_ID_BITS = 8  # frame k is a (1, 8, 1) uint8 image holding k in binary, so its bits spell k
 
@@ -218,13 +219,13 @@ def test_non_iterable_source_rejected():
 
 
 def test_frames_pass_through_or_use_the_models_encoding():
-    from dtm_lite.core.encoding import Encoding, Palette
+    from dtm_lite.core.encoding import Encoding
 
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (6, 4, 5, 3), dtype=np.uint8)
     raw = list(IteratorDataLoader([frames], batch_size=3, encode=False))
     assert [b.shape for b in raw] == [(3, 4, 5, 3)] * 2 and np.array_equal(np.concatenate(raw), frames)
-    enc = Encoding("palette", (4, 5, 3), palette=Palette.lunarlander("onehot"))
+    enc = Encoding("palette", (4, 5, 3), palette=lunarlander_palette("onehot"))
     loader = IteratorDataLoader([frames], batch_size=3, encoding=enc)
     assert loader.image_shape == (4, 5, 3) and loader.n_bits == 4 * 5 * 4
     np.testing.assert_array_equal(np.concatenate(list(loader)), enc.encode(frames))

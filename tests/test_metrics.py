@@ -166,6 +166,69 @@ def test_autocorrelation_stuck_chain_no_nan():
     np.testing.assert_allclose(stuck, 1.0)
 
 
+def _grouped_chains(rng, t, groups, chains, d, spread, frozen=False):
+    """(T, groups, chains, D): each group's chains around their own mean ``spread * N(0, 1)`` (a clamped input
+    pins a conditional step's chains near it), unit noise drawn afresh every time step (mixing) or once per chain
+    (``frozen``)."""
+    means = spread * rng.standard_normal((1, groups, 1, d))
+    noise = rng.standard_normal((1 if frozen else t, groups, chains, d))
+    return np.broadcast_to(means + noise, (t, groups, chains, d))
+
+
+def test_autocorrelation_within_groups_reads_mixing_as_zero_and_pooling_reads_it_as_one():
+    """Chains that share an input and mix (iid in time within their group), with group means far apart: the
+    grouped estimator reads R ≈ 0 at every lag ℓ >= 1, within the noise of S = groups · chains · dims series,
+    SE ≈ 1/sqrt(S (T - ℓ)) (x sqrt(D / dims): random projections overlap). Pooling the same chains over all
+    groups, as if they had one input, reads the spread between group means as correlation: R ≈ var_between /
+    (var_between + var_within) ≈ 0.98 at every lag, though every chain forgets its start at once."""
+    t, groups, chains, d, dims = 200, 4, 8, 64, 16
+    x = _grouped_chains(np.random.default_rng(12), t, groups, chains, d, spread=8.0)
+    r = autocorrelation(x, n_dims=dims)
+    assert r.shape == (t,) and r[0] == pytest.approx(1.0)
+    for lag in (1, 2, 5, 50, 100):
+        assert abs(r[lag]) < 4 * math.sqrt(d / dims) / math.sqrt(groups * chains * dims * (t - lag)), (lag, r[lag])
+    assert abs(autocorrelation_scalar(r[:100])) < 0.01
+    pooled = autocorrelation(x.reshape(t, groups * chains, d), n_dims=dims)
+    assert pooled[1:100].min() > 0.9, pooled[1:100].min()
+
+
+def test_autocorrelation_of_frozen_chains_is_one():
+    """Each chain constant in time, chains of a group different: R(ℓ) = 1 at every lag, exactly (each series is a
+    constant z_c, and the group's normalisation makes mean_c z_c² = 1). A group whose chains all sit on one
+    image has no variance and counts as R = 1 too: next to a mixing group the mean is 1/2."""
+    t, groups, chains, d = 60, 4, 8, 20
+    rng = np.random.default_rng(13)
+    np.testing.assert_allclose(autocorrelation(_grouped_chains(rng, t, groups, chains, d, 8.0, frozen=True)), 1.0)
+    one_image = np.concatenate([rng.standard_normal((t, 1, chains, d)), np.ones((t, 1, chains, d))], axis=1)
+    r = autocorrelation(one_image, n_dims=16)
+    assert np.all(np.isfinite(r)) and abs(r[1:30].mean() - 0.5) < 0.02
+
+
+def test_autocorrelation_within_groups_recovers_an_ar1_mixing_rate():
+    """AR(1) chains, x_t = ρ x_{t-1} + sqrt(1 - ρ²) ε_t, around group means far apart: R(ℓ) = ρ^ℓ within
+    groups; one group of all chains reads the group means instead (R ≈ 1 at every lag)."""
+    t, groups, chains, d, rho = 400, 4, 16, 16, 0.8
+    rng = np.random.default_rng(14)
+    x = np.empty((t, groups, chains, d))
+    x[0] = rng.standard_normal((groups, chains, d))
+    for k in range(1, t):
+        x[k] = rho * x[k - 1] + math.sqrt(1 - rho**2) * rng.standard_normal((groups, chains, d))
+    x += 10.0 * rng.standard_normal((groups, 1, d))
+    r = autocorrelation(x, n_dims=16)
+    for lag in range(1, 8):
+        assert r[lag] == pytest.approx(rho**lag, abs=0.03)
+    assert abs(autocorrelation_scalar(r[:200])) < 0.03
+    assert autocorrelation(x.reshape(t, groups * chains, d), n_dims=16)[20:200].mean() > 0.9
+
+
+def test_autocorrelation_one_group_is_the_three_dimensional_call_and_bad_shapes_are_refused():
+    x = np.random.default_rng(15).standard_normal((30, 6, 12))
+    np.testing.assert_allclose(autocorrelation(x[:, None], seed=2), autocorrelation(x, seed=2), atol=1e-12)
+    for bad in (np.zeros((30, 12)), np.zeros((30, 2, 3, 4, 12)), np.zeros((30, 0, 12))):
+        with pytest.raises(ValueError, match=r"trajectory must be \(T, groups, chains, D\) or \(T, chains, D\)"):
+            autocorrelation(bad)
+
+
 def test_autocorrelation_seed_fixes_basis():
     traj = np.random.default_rng(11).standard_normal((30, 2, 12))
     np.testing.assert_array_equal(autocorrelation(traj, seed=3), autocorrelation(traj, seed=3))

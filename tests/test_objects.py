@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from dtm_lite import DTM, DTMConfig
+from dtm_lite.data.lunarlander_settings import eval_settings
 from dtm_lite.evaluation.metrics import (
     LANDER,
     ObjectClass,
@@ -233,7 +234,7 @@ TINY = DTMConfig(
 )  # fmt: skip
 SMALL_EVAL = EvalSettings(
     n_images=12, n_components=4, autocorr_chains=4, autocorr_sweeps=20, autocorr_every=2, autocorr_window=(10, 16),
-    gif_images=4, gif_every=10,
+    gif_images=4, gif_every=10, object_class=LANDER,
 )  # fmt: skip
 
 
@@ -272,11 +273,14 @@ def test_object_class_setting_and_grayscale_models():
         EvalSettings(object_class="lander")
     with pytest.raises(ValueError, match="object_min_size must be >= 1"):
         EvalSettings(object_min_size=0)
-    assert EvalSettings().object_class is LANDER and EvalSettings().object_min_size == 2
+    # no object metric unless asked for (a generic stream has no lander); the LunarLander runs pass LANDER
+    assert EvalSettings().object_class is None and EvalSettings().object_min_size == 2
+    assert eval_settings().object_class is LANDER
     gray = np.zeros((3, 4, 4, 1))
     gray[:, 1, 1:3] = 1.0
+    assert _object_metrics(gray, gray, EvalSettings()) == {}
     with pytest.warns(UserWarning, match="class 'lander' is defined for images with C = 3, the model makes C = 1"):
-        assert _object_metrics(gray, gray, EvalSettings()) == {}
+        assert _object_metrics(gray, gray, EvalSettings(object_class=LANDER)) == {}
     bright = ObjectClass("bright", predicate=lambda x: x[..., 0] > 0.5)
     out = _object_metrics(gray, gray, EvalSettings(object_class=bright))
     assert out["obj_one_rate"] == out["obj_one_rate_data"] == 1.0 and out["obj_pos_dist"] == 0.0
@@ -287,7 +291,7 @@ def test_summary_line():
     fd = "epoch 3: FD-PCA 1.000 (data floor 0.500, independent pixels 9.000), marginal error 0.0100"
     assert _summary(row) == fd
     row |= {"obj_one_rate": 0.25, "obj_one_rate_data": 0.5, "obj_stray": 1.5, "obj_stray_data": 0.0}
-    assert _summary(row, EvalSettings()) == (
+    assert _summary(row, EvalSettings(object_class=LANDER)) == (
         fd + "; lander one-blob rate 0.25 (data 0.50), stray 1.50/frame (data 0.00)"
     )
 

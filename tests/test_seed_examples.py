@@ -17,6 +17,7 @@ import pytest
 
 from dtm_lite import DTM, DTMConfig, EvalSettings, IteratorDataLoader, LunarLanderFrames
 from dtm_lite.core.encoding import encode
+from dtm_lite.evaluation.metrics import LANDER
 from dtm_lite.training.loop import OBJECT_COLUMNS
 
 SEED_README = Path(__file__).resolve().parents[2] / "shared" / "seed" / "README_LUNARLANDER.md"
@@ -28,7 +29,7 @@ CFG = DTMConfig(
 )  # fmt: skip
 EVAL = EvalSettings(
     n_images=16, n_components=4, autocorr_chains=4, autocorr_sweeps=40, autocorr_every=2, autocorr_window=(20, 30),
-    gif_images=4, gif_every=10,
+    gif_images=4, gif_every=10, object_class=LANDER,
 )  # fmt: skip
 
 

@@ -116,7 +116,7 @@ def palette_colors(colors: Any) -> tuple[tuple[float, float, float], ...]:
 class Palette:
     """Nearest-colour quantization to K RGB colours in [0, 1], coded ``"onehot"`` or ``"binary"``.
 
-    ``Palette.lunarlander()`` holds the colours of LunarLander's renderer. One pixel costs K bits
+    ``dtm_lite.data.lunarlander_settings.palette()`` holds the colours of LunarLander's renderer. One pixel costs K bits
     (one-hot) or ceil(log2 K) bits (binary code) instead of 3 bits per channel-threshold.
 
     With ``threshold`` set, each channel is first binarised (``v > threshold``) and the nearest colour
@@ -136,13 +136,6 @@ class Palette:
             raise ValueError(f"code must be 'onehot' or 'binary', got {self.code!r}")
         if self.threshold is not None and not 0.0 <= self.threshold < 1.0:
             raise ValueError(f"threshold must be None or in [0, 1), got {self.threshold}")
-
-    @classmethod
-    def lunarlander(cls, code: str = "binary", threshold: float | None = 0.5) -> Palette:
-        """Black sky, white terrain, purple lander body, yellow flags (LunarLander-v3's renderer),
-        binarised at 0.5 first (see the class docstring)."""
-        rgb = ((0, 0, 0), (255, 255, 255), (128, 102, 230), (204, 204, 0))
-        return cls(tuple((r / 255, g / 255, b / 255) for r, g, b in rgb), code, threshold)
 
     @property
     def bits_per_pixel(self) -> int:
@@ -222,7 +215,9 @@ class Encoding:
             raise ValueError(f"threshold must be in [0, 1), got {self.threshold}")
         if self.kind == "palette":
             if self.palette is None:
-                raise ValueError("encoding 'palette' needs a Palette, e.g. Palette.lunarlander()")
+                raise ValueError(
+                    "encoding 'palette' needs a Palette, e.g. dtm_lite.data.lunarlander_settings.palette()"
+                )
             if shape[2] != 3:
                 raise ValueError(f"encoding 'palette' needs RGB frames (C = 3), got image_shape {shape}")
             if self.levels != 1:

@@ -344,10 +344,7 @@ def run_chains(
     n_chains = x0.shape[-1]
     params, x0, x1 = _pad_chains(params, x0, x1, check_int("chain_multiple", chain_multiple, 1))
     if x0.shape[-1] != n_chains:
-        observe_all = observe
-
-        def observe(acc, x0, x1):
-            return observe_all(acc, x0[..., :n_chains], x1[..., :n_chains])
+        observe = functools.partial(_observe_real, observe, n_chains)
 
     # β rides in the carry, one sweep ahead of the scanned array: a β sliced out of the scanned input
     # fuses into the field computation and makes XLA's CPU loop 4x slower. Likewise the two 32-bit
@@ -372,6 +369,11 @@ def run_chains(
     )
     outs = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), out0, outs)
     return carry[1][..., :n_chains], carry[2][..., :n_chains], acc, outs
+
+
+def _observe_real(observe: Any, n_chains: int, acc: Any, x0: Array, x1: Array) -> Any:
+    """``observe`` of the real chains alone (the first ``n_chains`` of the padded chain axis)."""
+    return observe(acc, x0[..., :n_chains], x1[..., :n_chains])
 
 
 def _pad_chains(params: Params, x0: Array, x1: Array, multiple: int) -> tuple[Params, Array, Array]:

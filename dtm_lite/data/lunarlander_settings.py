@@ -78,7 +78,7 @@ WORLD_LAYOUT = {"cond_frames": 2, "cond_radius": 1, "layout_min_size": 1}
 def _run_batches(quick: bool) -> int:
     """Batches of the default run: epochs x batches_per_epoch (2,000; 16 with ``quick``)."""
     pick = 1 if quick else 0
-    return STREAM_SETTINGS["epochs"][pick] * STREAM_SETTINGS["batches_per_epoch"][pick]
+    return int(STREAM_SETTINGS["epochs"][pick]) * int(STREAM_SETTINGS["batches_per_epoch"][pick])
 
 
 def model_config(**overrides: Any) -> DTMConfig:

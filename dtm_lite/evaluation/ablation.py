@@ -205,7 +205,7 @@ def _train_timed(
         step_seconds.append(time.perf_counter() - t)
         return out
 
-    dtm.train_step = timed_step  # type: ignore[method-assign]
+    dtm.train_step = timed_step  # type: ignore[method-assign,assignment]
     t0 = time.perf_counter()
     try:
         history = train_from_iterator(

@@ -73,7 +73,6 @@ from dtm_lite.core.diffusion import training_pair
 from dtm_lite.core.validation import check_int
 from dtm_lite.evaluation.metrics import (
     FDPCA,
-    LANDER,
     ObjectClass,
     autocorrelation,
     autocorrelation_scalar,
@@ -103,7 +102,7 @@ class EvalSettings:
     autocorr_window: tuple[int, int] = (1100, 1200)  # the scalar: mean R over these lags (in sweeps)
     gif_images: int = 16
     gif_every: int = 20  # sweeps between GIF frames
-    object_class: ObjectClass | None = LANDER  # the object metric's class (None: no object metric)
+    object_class: ObjectClass | None = None  # the object metric's class (None: no object metric; LunarLander: LANDER)
     object_min_size: int = 2  # pixels a blob needs to count as an object
 
     def __post_init__(self) -> None:
