@@ -14,8 +14,8 @@ held-out episodes (other seeds), with the lander object metric (dtm_lite.evaluat
   that keep exactly one lander, next to that of the real episodes.
 
 With ``--layout 1`` (or 2: the smallest blob a layout marks) the world model also has a layout
-(``layout_color`` the lander's, dtm_lite.conditioning.layout): each next frame is conditioned on the lander's next centre
-too, drawn from the layout dynamics the model counts (how the lander moved after each previous move and
+(``layout_color`` the lander's, dtm_lite.conditioning.layout): each next frame is conditioned on the lander's next
+centre too, drawn from the layout dynamics the model counts (how the lander moved after each previous move and
 action, inside the frame or on its border), and a rollout keeps its own sequence of layouts.
 
 Writes OUT/world_model_rollout.png (real episode above its dream, 4 episodes) and, with ``--gif``,
@@ -102,6 +102,23 @@ def one_lander_rate(frames: np.ndarray) -> float:
     return float(np.mean(object_stats(frames.reshape(-1, *frames.shape[2:]), LANDER).n_blobs == 1))
 
 
+def draw_rollouts(real: np.ndarray, dream: np.ndarray, path: Path, episodes: int = 4, every: int = 2) -> Path:
+    """The PNG of real episodes above their dreams: ``real``, ``dream`` (steps, n, H, W, C) in [0, 1]. One labelled
+    row per episode and kind ("episode e: real", "episode e: dreamed"), every ``every``-th step, frames framed by
+    1-px lines so that a reader sees where each ends (``dtm_lite.interface.plots.image_rows``). Returns the path."""
+    from dtm_lite.interface.plots import image_rows
+
+    steps = np.arange(every, len(real) + 1, every)  # rollout steps shown, 1-based
+    rows = []
+    for e in range(min(episodes, real.shape[1])):
+        rows += [(f"episode {e + 1}: real", real[steps - 1, e]), (f"episode {e + 1}: dreamed", dream[steps - 1, e])]
+    fig = image_rows(rows, ncols=len(steps))
+    shown = ", ".join(map(str, steps[:2])) + f", ..., {steps[-1]}" if len(steps) > 2 else ", ".join(map(str, steps))
+    fig.suptitle(f"rollout steps {shown}: each real episode above its dream (same first frame, same actions)")
+    fig.savefig(path, dpi=120)
+    return Path(path)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--batches", type=int, default=400)
@@ -139,12 +156,7 @@ def main() -> None:
                 f"{'the first frame showing one lander' if from_lander else 'the episode start'}: frames keeping "
                 f"exactly one lander {one_lander_rate(dream):.3f} (real episodes {one_lander_rate(real):.3f})"
             )
-    rows = []
-    for e in range(4):
-        rows += [np.concatenate(list(real[:, e]), axis=1), np.concatenate(list(dream[:, e]), axis=1)]
-    strip = (np.clip(np.concatenate(rows, axis=0), 0, 1) * 255).astype(np.uint8)
-    out = Path(args.out) / "world_model_rollout.png"
-    Image.fromarray(strip).resize((strip.shape[1] * 2, strip.shape[0] * 2), Image.NEAREST).save(out)
+    out = draw_rollouts(real, dream, Path(args.out) / "world_model_rollout.png")
     print(f"wrote {out}")
     if args.gif:
         pairs = [np.concatenate([real[k, 0], np.ones_like(real[k, 0][:, :1]), dream[k, 0]], axis=1)

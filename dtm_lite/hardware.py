@@ -13,9 +13,11 @@ sample runs ``K = config.generation_sweeps`` sweeps in each of the ``T`` diffusi
     E = E_samp + E_init + E_read             t = t_samp + t_init
 
 ``N = GridGraph.from_preset(config.preset).n_nodes`` (side², the paper's L²), ``n_read`` the visible bits a step
-hands on (image bits and label bits). The split into sampling, initialisation and read-out is the paper's
-Appendix E, ``E = T (E_samp + E_init + E_read)`` with ``E_samp = K N (E_rng + E_bias + E_clock + E_nb)``. Of
-``E_samp``, the RNG's share ``T · K · N · e_rng`` is reported too.
+hands on (image bits and label bits). The split into sampling, initialisation and read-out follows the paper's
+Appendix E, ``E = T (E_samp + E_init + E_read)`` with ``E_samp = K N (E_rng + E_bias + E_clock + E_nb)`` (its
+energy per sample, p. 6: ``T · K · L² · E_cell``); that appendix's own values were not confirmed here, so
+``e_init`` and ``e_read`` are this module's assumptions. Of ``E_samp``, the RNG's share ``T · K · N · e_rng`` is
+reported too.
 
 Every constant is a field of :class:`Assumptions`, with its source in :data:`SOURCES` (and the text, if any, in
 which its value was confirmed while writing this module). Override any of them: ``chip_cost(config,

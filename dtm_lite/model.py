@@ -29,11 +29,13 @@ from dtm_lite.core.generation import make_free_run, make_generate
 from dtm_lite.core.spec import ModelSpec, init_state, optimizer
 from dtm_lite.core.state import DTMState
 from dtm_lite.core.train_step import make_train_step
-from dtm_lite.core.validation import check_int
+from dtm_lite.core.validation import NonFiniteError, check_int
 from dtm_lite.scale.sharding import ChainMesh, Devices, check_partitionable, global_batch
 from dtm_lite.training import checkpoint
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
+# whether each parameter array is finite everywhere: {name: bool ()}, one small jitted reduction a step
+_finite = jax.jit(lambda params: {k: jnp.all(jnp.isfinite(v)) for k, v in params.items()})
 
 
 def pretrained_names() -> list[str]:
@@ -149,7 +151,15 @@ class DTM:
     def _apply(self, batch: dict[str, Any]) -> dict[str, float]:
         if not all(getattr(a, "sharding", None) == self.mesh.replicated for a in jax.tree.leaves(self.state)):
             self.state = self.mesh.put_state(self.state)  # a leaf replaced outside train_fn: no recompile
-        self.state, metrics = self.train_fn(self.state, batch)
+        state, metrics = self.train_fn(self.state, batch)
+        bad = [k for k, ok in jax.device_get(_finite(state.params)).items() if not ok]
+        if bad:  # refused before anything (a checkpoint, a sample) can use them
+            raise NonFiniteError(
+                f"training diverged: this step (batch {self.batches_trained + 1}) made the parameters {bad} "
+                f"non-finite (NaN or inf), at learning rate {self.learning_rate():.3g}; the model keeps its state "
+                f"before the step. Lower config.learning_rate (now {self.config.learning_rate:g}, e.g. 10x smaller)"
+            )
+        self.state = state
         return {k: float(v) for k, v in jax.device_get(metrics).items()}
 
     def train_from_iterator(self, n_epochs: int, data_iterator_factory: Any, batches_per_epoch: int,

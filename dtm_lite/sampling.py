@@ -25,10 +25,11 @@ GENERATE_CHUNK_CHAINS = 128
 """On CPU, :meth:`DTM.generate` runs at most this many chains a device in one kernel call (unless
 ``max_chunk_chains`` says otherwise). The sampler keeps each chain's spins, hash counters and biases in cache: on
 80_12 that is about 64 KB a chain, so 128 chains take 8 MB and 512 chains 27-33 MB, the size of a 32 MiB L3
-cache. Measured (``benchmarks/README.md``, ``benchmarks/eval_gen.py --chunk-chains 128``): 500 chains in one call
-ran at 1.6e9 spin updates/s, in chunks of 128 at 2.9e9, the rate of the sampler alone; one core's chain-sweep
-costs the same from 64 to 256 chains and 1.4x more at 512. On a GPU every chain of a chunk is in flight at
-once, so there only :data:`GENERATE_CHUNK_BYTES` bounds a chunk."""
+cache. Measured on a 2-core Zen 5 with AVX-512 (``benchmarks/README.md``, ``benchmarks/eval_gen.py --chunk-chains
+128``): 500 chains in one call ran at 1.6e9 spin updates/s, in chunks of 128 at 2.9e9, the rate of the sampler
+alone; one core's chain-sweep costs the same from 64 to 256 chains and 1.4x more at 512. On a Zen 3 without
+AVX-512 the gain was 1.07-1.12x in CPU time (``benchmarks/sample_cost.py --before-after``). On a GPU every chain
+of a chunk is in flight at once, so there only :data:`GENERATE_CHUNK_BYTES` bounds a chunk."""
 
 LAYOUT_STREAM = 0x1A7
 """generate's key folded with this draws a layout model's layouts."""

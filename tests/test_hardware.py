@@ -203,3 +203,23 @@ def test_generation_runs_in_cache_sized_chunks_on_cpu(tiny, monkeypatch):
     assert [n for n, _ in calls] == [300] and calls[0][1] == tuple(np.asarray(jax.random.key_data(key)).tolist())
     with pytest.raises(ValueError, match="max_chunk_chains must be an integer >= 1"):
         tiny.generate(2, key=0, max_chunk_chains=0)
+
+
+def test_sample_cost_benchmark_writes_its_json(tmp_path):
+    """benchmarks/sample_cost.py at its smallest: the three columns and the command land in the JSON."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path / "cost.json"
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "sample_cost.py"
+    proc = subprocess.run([sys.executable, str(script), "--n", "2", "--repeats", "1", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads(out.read_text())
+    assert res["command"] == f"python benchmarks/sample_cost.py --n 2 --repeats 1 --out {out}"
+    assert res["cpu_batch"]["n"] == 2 and res["cpu_batch"]["updates"] == 2 * 400 * 6400
+    assert res["chip"]["energy_j"] == pytest.approx(hw.chip_cost(DTM.pretrained("lunarlander")).energy_j)
+    assert res["gpu"]["measured_here"] is False and res["fashion_mnist"]["chip"]["cells"] == 4900
+    assert "spin updates/s" in proc.stdout and "not measured here" in proc.stdout

@@ -321,6 +321,7 @@ def test_cli_help_documents_every_flag_and_every_flag_takes_effect(tmp_path):
     assert helps[flag_of("num_processes")].startswith("multi-host: number of processes")
     assert helps[flag_of("process_id")].startswith("multi-host: this process's index")
     assert helps[flag_of("memory_budget")].startswith("--batch-size auto: memory a device may use, in MiB")
+    assert helps[flag_of("coordinator_timeout")].startswith("multi-host: seconds to wait for the coordinator")
     for name in ("devices", "coordinator", "num_processes", "process_id", "memory_budget"):
         assert resolve(cli.flag(name), "2")[0] == base, name
     assert set(helps) == checked  # every flag in the help was checked above, and no checked flag is missing

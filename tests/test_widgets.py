@@ -131,6 +131,7 @@ def test_single_step_model_disables_step_slider():
     ex = SampleExplorer(DTM(cfg), n=2)
     ex.widget()
     assert ex.controls["step"].disabled
+    assert ex.controls["step"].description == "diffusion step (fixed: T = 1)" and "T > 1" in ex.controls["step"].tooltip
     ex.controls["sweep"].value = 0
     assert ex.frames().shape == (2, 4, 4, 1)
     fig = ex.figure(n_show=1, columns=4)

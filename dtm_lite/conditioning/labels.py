@@ -125,8 +125,13 @@ def classify(model: DTM, frames: Any, key: Any = 0, *, sweeps: int | None = None
     if not cfg.n_classes:
         raise ValueError("classify needs a labelled model: build it with DTMConfig(n_classes=K) and train it")
     x = np.asarray(frames)
-    bits = model.encode(x) if x.ndim == 4 else x
     n_img = model.encoding.n_bits
+    if x.ndim in (2, 4) and len(x) == 0:
+        raise ValueError(
+            f"classify needs at least one frame: got none, shape {x.shape}; pass images (n, "
+            f"{', '.join(map(str, cfg.image_shape))}) or bits (n, {n_img}) with n >= 1"
+        )
+    bits = model.encode(x) if x.ndim == 4 else x
     if bits.ndim != 2 or bits.shape[1] != n_img or not np.all((bits == 0) | (bits == 1)):
         raise ValueError(
             f"frames must be images (n, {', '.join(map(str, cfg.image_shape))}) or bits (n, {n_img}), "

@@ -77,8 +77,8 @@ def sample_layouts(key: jax.Array, counts: jax.Array, n: int) -> np.ndarray:
 
 
 def positions_to_ids(positions: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-    """``(n, 2)`` integer ``(row, col)`` pixels (``(-1, -1)``: no object) -> ids ``(n,)``; a clear error for
-    anything else."""
+    """``(n, 2)`` integer ``(row, col)`` pixels (``(-1, -1)``: no object) -> ids ``(n,)`` int32, ``r * W + c``
+    computed in int64 whatever the caller's integer dtype (uint8, int8, ...); a clear error for anything else."""
     h, w = hw
     p = np.asarray(positions)
     if p.ndim != 2 or p.shape[1] != 2 or not np.issubdtype(p.dtype, np.integer):
@@ -86,12 +86,16 @@ def positions_to_ids(positions: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
             f"layout must be integer (row, col) pixel positions of shape (n, 2) (or one (row, col) for all), "
             f"(-1, -1) for no object; got {p.dtype} of shape {p.shape}"
         )
+    raw = p
+    if p.dtype == np.uint64:  # beyond int64: outside any frame (the conversion below would wrap them)
+        p = np.minimum(p, np.uint64(2**62))
+    p = p.astype(np.int64)  # the id arithmetic r * W + c would overflow a small dtype (uint8, int8)
     none = (p[:, 0] == -1) & (p[:, 1] == -1)
     bad = ~none & ((p[:, 0] < 0) | (p[:, 0] >= h) | (p[:, 1] < 0) | (p[:, 1] >= w))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise ValueError(
-            f"layout[{i}] = {tuple(int(v) for v in p[i])} lies outside the {h}x{w} frame; "
+            f"layout[{i}] = {tuple(int(v) for v in raw[i])} lies outside the {h}x{w} frame; "
             "give rows in 0..H-1 and columns in 0..W-1, or (-1, -1) for no object"
         )
     return np.where(none, h * w, p[:, 0] * w + p[:, 1]).astype(np.int32)

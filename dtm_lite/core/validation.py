@@ -34,18 +34,37 @@ def check_float(
     hi_open: bool = False,
 ) -> float:
     """``v`` as a finite ``float``: a Python or NumPy real number (not a bool or string, never NaN or
-    infinite) with ``lo <= v <= hi`` (``lo < v`` with ``lo_open``, ``v < hi`` with ``hi_open``)."""
+    infinite) with ``lo <= v <= hi`` (``lo < v`` with ``lo_open``, ``v < hi`` with ``hi_open``), in float64 and
+    in float32 alike, since the model computes in float32: ``1e39`` (infinite in float32) is refused, and so is
+    ``1e-50`` where 0 is excluded (it rounds to 0)."""
     ok = not isinstance(v, bool | np.bool_) and isinstance(v, int | float | np.integer | np.floating)
     if ok:
         v = float(v)
-        ok = (
-            math.isfinite(v)
-            and (lo is None or (v > lo if lo_open else v >= lo))
-            and (hi is None or (v < hi if hi_open else v <= hi))
+        with np.errstate(over="ignore", under="ignore"):
+            v32 = float(np.float32(v))
+        ok = all(
+            math.isfinite(x)
+            and (lo is None or (x > lo if lo_open else x >= lo))
+            and (hi is None or (x < hi if hi_open else x <= hi))
+            for x in (v, v32)
         )
+        if not ok and math.isfinite(v) and not math.isfinite(v32):
+            raise ValueError(
+                f"{name} must be a finite number{_float_range(lo, hi, lo_open, hi_open)} in float32 (the model's "
+                f"precision: |x| <= {float(np.finfo(np.float32).max):.4g}), got {v!r}, which is infinite in float32"
+            )
     if not ok:
         raise ValueError(f"{name} must be a finite number{_float_range(lo, hi, lo_open, hi_open)}, got {v!r}")
     return v
+
+
+class NonFiniteError(FloatingPointError, ValueError):
+    """A training step would make parameters non-finite (NaN or infinite): training diverged."""
+
+
+def nonfinite_names(arrays: dict[str, Any]) -> list[str]:
+    """The names of the arrays of ``arrays`` (name -> array) that hold a NaN or an infinity."""
+    return [name for name, a in arrays.items() if not np.all(np.isfinite(np.asarray(a)))]
 
 
 def check_bool(name: str, v: Any) -> bool:

@@ -39,6 +39,7 @@ At most ``shuffle_buffer + batch_size`` frames (plus the item being read) are he
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any
 
@@ -169,6 +170,7 @@ class IteratorDataLoader:
         self.n_classes = n_classes
         self._image_shape: tuple[int, int, int] | None = image_shape
         self._epoch = 0
+        self._uint8_range_seen = False  # a uint8 value above 1 seen, or the 0/1 warning given
         self._item_index = 0  # position in the stream, counted across epochs for one-shot iterators
 
     @property
@@ -283,6 +285,8 @@ class IteratorDataLoader:
                     "frames must have positive height, width and channels"
                 )
         _check_values(arr, where)
+        if arr.dtype == np.uint8 and not self._uint8_range_seen:
+            self._check_uint8_range(arr, where)
         if self._image_shape is None:
             _, h, w, c = arr.shape
             self._image_shape = (int(h), int(w), int(c))
@@ -293,6 +297,20 @@ class IteratorDataLoader:
                 "to that shape (e.g. with image_preprocessing)"
             )
         return arr
+
+    def _check_uint8_range(self, arr: np.ndarray, where: str) -> None:
+        """Warn (once) when uint8 frames hold only 0s and 1s, until an item shows a value above 1: uint8 is
+        read as 0..255, so 0/1 masks would be encoded as (nearly) black frames."""
+        top = int(arr.max())
+        self._uint8_range_seen = top > 1
+        if top == 1:
+            self._uint8_range_seen = True  # warned once
+            warnings.warn(
+                f"{where} is uint8 with values only 0 and 1, but uint8 frames are read as 0..255, so these "
+                "frames are encoded as black: for 0/1 masks pass floats in [0, 1] (x.astype(np.float32)) or scale "
+                "them to 0..255 (x * 255)",
+                stacklevel=2,
+            )
 
     # -- records -> batches -------------------------------------------------------------------------------
 

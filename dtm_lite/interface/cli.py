@@ -20,15 +20,19 @@ notebook 06).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
+import math
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from dtm_lite.core.config import DTMConfig
+from dtm_lite.data.lunarlander import TRAIN_FRAMES_PER_EPISODE
 from dtm_lite.data.lunarlander_settings import (
     LABEL_KIND,
     N_ACTIONS,
@@ -43,8 +47,10 @@ from dtm_lite.data.lunarlander_settings import (
     quick_model_config,
 )
 from dtm_lite.scale.batch_size import AUTO
+from dtm_lite.scale.sharding import COORDINATOR_WAIT_S
 
 QUICK_ENV = "DTM_LITE_QUICK"
+CORRUPT = "corrupt or not a dtm_lite checkpoint"  # the wording of dtm_lite.core.state.corrupt's one error
 UNSET = "auto"  # the flag value of a field left unset (None): encoding, layout_color
 # --condition: what the model conditions on, and so which stream it trains on (README: Conditioning)
 CONDITIONS = ("none", "label", "world")
@@ -185,6 +191,10 @@ def _add_device_args(p: argparse.ArgumentParser) -> None:
         "--coordinator", default=None, metavar="HOST:PORT",
         help="multi-host: process 0's address, passed to jax.distributed.initialize",
     )  # fmt: skip
+    d.add_argument(
+        "--coordinator-timeout", type=int, default=None, metavar="S",
+        help=f"multi-host: seconds to wait for the coordinator and the other processes (default {COORDINATOR_WAIT_S})",
+    )  # fmt: skip
     d.add_argument("--num-processes", type=int, default=None, help="multi-host: number of processes (hosts)")
     d.add_argument("--process-id", type=int, default=None, help="multi-host: this process's index, 0 .. P-1")
     d.add_argument(
@@ -262,12 +272,31 @@ def _resume_folder(out: Path | None) -> Path:
     return out
 
 
+def _check_out(out: Path) -> None:
+    """``--out`` must be a folder, or a path whose nearest existing part is one (the run folder is created
+    there): SystemExit for a file, or a path under a file."""
+    if out.exists() and not out.is_dir():
+        raise SystemExit(f"--out {out} is a file, not a folder: pass a folder for the run (it is made if needed)")
+    for parent in out.parents:
+        if parent.exists() or parent.is_symlink():
+            if not parent.is_dir():
+                raise SystemExit(f"--out {out}: {parent} is a file, so no folder can be made under it")
+            return
+
+
 def _apply_run_json(settings: dict[str, Any], out: Path) -> bool:
     """Update ``settings`` from ``out/run.json`` (``{"config": DTMConfig fields, **stream settings}``); a model
     field it lacks takes the class default, as ``DTMConfig.from_dict`` reads the run's checkpoints. Returns
     whether it holds ``lr_decay_batches``."""
     path = out / "run.json"
-    saved = json.loads(path.read_text())
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError) as err:  # unreadable, truncated, not UTF-8, nested too deeply
+        why = "nested too deeply" if isinstance(err, RecursionError) else str(err)
+        raise SystemExit(
+            f"--resume: cannot read {path} ({why}): it is damaged (a truncated write?); restore it, or start a new "
+            "run in another --out"
+        ) from None
     config = saved.get("config") if isinstance(saved, dict) else None
     if not isinstance(config, dict):
         raise SystemExit(
@@ -316,12 +345,18 @@ def _apply_condition(settings: dict[str, Any], args: argparse.Namespace) -> None
 
 def _check_run_settings(settings: dict[str, Any]) -> None:
     """The stream settings' minimums and LunarLander's square RGB frames (DTMConfig checks the rest)."""
+    for name, (default, _, _) in STREAM_SETTINGS.items():
+        v = settings[name]
+        if isinstance(v, bool) or not isinstance(v, type(default)):
+            kind = "an integer" if isinstance(default, int) else "a string"
+            raise SystemExit(f"{flag(name)} must be {kind}, got {v!r} (from run.json?)")
     for name, lo in STREAM_MINIMUMS.items():
         if settings[name] < lo:
             raise SystemExit(f"{flag(name)} must be >= {lo}, got {settings[name]}")
     shape = settings["image_shape"]
-    if len(shape) != 3 or shape[0] != shape[1] or shape[2] != 3:
-        raise SystemExit(f"--image-shape: LunarLander frames are square RGB, N N 3, got {_show(tuple(shape))}")
+    ok = isinstance(shape, tuple) and len(shape) == 3 and all(isinstance(v, int) and v > 0 for v in shape)
+    if not ok or shape[0] != shape[1] or shape[2] != 3:
+        raise SystemExit(f"--image-shape: LunarLander frames are square RGB, N N 3, got {_show(shape)}")
 
 
 def _resolve(args: argparse.Namespace, use_env: bool = True) -> tuple[dict[str, Any], Path]:
@@ -331,6 +366,8 @@ def _resolve(args: argparse.Namespace, use_env: bool = True) -> tuple[dict[str, 
     folder."""
     quick = bool(args.quick or (use_env and os.environ.get(QUICK_ENV) == "1"))
     settings = default_settings(quick)
+    if args.out is not None:
+        _check_out(args.out)
     out = _resume_folder(args.out) if args.resume else args.out
     decay_given = _apply_run_json(settings, out) if args.resume else False
     decay_given = _apply_flags(settings, args) or decay_given
@@ -346,46 +383,93 @@ def _resolve(args: argparse.Namespace, use_env: bool = True) -> tuple[dict[str, 
 
 def train(args: argparse.Namespace) -> int:
     """``python -m dtm_lite train``: resolve the settings, build the model (refusing what cannot run before
-    anything is written), write run.json and train (:func:`_train`)."""
-    from dtm_lite.model import DTM
+    anything is written), then, holding the run folder's lock (one writer a run folder), write run.json and
+    train (:func:`_train`)."""
     from dtm_lite.training.loop import CHECKPOINT_NAME
 
     _start_processes(args)  # before anything touches JAX's devices
     s, out = _resolve(args)
-    ckpt = out / CHECKPOINT_NAME
-    if not args.resume and ckpt.exists():
-        raise SystemExit(f"{out} already holds a run: add --resume to continue it, or choose another --out")
     config = _build_config(s, args)
     condition_of(s)  # a model that no stream fits is refused before anything is written
-    if args.resume and ckpt.exists():
-        _check_resume(config, ckpt)  # before run.json changes: a refused resume leaves the run resumable
+    dtm = _build_model(config, args)
+    with _run_folder(out):
+        ckpt = out / CHECKPOINT_NAME
+        if not args.resume and ckpt.exists():
+            raise SystemExit(f"{out} already holds a run: add --resume to continue it, or choose another --out")
+        if args.resume and ckpt.exists():
+            _check_resume(config, ckpt)  # before run.json changes: a refused resume leaves the run resumable
+        _write_run_json(out, config, s)
+        import jax
+
+        print(f"devices: {dtm.n_devices} x {dtm.mesh.devices[0].platform}, {jax.process_count()} process(es)")
+        print(f"run folder: {out.resolve()}")
+        print(repr(dtm))
+        _train(dtm, s, out, args)
+    return 0
+
+
+def _build_model(config: DTMConfig, args: argparse.Namespace):
+    """The DTM of ``config`` on the devices of ``--devices``: SystemExit with a ``--devices:`` line for what the
+    devices refuse (too many, a batch size they do not divide), ``invalid model settings:`` for the rest."""
+    from dtm_lite.model import DTM
+    from dtm_lite.scale.sharding import ChainMesh
+
+    devices = "all" if args.devices is None else args.devices
     try:
-        dtm = DTM(config, devices="all" if args.devices is None else args.devices)
+        ChainMesh.of(devices).check_batch_size(config.batch_size)
     except ValueError as err:
         raise SystemExit(f"--devices: {err}") from None
-    _write_run_json(out, config, s)
+    try:
+        return DTM(config, devices=devices)
+    except ValueError as err:
+        raise SystemExit(f"invalid model settings: {err}") from None
+
+
+@contextlib.contextmanager
+def _run_folder(out: Path) -> Iterator[None]:
+    """The run folder, checked writable (64 KiB written and fsynced: a full disk is refused here) and locked
+    for the ``with`` block (:func:`~dtm_lite.training.files.lock_folder`), by process 0 (multi-host: the
+    writer of the run folder); a one-line SystemExit naming --out otherwise."""
     import jax
 
-    print(f"devices: {dtm.n_devices} x {dtm.mesh.devices[0].platform}, {jax.process_count()} process(es)")
-    print(f"run folder: {out.resolve()}")
-    print(repr(dtm))
-    _train(dtm, s, out, args)
-    return 0
+    from dtm_lite.training.files import FolderBusyError, check_writable, lock_folder
+
+    with contextlib.ExitStack() as stack:
+        if jax.process_index() == 0:
+            try:
+                check_writable(out, "--out")
+                stack.enter_context(lock_folder(out, "--out"))
+            except FolderBusyError as err:
+                raise SystemExit(str(err)) from None
+            except OSError as err:
+                raise SystemExit(err.strerror if "--out" in str(err.strerror) else f"--out {out}: {err}") from None
+        yield
 
 
 def _build_config(s: dict[str, Any], args: argparse.Namespace) -> DTMConfig:
     """The run's DTMConfig (SystemExit naming the problem for invalid settings); ``--batch-size auto``
     resolved for the devices (and written back into ``s``)."""
     auto = s["batch_size"] == AUTO
-    if args.memory_budget is not None and (not auto or args.memory_budget <= 0):
-        raise SystemExit(f"--memory-budget (MiB, > 0) goes with --batch-size {AUTO}, got {args.memory_budget:g}")
+    budget = args.memory_budget
+    if budget is not None and not (auto and math.isfinite(budget) and 0 < budget < 2**40):
+        raise SystemExit(
+            f"--memory-budget (MiB, > 0) goes with --batch-size {AUTO}, got {budget:g}"
+            + ("" if math.isfinite(budget) and budget > 0 else ": give a finite number of MiB above 0")
+        )
     try:
         config = config_from_settings({**s, "batch_size": 1} if auto else s)
     except ValueError as err:
         raise SystemExit(f"invalid model settings: {err}") from None
+    frames = s["episodes_per_epoch"] * TRAIN_FRAMES_PER_EPISODE  # the most one epoch's stream gives
     if auto:
-        config = config.replace(batch_size=_auto_batch_size(config, args))
+        config = config.replace(batch_size=_auto_batch_size(config, args, frames // s["batches_per_epoch"]))
         s["batch_size"] = config.batch_size
+    if config.batch_size > frames:
+        raise SystemExit(
+            f"--batch-size {config.batch_size} is more than one epoch's stream gives: --episodes-per-epoch "
+            f"{s['episodes_per_epoch']} plays at most {frames} frames ({TRAIN_FRAMES_PER_EPISODE} an episode), so no "
+            "batch would fill; raise --episodes-per-epoch or lower --batch-size"
+        )
     return config
 
 
@@ -397,7 +481,13 @@ def _write_run_json(out: Path, config: DTMConfig, s: dict[str, Any]) -> None:
 
     text = json.dumps({"config": config.to_dict(), **{k: s[k] for k in STREAM_SETTINGS}}, indent=2)
     if jax.process_index() == 0:  # multi-host: process 0 writes the run folder's files
-        atomic_write(out / "run.json", lambda f: f.write(text.encode()))
+        try:
+            atomic_write(out / "run.json", lambda f: f.write(text.encode()))
+        except OSError as err:
+            raise SystemExit(
+                f"--out {out}: cannot write run.json ({err.strerror or err}); nothing was trained: free some space "
+                "or fix the folder's permissions, or choose another --out"
+            ) from None
 
 
 def condition_of(s: dict[str, Any]) -> str:
@@ -423,11 +513,16 @@ def _start_processes(args: argparse.Namespace) -> None:
     from dtm_lite.scale.sharding import cluster_process_count, initialize_distributed, initialize_from_cluster
 
     given = [flag(k) for k in ("num_processes", "process_id") if getattr(args, k) is not None]
+    timeout = getattr(args, "coordinator_timeout", None)
+    if timeout is not None and (args.coordinator is None or timeout < 1):
+        raise SystemExit(f"--coordinator-timeout (seconds, >= 1) goes with --coordinator HOST:PORT, got {timeout}")
     if args.coordinator is not None:
         if len(given) < 2:
             raise SystemExit("--coordinator HOST:PORT needs --num-processes P and --process-id I as well")
         try:
-            initialize_distributed(args.coordinator, args.num_processes, args.process_id)
+            initialize_distributed(
+                args.coordinator, args.num_processes, args.process_id, timeout or COORDINATOR_WAIT_S, log=_say
+            )
         except (ValueError, ConnectionError) as err:
             raise SystemExit(f"--coordinator: {err}") from None
     elif given:
@@ -439,9 +534,16 @@ def _start_processes(args: argparse.Namespace) -> None:
         initialize_from_cluster()
 
 
-def _auto_batch_size(config: DTMConfig, args: argparse.Namespace) -> int:
+def _say(text: str) -> None:
+    """A progress line of the command (stderr, flushed at once)."""
+    print(text, file=sys.stderr, flush=True)
+
+
+def _auto_batch_size(config: DTMConfig, args: argparse.Namespace, stream_rows: int | None = None) -> int:
     """``--batch-size auto``: the largest global batch that fits the devices the run uses (see
-    :mod:`dtm_lite.scale.batch_size`), the same on every process; printed with its estimate."""
+    :mod:`dtm_lite.scale.batch_size`), the same on every process; printed with its estimate. With
+    ``stream_rows`` (the most rows a batch can take for the stream to fill every batch of an epoch) it is
+    capped there (a multiple of the device count, at least one row a device), which is said too."""
     import jax
     import numpy as np
 
@@ -473,6 +575,12 @@ def _auto_batch_size(config: DTMConfig, args: argparse.Namespace) -> int:
         from jax.experimental import multihost_utils
 
         batch = int(np.min(multihost_utils.process_allgather(np.int32(batch))))
+    if stream_rows is not None and batch > max(n, stream_rows - stream_rows % n):
+        batch = max(n, stream_rows - stream_rows % n)
+        print(
+            f"batch size {AUTO}: capped at {batch} rows, what one epoch's stream fills in every batch (at most "
+            f"{stream_rows} frames a batch); raise --episodes-per-epoch for larger batches"
+        )
     estimate = training_bytes(config, batch, n)
     print(
         f"batch size {AUTO}: {batch} ({batch // n} a device on {n} device(s)); training step estimated at "
@@ -577,13 +685,26 @@ def _report(dtm, history: list[dict[str, Any]], out: Path, elapsed: float) -> No
 def _train(dtm, s: dict[str, Any], out: Path, args: argparse.Namespace) -> None:
     """Train ``dtm`` on the run's stream with checkpoints in ``out``, evaluating on the hold-out with the
     LunarLander evaluation settings (``lunarlander_settings.eval_settings``)."""
+    from dtm_lite.training.loop import EmptyEpochError
+
     t0 = time.perf_counter()
     holdout, evaluate_every = _holdout(s)
-    history = dtm.train_from_iterator(
-        s["epochs"], _stream_factory(dtm, s), s["batches_per_epoch"], evaluate_every=evaluate_every,
-        holdout=holdout, checkpoint_dir=out, resume=args.resume, eval_settings=eval_settings(s["quick"]),
-        progress=not args.no_progress,
-    )  # fmt: skip
+    try:
+        history = dtm.train_from_iterator(
+            s["epochs"], _stream_factory(dtm, s), s["batches_per_epoch"], evaluate_every=evaluate_every,
+            holdout=holdout, checkpoint_dir=out, resume=args.resume, eval_settings=eval_settings(s["quick"]),
+            progress=not args.no_progress,
+        )  # fmt: skip
+    except EmptyEpochError as err:
+        raise SystemExit(
+            f"{str(err).split(':')[0]}: --batch-size {s['batch_size']} is more frames than this epoch's "
+            f"--episodes-per-epoch {s['episodes_per_epoch']} episodes gave; raise --episodes-per-epoch or lower "
+            "--batch-size"
+        ) from None
+    except ValueError as err:
+        if args.resume and CORRUPT in str(err):  # a checkpoint whose state or progress cannot be resumed
+            raise SystemExit(f"--resume: {err}") from None
+        raise
     _report(dtm, history, out, time.perf_counter() - t0)
 
 

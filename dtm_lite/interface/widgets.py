@@ -209,8 +209,11 @@ class SampleExplorer:
 
         T = self.dtm.num_steps
         wide = {"style": {"description_width": "initial"}}  # the whole description, never "diffusion s…"
-        step = W.IntSlider(value=self.step_position, min=0, max=T - 1, description="diffusion step",
-                           disabled=T == 1, continuous_update=True, **wide)  # fmt: skip
+        # a single-step model (T = 1) has nothing to scrub: the slider says why it is fixed
+        fixed = "this model has one diffusion step (T = 1); train with T > 1 to walk through a denoising chain"
+        step = W.IntSlider(value=self.step_position, min=0, max=T - 1, disabled=T == 1, continuous_update=True,
+                           description="diffusion step" if T > 1 else "diffusion step (fixed: T = 1)",
+                           tooltip=fixed if T == 1 else "", **wide)  # fmt: skip
         sweep = W.IntSlider(value=self.sweep, min=0, max=self.sweeps, step=self.every, description="Gibbs sweep",
                             continuous_update=True, **wide)  # fmt: skip
         play = W.Play(value=self.sweep, min=0, max=self.sweeps, step=self.every, interval=120, description="play")

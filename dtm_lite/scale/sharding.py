@@ -28,7 +28,7 @@ global batch with ``jax.make_array_from_process_local_data``.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -148,39 +148,71 @@ def global_batch(chain_mesh: ChainMesh, local: dict[str, Any], global_rows: int)
     return out
 
 
-def initialize_distributed(coordinator: str, num_processes: int, process_id: int, timeout_s: int = 300) -> None:
+COORDINATOR_WAIT_S = 300
+"""Seconds :func:`initialize_distributed` waits for the coordinator and the other processes by default."""
+
+
+def initialize_distributed(
+    coordinator: str, num_processes: int, process_id: int, timeout_s: int = COORDINATOR_WAIT_S,
+    log: Callable[[str], None] | None = None,
+) -> None:  # fmt: skip
     """``jax.distributed.initialize`` for multi-host runs (one process a host), with CPU collectives (gloo)
     and a clear error for an unreachable coordinator: processes other than 0 first wait up to ``timeout_s``
-    for ``coordinator`` (``HOST:PORT``, where process 0 listens) to accept connections, then raise
-    ``ConnectionError`` naming it (JAX itself would abort the process with a gRPC deadline message).
-    Call before anything else touches JAX's devices. On SLURM / Open MPI clusters
-    ``jax.distributed.initialize()`` without arguments detects all this itself."""
-    import socket
-    import time
-
-    host, sep, port_text = coordinator.rpartition(":")
-    if not sep or not host or not port_text.isdigit():
-        raise ValueError(f"coordinator must be HOST:PORT, got {coordinator!r}")
+    for ``coordinator`` (``HOST:PORT``, port 1..65535, where process 0 listens) to accept connections, then
+    raise ``ConnectionError`` naming it (JAX itself would abort the process with a gRPC deadline message).
+    ``log`` (e.g. ``print``) gets a line when the wait begins and every 30 s of it. Call before anything else
+    touches JAX's devices. On SLURM / Open MPI clusters ``jax.distributed.initialize()`` without arguments
+    detects all this itself."""
+    host, port = _coordinator_address(coordinator)
     if not 0 <= process_id < num_processes:
         raise ValueError(f"process_id must be in 0..{num_processes - 1}, got {process_id}")
-    if process_id != 0:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                with socket.create_connection((host.strip("[]"), int(port_text)), timeout=2):
-                    break
-            except OSError as err:
-                if time.monotonic() >= deadline:
-                    raise ConnectionError(
-                        f"the coordinator {coordinator} (process 0) did not answer within {timeout_s} s ({err}); "
-                        "start process 0 with the same --coordinator, and check the host name, port and firewall"
-                    ) from None
-                time.sleep(0.5)
+    if isinstance(timeout_s, bool) or not isinstance(timeout_s, int) or timeout_s < 1:
+        raise ValueError(f"the coordinator timeout must be a whole number of seconds >= 1, got {timeout_s!r}")
+    say = log or (lambda text: None)
+    if process_id == 0:
+        say(f"process 0 of {num_processes}: waiting up to {timeout_s} s for the others to join at {coordinator}")
+    else:
+        say(f"process {process_id} of {num_processes}: waiting up to {timeout_s} s for the coordinator {coordinator}")
+        _wait_for(host, port, coordinator, timeout_s, say)
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(
         coordinator_address=coordinator, num_processes=num_processes, process_id=process_id,
         initialization_timeout=timeout_s,
     )  # fmt: skip
+
+
+def _coordinator_address(coordinator: str) -> tuple[str, int]:
+    """``(host, port)`` of ``HOST:PORT`` (an IPv6 host in brackets), the port in 1..65535."""
+    host, sep, port_text = str(coordinator).rpartition(":")
+    if not sep or not host or not port_text.isdigit():
+        raise ValueError(f"coordinator must be HOST:PORT, got {coordinator!r}")
+    if not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"coordinator {coordinator!r}: the port must be in 1..65535, got {int(port_text)}")
+    return host.strip("[]"), int(port_text)
+
+
+def _wait_for(host: str, port: int, coordinator: str, timeout_s: int, say: Callable[[str], None]) -> None:
+    """Try to connect to ``host:port`` every 0.5 s until it accepts or ``timeout_s`` pass (ConnectionError)."""
+    import socket
+    import time
+
+    start = time.monotonic()
+    told = 0
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=2):
+                return
+        except OSError as err:
+            waited = time.monotonic() - start
+            if waited >= timeout_s:
+                raise ConnectionError(
+                    f"the coordinator {coordinator} (process 0) did not answer within {timeout_s} s ({err}); "
+                    "start process 0 with the same --coordinator, and check the host name, port and firewall"
+                ) from None
+            if waited >= told + 30:
+                told += 30
+                say(f"still waiting for the coordinator {coordinator} ({told} s of {timeout_s} s): {err}")
+            time.sleep(0.5)
 
 
 # what jax.distributed.initialize() reads without arguments (jax/_src/clusters): a SLURM job step, Open MPI (ORTE)

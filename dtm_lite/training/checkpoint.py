@@ -6,16 +6,20 @@ flat dict of arrays (:func:`dtm_lite.core.state.state_arrays`) plus a JSON ``met
 from __future__ import annotations
 
 import json
+import math
 import os
+import zipfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import jax.numpy as jnp
 import numpy as np
 
 from dtm_lite.core.config import DTMConfig
 from dtm_lite.core.state import DTMState, checked_array, corrupt, state_arrays, state_from_arrays
-from dtm_lite.core.validation import check_int
+from dtm_lite.core.validation import check_int, nonfinite_names
 from dtm_lite.training.files import atomic_write
 from dtm_lite.version import __version__
 
@@ -26,6 +30,8 @@ WEIGHTS_FORMAT = "dtm_lite-weights"
 WEIGHTS_VERSION = 2
 """``"version"`` of a weights file's meta record (2: every parameter and every counted array by name)."""
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # an .npz is a zip archive (the second: an empty one)
+MAX_MEMBERS = 4096  # arrays in an archive: a checkpoint has a few dozen
+MAX_META_BYTES = 64 << 20  # the JSON meta record: the config, and the metrics of every epoch trained
 
 
 def _meta_bytes(meta: dict[str, Any]) -> np.ndarray:
@@ -53,8 +59,9 @@ def write_weights(path: str | os.PathLike, config: DTMConfig, state: DTMState) -
     return atomic_write(Path(path), lambda f: np.savez_compressed(f, **arrays))  # type: ignore[arg-type]
 
 
-def read_checkpoint(path: str | os.PathLike) -> tuple[DTMConfig, dict[str, np.ndarray], dict[str, Any]]:
-    """``(config, arrays, extra)`` of a checkpoint; one ``ValueError`` naming ``path`` for anything else."""
+def read_checkpoint(path: str | os.PathLike) -> tuple[DTMConfig, Archive, dict[str, Any]]:
+    """``(config, arrays, extra)`` of a checkpoint (``arrays`` an :class:`Archive`, read on demand); one
+    ``ValueError`` naming ``path`` for anything else."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
@@ -63,8 +70,13 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[DTMConfig, dict[str, np.nd
     return config, arrays, meta_field(path, meta, "extra", _json_object)
 
 
-def checkpoint_state(reference: DTMState, arrays: dict[str, np.ndarray], path: str | os.PathLike) -> DTMState:
-    """The state stored in a checkpoint's ``arrays``, shaped like ``reference`` (a fresh state of its config)."""
+def checkpoint_state(reference: DTMState, arrays: Mapping[str, np.ndarray], path: str | os.PathLike) -> DTMState:
+    """The state stored in a checkpoint's ``arrays``, shaped like ``reference`` (a fresh state of its config).
+    From an :class:`Archive`, only the arrays of ``reference`` are read, each after its header was checked;
+    non-finite (NaN or infinite) parameters or optimiser moments are refused."""
+    expected = {name: (a.shape, a.dtype) for name, a in state_arrays(reference).items()}
+    arrays = _selected(arrays, expected)
+    _check_finite(path, {k: v for k, v in arrays.items() if np.issubdtype(expected[k][1], np.floating)})
     state = state_from_arrays(reference, arrays, str(path))
     if int(state.step) < 0 or not np.all(np.isfinite(np.asarray(state.corr_penalty))):
         raise corrupt(path, "negative step or non-finite correlation penalty")
@@ -89,8 +101,9 @@ def checkpoint_config(path: str | os.PathLike, meta: dict[str, Any] | None = Non
     return config_of(path, meta)
 
 
-def read_weights(path: str | os.PathLike) -> tuple[DTMConfig, dict[str, np.ndarray], int]:
-    """``(config, arrays, step)`` of a weights file; one ``ValueError`` naming ``path`` for anything else."""
+def read_weights(path: str | os.PathLike) -> tuple[DTMConfig, Archive, int]:
+    """``(config, arrays, step)`` of a weights file (``arrays`` an :class:`Archive`, read on demand); one
+    ``ValueError`` naming ``path`` for anything else."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no weights file at {path}")
@@ -107,8 +120,14 @@ def read_weights(path: str | os.PathLike) -> tuple[DTMConfig, dict[str, np.ndarr
     return config_of(path, meta), arrays, meta_field(path, meta, "step", lambda v: check_int("step", v, 0))
 
 
-def weights_state(reference: DTMState, arrays: dict[str, np.ndarray], step: int, opt: Any, path: Any) -> DTMState:
-    """A fresh state (``reference``) with a weights file's parameters, counts and step, and a new optimiser."""
+def weights_state(reference: DTMState, arrays: Mapping[str, np.ndarray], step: int, opt: Any, path: Any) -> DTMState:
+    """A fresh state (``reference``) with a weights file's parameters, counts and step, and a new optimiser;
+    only the arrays of ``reference`` are read (from an :class:`Archive`: each after its header was checked),
+    and non-finite (NaN or infinite) parameters are refused."""
+    expected = {name: (ref.shape, np.dtype(ref.dtype)) for name, ref in reference.params.items()}
+    expected.update({f"plugin_state/{k}": (v.shape, np.dtype(np.int32)) for k, v in reference.plugin_state.items()})
+    arrays = _selected(arrays, expected)
+    _check_finite(path, {k: arrays[k] for k in reference.params})
     params = {
         name: jnp.asarray(checked_array(path, arrays, name, ref.shape, np.dtype(ref.dtype)))
         for name, ref in reference.params.items()
@@ -120,43 +139,176 @@ def weights_state(reference: DTMState, arrays: dict[str, np.ndarray], step: int,
     return reference._replace(params=params, opt_state=opt.init(params), step=jnp.int32(step), plugin_state=counted)
 
 
+def _selected(arrays: Mapping[str, np.ndarray], expected: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The ``expected`` arrays of an :class:`Archive` (checked before they are read), or a plain dict as it is."""
+    return arrays.select(expected) if isinstance(arrays, Archive) else dict(arrays)
+
+
+def _check_finite(path: Any, arrays: dict[str, np.ndarray]) -> None:
+    """:func:`~dtm_lite.core.state.corrupt` naming the arrays that hold a NaN or an infinity."""
+    bad = nonfinite_names({k: v for k, v in arrays.items() if isinstance(v, np.ndarray)})
+    if bad:
+        raise corrupt(path, f"non-finite values (NaN or inf) in {', '.join(bad[:5])}: a diverged model is never loaded")
+
+
 def _json_object(v: Any) -> dict[str, Any]:
     if not isinstance(v, dict):
         raise TypeError(f"expected a JSON object, got {type(v).__name__}")
     return v
 
 
-def read_archive(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """``(meta, arrays)`` of an .npz written by :meth:`DTM.save` / :meth:`DTM.save_weights`, read whole
-    and without pickle; anything else (not a zip, truncated, object arrays, no JSON ``meta``) raises one
+class _Bad(Exception):
+    """Why an archive is refused (turned into the one :func:`~dtm_lite.core.state.corrupt` error)."""
+
+
+@dataclass(frozen=True)
+class Member:
+    """One array of an .npz archive as its .npy header declares it (nothing of its data read)."""
+
+    info: zipfile.ZipInfo
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    fortran: bool
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * self.dtype.itemsize
+
+
+class Archive(Mapping[str, np.ndarray]):
+    """An .npz archive opened for reading without loading its arrays: every member's .npy header was read
+    (a few hundred bytes each, however large the member) and checked against the zip's own record of the
+    member's size. Arrays are read on demand, ``archive[name]``, or the expected ones at once with
+    :meth:`select`, which first refuses unknown members and wrong shapes or dtypes, so that no member is
+    ever decompressed (or memory allocated for it) unless the model needs exactly that array."""
+
+    def __init__(self, path: Path, members: dict[str, Member]) -> None:
+        self.path, self.members = path, members
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self.members:
+            raise KeyError(name)
+        return self._read([name])[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.members)
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def select(self, expected: dict[str, tuple[tuple[int, ...], np.dtype]]) -> dict[str, np.ndarray]:
+        """The arrays ``expected`` names (name -> (shape, dtype)), read after checking that the archive holds
+        those and no others (besides ``meta``), each with exactly that shape and a dtype that casts to that
+        dtype safely; :func:`~dtm_lite.core.state.corrupt` otherwise."""
+        unknown = sorted(set(self.members) - set(expected) - {"meta"})
+        if unknown:
+            raise corrupt(self.path, f"arrays its config has no use for: {', '.join(map(repr, unknown[:5]))}")
+        for name, (shape, dtype) in expected.items():
+            m = self.members.get(name)
+            if m is None:
+                raise corrupt(self.path, f"no array {name!r}")
+            if m.shape != tuple(shape) or np.result_type(m.dtype, dtype) != dtype:
+                raise corrupt(self.path, f"{name} is {m.dtype}{list(m.shape)}, its config needs {dtype}{list(shape)}")
+        return self._read(list(expected))
+
+    def _read(self, names: list[str]) -> dict[str, np.ndarray]:
+        try:
+            with zipfile.ZipFile(self.path) as zf:
+                return {name: _read_member(zf, name, self.members[name]) for name in names}
+        except _Bad as bad:
+            raise corrupt(self.path, str(bad)) from None
+        except MemoryError:
+            raise
+        except Exception:  # BadZipFile, zlib.error, EOFError, OSError, ... from a damaged archive
+            raise corrupt(self.path, "truncated or damaged archive") from None
+
+
+def _header(f: IO[bytes], name: str) -> tuple[tuple[int, ...], bool, np.dtype, int]:
+    """``(shape, fortran_order, dtype, header length)`` of the .npy stream ``f`` (positioned at its start)."""
+    try:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise ValueError(f"unknown .npy version {version}")
+    except ValueError:
+        raise _Bad(f"damaged array {name!r}") from None
+    return tuple(shape), bool(fortran), np.dtype(dtype), f.tell()
+
+
+def _scan_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[str, Member]:
+    """A member's array name (without ``.npy``) and its header, checked: not of Python objects, and declaring
+    exactly the bytes the zip records for the member."""
+    if not info.filename.endswith(".npy") or info.is_dir():
+        raise _Bad(f"member {info.filename[:80]!r} is not an array")
+    name = info.filename[: -len(".npy")]
+    with zf.open(info) as f:
+        shape, fortran, dtype, offset = _header(f, name)
+    if dtype.hasobject:
+        raise _Bad(f"array {name!r} holds Python objects, which are never loaded")
+    m = Member(info, shape, dtype, fortran)
+    if offset + m.nbytes != info.file_size:
+        raise _Bad(f"array {name!r} declares {dtype}{list(shape)} ({m.nbytes} bytes), its member holds "
+                   f"{info.file_size - offset}")  # fmt: skip
+    return name, m
+
+
+def _read_member(zf: zipfile.ZipFile, name: str, m: Member) -> np.ndarray:
+    """The array of member ``m``, its header read again (a file replaced meanwhile is refused)."""
+    with zf.open(m.info.filename) as f:
+        if _header(f, name)[:3] != (m.shape, m.fortran, m.dtype):
+            raise _Bad(f"array {name!r} changed while being read")
+        buf = bytearray(m.nbytes)
+        if f.readinto(buf) != m.nbytes:  # type: ignore[attr-defined]  # a ZipExtFile, an io.BufferedIOBase
+            raise _Bad(f"damaged array {name!r}")
+    return np.frombuffer(buf, m.dtype).reshape(m.shape, order="F" if m.fortran else "C")
+
+
+def _scan(path: Path) -> tuple[dict[str, Any], dict[str, Member]]:
+    """``(meta, members)`` of an .npz: every header read, only the ``meta`` record's data."""
+    with zipfile.ZipFile(path) as zf:
+        infos = zf.infolist()
+        if len(infos) > MAX_MEMBERS:
+            raise _Bad(f"{len(infos)} members, more than any dtm_lite file has ({MAX_MEMBERS})")
+        members = dict(_scan_member(zf, info) for info in infos)
+        if len(members) != len(infos):
+            raise _Bad("an array stored twice")
+        m = members.get("meta")
+        if m is None or m.dtype != np.uint8 or len(m.shape) != 1 or m.nbytes > MAX_META_BYTES:
+            raise _Bad("no 'meta' record")
+        raw = _read_member(zf, "meta", m).tobytes()
+    try:
+        meta = json.loads(raw.decode())
+    except RecursionError:
+        raise _Bad("its 'meta' record is nested too deeply to be a dtm_lite record") from None
+    except ValueError:  # UnicodeDecodeError, JSONDecodeError
+        raise _Bad("its 'meta' record is not JSON") from None
+    if not isinstance(meta, dict):
+        raise _Bad("its 'meta' record is not a JSON object")
+    return meta, members
+
+
+def read_archive(path: Path) -> tuple[dict[str, Any], Archive]:
+    """``(meta, arrays)`` of an .npz written by :meth:`DTM.save` / :meth:`DTM.save_weights`, without pickle:
+    the JSON ``meta`` record and an :class:`Archive` whose arrays are read only when asked for (every member's
+    header checked first). Anything else (not a zip, truncated, object arrays, a member that is not an array
+    or declares another size than it holds, no JSON ``meta`` or one nested too deeply) raises one
     ``ValueError`` that names ``path``."""
+    path = Path(path)
     with open(path, "rb") as f:
         if f.read(4) not in _ZIP_MAGIC:
             raise corrupt(path, "not an .npz archive")
-    arrays: dict[str, np.ndarray] = {}
-    name = None
     try:
-        with np.load(path, allow_pickle=False) as z:
-            for name in z.files:
-                arrays[name] = z[name]
+        meta, members = _scan(path)
+    except _Bad as bad:
+        raise corrupt(path, str(bad)) from None
     except MemoryError:
         raise
-    except ValueError as err:
-        if "pickle" in str(err):
-            raise corrupt(path, f"array {name!r} holds Python objects, which are never loaded") from None
-        raise corrupt(path, f"damaged array {name!r}") from None
     except Exception:  # BadZipFile, zlib.error, EOFError, OSError, ... from a truncated or damaged archive
         raise corrupt(path, "truncated or damaged archive") from None
-    m = arrays.get("meta")
-    if not isinstance(m, np.ndarray) or m.dtype != np.uint8 or m.ndim != 1:
-        raise corrupt(path, "no 'meta' record")
-    try:
-        meta = json.loads(m.tobytes().decode())
-    except ValueError:  # UnicodeDecodeError, JSONDecodeError
-        raise corrupt(path, "its 'meta' record is not JSON") from None
-    if not isinstance(meta, dict):
-        raise corrupt(path, "its 'meta' record is not a JSON object")
-    return meta, arrays
+    return meta, Archive(path, members)
 
 
 def check_version(path: Path, found: Any, known: int, what: str, oldest: int | None = None) -> None:

@@ -30,14 +30,23 @@ Its randomness comes from ``config.seed`` through :func:`~dtm_lite.core.config.s
 [0, 2**64) its own keys): the evaluation after epoch e uses :func:`evaluation_key`, the autocorrelation of
 step k :func:`autocorr_key` (the same every epoch).
 
-Every epoch appends one row to ``metrics.csv``. Without a ``holdout``, ``evaluate_every`` still saves the
-sample grid and GIF; the held-out metrics and the autocorrelation stay blank (with one warning).
+Every epoch adds one row to ``metrics.csv`` (the file rewritten atomically). Without a ``holdout``,
+``evaluate_every`` still saves the sample grid and GIF; the held-out metrics and the autocorrelation stay blank
+(with one warning).
+
+One writer a run folder: ``checkpoint_dir`` (and ``run_dir``) are locked for the whole run
+(:func:`~dtm_lite.training.files.lock_folder`), and a second run into them, in another process, is refused
+with :class:`~dtm_lite.training.files.FolderBusyError` naming the holder's PID.
 
 Checkpoints (``checkpoint_dir/latest.npz``, a folder checked to be writable before training starts) are
 written atomically after every epoch and whenever training stops early: on Ctrl-C or any error (a stream
 that raises, a bad batch, a full disk), with the last completed batch. They record the epoch and how many
 of its batches were done, so ``resume=True`` continues exactly where the run stopped: with a deterministic
-factory, an interrupted and resumed run ends with the same parameters as an uninterrupted one.
+factory, an interrupted and resumed run ends with the same parameters as an uninterrupted one. Missing or
+malformed progress is the "corrupt" error; a checkpoint without any (made by :meth:`DTM.save`) starts at
+epoch 1 from its state, with a warning. A step that would make a parameter non-finite stops the run with
+:class:`~dtm_lite.core.validation.NonFiniteError` (the epoch and batch named; the model keeps, and the
+checkpoint saves, the state before it).
 
 An epoch's end (autocorrelation, penalty update, evaluation, its row) is computed first and then committed
 in one step (penalty, history, ``metrics.csv`` row, checkpoint) that Ctrl-C does not split; a resumed run
@@ -55,7 +64,6 @@ import itertools
 import os
 import queue
 import signal
-import tempfile
 import threading
 import time
 import warnings
@@ -70,7 +78,8 @@ from tqdm.auto import tqdm
 
 from dtm_lite.core.config import MAX_SEED, seed_key
 from dtm_lite.core.diffusion import training_pair
-from dtm_lite.core.validation import check_int
+from dtm_lite.core.state import corrupt
+from dtm_lite.core.validation import NonFiniteError, check_int
 from dtm_lite.evaluation.metrics import (
     FDPCA,
     ObjectClass,
@@ -79,7 +88,7 @@ from dtm_lite.evaluation.metrics import (
     compare_objects,
     evaluate,
 )
-from dtm_lite.training.files import atomic_write
+from dtm_lite.training.files import atomic_write, check_writable, lock_folder
 from dtm_lite.training.penalty import adaptive_correlation_penalty
 
 if TYPE_CHECKING:
@@ -209,6 +218,12 @@ class Prefetcher:
         self._thread.join(timeout=5)
 
 
+UINT8_MASKS = (
+    "uint8 frames with values only 0 and 1: uint8 is read as 0..255, so they are encoded as black; for 0/1 masks "
+    "pass floats in [0, 1] (x.astype(np.float32)) or scale them to 0..255 (x * 255)"
+)
+
+
 def _as_bits(dtm: DTM, batch: Any, position: str) -> np.ndarray:
     """A stream batch as bits ``(B, n_visible)``: frames ``(B, H, W, C)`` are encoded with the model's encoding."""
     if isinstance(batch, tuple):
@@ -224,6 +239,8 @@ def _as_bits(dtm: DTM, batch: Any, position: str) -> np.ndarray:
                 )
         batch = batch[0]
     arr = np.asarray(batch)
+    if arr.ndim == 4 and arr.dtype == np.uint8 and arr.size and int(arr.max()) == 1:
+        warnings.warn(UINT8_MASKS, stacklevel=5)  # one message: Python shows it once, not every batch
     if arr.ndim == 4:
         arr = dtm.encode(arr)
     n = dtm.encoding.n_bits
@@ -273,13 +290,16 @@ OBJECT_COLUMNS = ("obj_one_rate", "obj_one_rate_data", "obj_stray", "obj_stray_d
 
 
 class MetricsLog:
-    """``metrics.csv`` in the run folder: a fixed header, one row appended (and flushed) per epoch.
+    """``metrics.csv`` in the run folder: a fixed header, one row per epoch, the whole file rewritten
+    atomically (:func:`~dtm_lite.training.files.atomic_write`) at every row, so a crash or a full disk never
+    leaves a row cut short.
 
     Columns without a value in a row (epochs without evaluation, metrics that need a hold-out set) are
-    blank. A file from an older version with another header (a resumed run) is rewritten once, atomically,
-    with this header plus any columns only it has, its old rows blank in the new columns. A row for an epoch
-    the file already holds (a run resumed from a checkpoint older than its log) replaces that row and any
-    later ones, so no epoch is ever listed twice.
+    blank. A file from an older version with another header (a resumed run) keeps any columns only it has,
+    its old rows blank in the new columns. A torn last row (a file whose last line lacks its line end: an
+    append cut short by an older version) is dropped when the file is read. A row for an epoch the file
+    already holds (a run resumed from a checkpoint older than its log) replaces that row and any later ones,
+    so no epoch is ever listed twice; :meth:`sync` makes the file agree with a resumed checkpoint's history.
     """
 
     def __init__(self, path: Path, num_steps: int) -> None:
@@ -291,50 +311,60 @@ class MetricsLog:
             + [f"autocorr_{k}" for k in steps]
             + [f"corr_penalty_{k}" for k in steps]
         )
-        self._checked = False
-        self._last_epoch: int | None = None  # the highest epoch in the file, once read
+        self._rows: list[dict[str, Any]] | None = None  # the file's rows, once read
+        self._torn = False  # whether the file ends in a torn row (dropped from _rows)
 
     @staticmethod
     def _epoch_of(row: dict[str, Any]) -> int | None:
         try:
             return int(float(row.get("epoch")))  # type: ignore[arg-type]
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return None
 
-    def _rewrite(self, before_epoch: int | None) -> None:
-        """Adopt the existing file's extra columns; rewrite it (atomically) when its header differs from
-        ``columns`` or it holds rows for ``before_epoch`` or later, which are dropped."""
-        with self.path.open(newline="") as f:
-            reader = csv.DictReader(f)
+    def _read(self) -> list[dict[str, Any]]:
+        """The file's complete rows (read once); its extra columns join :attr:`columns`."""
+        if self._rows is None:
+            text = self.path.read_text(errors="replace") if self.path.exists() else ""
+            reader = csv.DictReader(io.StringIO(text, newline=""))
             old, rows = list(reader.fieldnames or []), list(reader)
-        epochs = [self._epoch_of(r) for r in rows]
-        keep = [r for r, e in zip(rows, epochs, strict=True) if before_epoch is None or e is None or e < before_epoch]
-        self._last_epoch = max((e for e in epochs if e is not None), default=None)
-        if old == self.columns and len(keep) == len(rows):
-            return
-        self.columns = self.columns + [c for c in old if c not in self.columns]
+            self._torn = bool(text) and not text.endswith("\n")  # cut short before its line end
+            if self._torn and rows:
+                rows.pop()
+            elif self._torn:
+                old = []  # the header itself
+            width = len(old)
+            self._rows = [r for r in rows if None not in r and sum(v is not None for v in r.values()) == width]
+            self.columns = self.columns + [c for c in old if c not in self.columns]
+        return self._rows
+
+    def _write(self, rows: list[dict[str, Any]]) -> None:
         text = io.StringIO()
         w = csv.DictWriter(text, self.columns, restval="", extrasaction="ignore")
         w.writeheader()
-        w.writerows(keep)
+        w.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
         atomic_write(self.path, lambda f: f.write(text.getvalue().encode()))
-        self._last_epoch = max((self._epoch_of(r) or 0 for r in keep), default=None)
+        self._rows, self._torn = rows, False
 
     def append(self, row: dict[str, Any]) -> None:
+        """Add ``row`` (after dropping any rows of its epoch and later ones) and rewrite the file."""
         epoch = self._epoch_of(row)
-        exists = self.path.exists()
-        if exists and (not self._checked or (epoch is not None and self._last_epoch is not None
-                                             and epoch <= self._last_epoch)):  # fmt: skip
-            self._rewrite(epoch)
-        self._checked = True
-        new = not self.path.exists()
-        with self.path.open("a", newline="") as f:
-            w = csv.DictWriter(f, self.columns, extrasaction="ignore")
-            if new:
-                w.writeheader()
-            w.writerow({k: ("" if row.get(k) is None else row[k]) for k in self.columns})
-        if epoch is not None:
-            self._last_epoch = max(epoch, self._last_epoch or epoch)
+        keep = [r for r in self._read() if epoch is None or (self._epoch_of(r) or 0) < epoch]
+        self._write([*keep, dict(row)])
+
+    def sync(self, history: list[dict[str, Any]]) -> None:
+        """Make the file agree with a resumed checkpoint's ``history`` (its rows of epochs 1..E): those rows,
+        in epoch order, with any other rows of epochs up to E; rows of later epochs (to be trained again) are
+        dropped. Rewritten only when that changes it."""
+        rows = self._read()
+        mine = {self._epoch_of(r): r for r in history if isinstance(r, dict)}
+        last = max((e for e in mine if e is not None), default=0)
+        others = [r for r in rows if (e := self._epoch_of(r)) is not None and e not in mine and e <= last]
+        merged = sorted([*others, *(r for e, r in mine.items() if e is not None)], key=lambda r: self._epoch_of(r) or 0)
+        if self._torn or self._text(merged) != self._text(rows):
+            self._write(merged)
+
+    def _text(self, rows: list[dict[str, Any]]) -> list[list[str]]:
+        return [["" if r.get(k) is None else str(r[k]) for k in self.columns] for r in rows]
 
 
 def evaluation_key(seed: int, epoch: int) -> jax.Array:
@@ -475,29 +505,43 @@ class _Progress:
                 "epoch_sums": self.sums, "epoch_batches": self.n}  # fmt: skip
 
     @classmethod
-    def from_extra(cls, extra: dict[str, Any], step: int) -> _Progress:
-        done = int(extra["batches_done"])
-        return cls(
-            epoch=int(extra["epoch"]),
-            start_step=step - done,
-            history=list(extra["history"]),
-            a_prev=list(extra["a_prev"]),
-            sums={k: float(v) for k, v in extra.get("epoch_sums", {}).items()},  # absent in older checkpoints
-            n=int(extra.get("epoch_batches", 0)),
-        )
+    def from_extra(cls, extra: dict[str, Any], step: int, num_steps: int, batches_per_epoch: int,
+                   where: Any) -> _Progress | None:  # fmt: skip
+        """The progress a checkpoint of :func:`train_from_iterator` records (``dtm.batches_trained == step``);
+        None for a checkpoint that records none (made by :meth:`DTM.save`); the "corrupt" ``ValueError`` naming
+        ``where`` for missing or malformed fields (a wrong type, ``batches_done`` beyond the epoch's
+        ``batches_per_epoch`` or the batches trained)."""
+        if not any(k in extra for k in PROGRESS_FIELDS):
+            return None
+        try:
+            done = check_int("batches_done", extra["batches_done"], 0, batches_per_epoch)
+            if done > step:
+                raise ValueError(f"batches_done {done} is more than the {step} batches its model trained")
+            history, a_prev, sums = extra["history"], extra["a_prev"], extra.get("epoch_sums", {})
+            if not isinstance(history, list) or not all(isinstance(r, dict) for r in history):
+                raise ValueError(f"history must be a list of metrics rows, got {type(history).__name__}")
+            if not isinstance(a_prev, list) or len(a_prev) != num_steps or not all(map(_number_or_none, a_prev)):
+                raise ValueError(f"a_prev must be {num_steps} numbers or nulls, got {a_prev!r:.80}")
+            if not isinstance(sums, dict) or not all(_number_or_none(v) and v is not None for v in sums.values()):
+                raise ValueError(f"epoch_sums must map metric names to numbers, got {sums!r:.80}")
+            epoch = check_int("epoch", extra["epoch"], 0)
+            n = check_int("epoch_batches", extra.get("epoch_batches", 0), 0, done)
+        except KeyError as err:
+            raise corrupt(where, f"its training progress lacks {err.args[0]!r}{_RESUME_HINT}") from None
+        except ValueError as err:
+            raise corrupt(where, f"its training progress is malformed: {err}{_RESUME_HINT}") from None
+        return cls(epoch=epoch, start_step=step - done, history=list(history),
+                   a_prev=[None if a is None else float(a) for a in a_prev],
+                   sums={str(k): float(v) for k, v in sums.items()}, n=n)  # fmt: skip
 
 
-def _check_writable(folder: Path, name: str) -> None:
-    """Create ``folder`` if needed and write (then delete) a file in it; a clear error if that fails."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
-            pass
-    except OSError as err:
-        raise type(err)(
-            f"{name} {folder} is not writable ({err.strerror or err}): checkpoints and metrics could not be saved, "
-            "so training does not start; fix its permissions or pass another folder"
-        ) from err
+PROGRESS_FIELDS = ("epoch", "batches_done", "history", "a_prev", "epoch_sums", "epoch_batches")
+"""The fields of a checkpoint's ``extra`` that :func:`train_from_iterator` writes (``_Progress.to_extra``)."""
+_RESUME_HINT = "; resume=True continues from the checkpoint that train_from_iterator wrote there"
+
+
+def _number_or_none(v: Any) -> bool:
+    return v is None or (isinstance(v, int | float) and not isinstance(v, bool))
 
 
 @dataclass(frozen=True)
@@ -546,17 +590,21 @@ class TrainingRun:
         self.ckpt = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
         folder = run_dir if run_dir is not None else checkpoint_dir
         self.run_dir = Path(folder) if folder is not None else None
-        if self.ckpt is not None:
-            _check_writable(self.ckpt.parent, "checkpoint_dir")
-        if self.run_dir is not None and (self.ckpt is None or self.run_dir.resolve() != self.ckpt.parent.resolve()):
-            _check_writable(self.run_dir, "run_dir")
+        folders = self._writable_folders()
         self.log = MetricsLog(self.run_dir / "metrics.csv", dtm.num_steps) if self.run_dir is not None else None
         self._warn_about_settings(holdout)
-        if not resume and self.ckpt is not None and self.ckpt.exists():
-            raise FileExistsError(
-                f"{self.ckpt} exists: pass resume=True to continue that run, or use another checkpoint_dir "
-                "(or delete the old checkpoint) to start afresh"
-            )
+        self._locks = contextlib.ExitStack()  # one writer a folder, from here to the end of run()
+        try:
+            for folder, what in folders if jax.process_index() == 0 else []:  # multi-host: process 0 writes
+                self._locks.enter_context(lock_folder(folder, what))
+            if not resume and self.ckpt is not None and self.ckpt.exists():
+                raise FileExistsError(
+                    f"{self.ckpt} exists: pass resume=True to continue that run, or use another checkpoint_dir "
+                    "(or delete the old checkpoint) to start afresh"
+                )
+        except BaseException:
+            self._locks.close()
+            raise
         self.resumed = resume and self.ckpt is not None and self.ckpt.exists()
         if resume and not self.resumed:
             warnings.warn(f"resume=True, but there is no checkpoint at {self.ckpt}: starting a fresh run", stacklevel=4)
@@ -564,6 +612,16 @@ class TrainingRun:
         self.saved_at = self.position()  # what the checkpoint on disk holds (a fresh run: nothing worth saving yet)
         self.held: Holdout | None = None
         self.ctrl_c = _CtrlC()
+
+    def _writable_folders(self) -> list[tuple[Path, str]]:
+        """``(folder, its argument's name)`` of checkpoint_dir and run_dir (when another folder), each checked
+        to be writable (:func:`~dtm_lite.training.files.check_writable`)."""
+        folders = [(self.ckpt.parent, "checkpoint_dir")] if self.ckpt is not None else []
+        if self.run_dir is not None and (self.ckpt is None or self.run_dir.resolve() != self.ckpt.parent.resolve()):
+            folders.append((self.run_dir, "run_dir"))
+        for folder, what in folders:
+            check_writable(folder, what)
+        return folders
 
     def _warn_about_settings(self, holdout: np.ndarray | None) -> None:
         s, cfg = self.settings, self.dtm.config
@@ -644,20 +702,39 @@ class TrainingRun:
         autocorrelation before the first epoch, as the research code does, so that the first update already
         knows whether it is rising (a resumed run has it from its checkpoint)."""
         if self.resumed:
-            assert self.ckpt is not None
-            extra = self.dtm.restore(self.ckpt)
-            self.progress = _Progress.from_extra(extra, self.dtm.batches_trained)
-            self.saved_at = self.position()
+            self.resume_progress()
         if self.holdout_frames is not None:
             self.held = Holdout(self.dtm, self.holdout_frames, self.settings.eval)
         if self.held is not None and self.dtm.config.adaptive_penalty and not self.resumed:
             self.progress.a_prev = [self.autocorr(k) for k in range(self.dtm.num_steps)]
 
+    def resume_progress(self) -> None:
+        """Restore the checkpoint's state and progress, and make ``metrics.csv`` agree with its history. A
+        checkpoint without progress (made by :meth:`DTM.save`) starts at epoch 1 from its state, with a
+        warning; one with malformed progress is refused (and left as it is)."""
+        assert self.ckpt is not None
+        extra = self.dtm.restore(self.ckpt)
+        self.progress.start_step = self.dtm.batches_trained  # the state on disk: nothing new to save on an error
+        self.saved_at = self.position()
+        s, step = self.settings, self.dtm.batches_trained
+        progress = _Progress.from_extra(extra, step, self.dtm.num_steps, s.batches_per_epoch, self.ckpt)
+        if progress is None:
+            warnings.warn(
+                f"{self.ckpt} records no training progress (made by DTM.save, not train_from_iterator): training "
+                f"starts at epoch 1 from its state ({step} batches trained)",
+                stacklevel=6,
+            )
+            progress = _Progress(0, step, [], [None] * self.dtm.num_steps, {}, 0)
+        self.progress = progress
+        self.saved_at = self.position()
+        if self.log is not None and jax.process_index() == 0:
+            self.log.sync(progress.history)
+
     def train_epoch(self, epoch: int) -> None:
         """Train the epoch's batches after those done before an interruption, adding their metrics to the
         progress sums; Ctrl-C is acted on before each batch. An epoch without any batch is an error unless
         ``allow_empty_epochs``."""
-        s, prog, dtm = self.settings, self.progress, self.dtm
+        s, prog = self.settings, self.progress
         skip = self.position()[1]
         if skip < s.batches_per_epoch:
             it = _batches_for_epoch(self.factory, epoch)
@@ -678,10 +755,7 @@ class TrainingRun:
                         break
                     if i < skip:
                         continue  # already trained on before the interruption: same stream, same batches
-                    args = _as_step_args(dtm, batch, f"epoch {epoch + 1}, batch {i}")
-                    # several processes (multi-host): each streams its share of the rows (DTM.train_step_local)
-                    step = dtm.train_step_local if jax.process_count() > 1 else dtm.train_step
-                    m = step(args.pop("batch_bits"), **args)
+                    m = self.step(epoch, i, batch)
                     for k, v in m.items():
                         prog.sums[k] = prog.sums.get(k, 0.0) + v
                     prog.n += 1
@@ -693,11 +767,24 @@ class TrainingRun:
                     reader.close()
         if self.position()[1] == 0 and not s.allow_empty_epochs:
             raise EmptyEpochError(
-                f"epoch {epoch + 1} trained no batch: its stream gave none. A factory that returns the same "
-                "one-shot iterator (a generator) every epoch is used up after the first; return a fresh "
-                "iterable each epoch (e.g. IteratorDataLoader over a re-iterable source), or pass "
-                "allow_empty_epochs=True if empty epochs are intended"
+                f"epoch {epoch + 1} trained no batch: its stream gave none. Either the stream holds fewer frames "
+                "than one batch (IteratorDataLoader drops a partial last batch: give each epoch more frames or "
+                "lower batch_size), or a factory returns the same one-shot iterator (a generator) every epoch, "
+                "used up after the first (return a fresh iterable each epoch, e.g. IteratorDataLoader over a "
+                "re-iterable source); pass allow_empty_epochs=True if empty epochs are intended"
             )
+
+    def step(self, epoch: int, i: int, batch: Any) -> dict[str, float]:
+        """Train on batch ``i`` of epoch ``epoch`` (several processes, multi-host: each streams its share of the
+        rows, :meth:`DTM.train_step_local`). A step that would make a parameter non-finite is refused by the
+        model, which keeps its state: the error names the epoch and batch."""
+        where = f"epoch {epoch + 1}, batch {i}"
+        args = _as_step_args(self.dtm, batch, where)
+        step = self.dtm.train_step_local if jax.process_count() > 1 else self.dtm.train_step
+        try:
+            return step(args.pop("batch_bits"), **args)
+        except NonFiniteError as err:
+            raise NonFiniteError(f"{where}: {err}") from None
 
     def end_epoch(self, epoch: int) -> tuple[dict[str, Any], np.ndarray, list[float | None]]:
         """The epoch's row, next penalty and autocorrelations, computed on copies (nothing is changed yet):
@@ -759,6 +846,8 @@ class TrainingRun:
             except BaseException as err:
                 self.save_on_error(err)
                 raise
+            finally:
+                self._locks.close()
         return self.progress.history
 
 
