@@ -12,12 +12,15 @@ import pytest
 from dtm_lite import DTMConfig, EvalSettings
 from dtm_lite.data.lunarlander_settings import eval_settings
 from dtm_lite.evaluation import ablation
+from dtm_lite.evaluation.metrics import LANDER
 
 ROOT = Path(__file__).resolve().parents[1]
 
 METRICS = ("fd_pca", "fd_floor", "fd_independent", "marginal_error", "obj_one_rate", "obj_one_rate_data", "obj_stray",
            "obj_stray_data", "obj_size_dist", "train_minutes", "seconds_per_batch", "eval_minutes")  # fmt: skip
-TINY = EvalSettings(n_images=32, n_components=4, autocorr_chains=4, autocorr_sweeps=40, autocorr_window=(20, 30))
+TINY = EvalSettings(
+    n_images=32, n_components=4, autocorr_chains=4, autocorr_sweeps=40, autocorr_window=(20, 30), object_class=LANDER
+)  # the lander metric, as eval_settings() gives it
 
 
 def _check_row(row: dict, steps: int) -> None:
