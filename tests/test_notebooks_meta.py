@@ -23,7 +23,7 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 FORBIDDEN = re.compile(r"\bissue \d+|\bthe seed\b|reference,? section", re.IGNORECASE)
 FROZEN_BAR = re.compile(r"(^|[\s\r])0%\|")
 # notebooks stored from their quick run, each until someone re-executes it in full (then remove it from here)
-STORED_QUICK = {"03_iterator_training.ipynb": "stored from DTM_LITE_QUICK=1 (16x16 frames): re-execute it in full"}
+STORED_QUICK: dict[str, str] = {}
 
 
 def _output_texts(cell: dict) -> list[str]:
