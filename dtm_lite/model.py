@@ -22,8 +22,8 @@ import numpy as np
 
 from dtm_lite import sampling
 from dtm_lite.conditioning import batches, labels, world
-from dtm_lite.conditioning.build import conditioners, find
-from dtm_lite.conditioning.layout import LayoutInputs, ids_to_positions, sample_layouts
+from dtm_lite.conditioning.build import conditioners
+from dtm_lite.conditioning.layout import ids_to_positions, sample_layouts
 from dtm_lite.core.config import DTMConfig, as_key
 from dtm_lite.core.generation import make_free_run, make_generate
 from dtm_lite.core.spec import ModelSpec, init_state, optimizer
@@ -145,8 +145,8 @@ class DTM:
             return self.train_step(bits, labels, prev=prev, actions=actions)
         if B % n_proc:
             raise ValueError(f"batch_size {B} is not divisible by the {n_proc} processes that share it")
-        local = ModelSpec.build(self.config.replace(batch_size=B // n_proc), conditioners)  # checks local rows
-        return self._apply(global_batch(self.mesh, batches.make_batch(local, bits, labels, prev, actions), B))
+        local = batches.make_batch(self.spec, bits, labels, prev, actions, rows=B // n_proc)
+        return self._apply(global_batch(self.mesh, local, B))
 
     def _apply(self, batch: dict[str, Any]) -> dict[str, float]:
         if not all(getattr(a, "sharding", None) == self.mesh.replicated for a in jax.tree.leaves(self.state)):
@@ -231,22 +231,13 @@ class DTM:
         W, C)``. ``key`` as in :meth:`generate`: None continues the model's own stream."""
         return world.rollout(self, first, actions, self._key(key), **kwargs)
 
-    def _layout(self, what: str) -> LayoutInputs:
-        plug = find(self.spec.conditioners, LayoutInputs)
-        if not isinstance(plug, LayoutInputs):
-            raise ValueError(
-                f"{what} needs a layout model: build it with DTMConfig(layout_color=(r, g, b)) (the colour of "
-                "the object it places) and train it"
-            )
-        return plug
-
     def layout_prior(self) -> tuple[np.ndarray, float]:
         """A layout model's prior ``p(ℓ)`` ``(H, W)`` over the object's centre pixel, and ``p(none)``."""
-        return self._layout("layout_prior").prior(self.state.plugin_state)
+        return batches.require_layout(self.spec, "layout_prior").prior(self.state.plugin_state)
 
     def sample_layout(self, n: int, key: Any = 0) -> np.ndarray:
         """``n`` layouts from a layout model's prior: ``(n, 2)`` int ``(row, col)``, ``(-1, -1)`` for none."""
-        plug, n = self._layout("sample_layout"), check_int("n", n, 1)
+        plug, n = batches.require_layout(self.spec, "sample_layout"), check_int("n", n, 1)
         return ids_to_positions(sample_layouts(as_key(key), self.state.plugin_state["layout_counts"], n), plug.hw)
 
     # ------------------------------------------------------------------ files

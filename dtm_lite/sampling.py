@@ -51,7 +51,7 @@ def draw_layouts(model: DTM, key: jax.Array, cond: dict[str, Any], n: int) -> di
     """Ancestral sampling: a layout model's layouts drawn from its prior, a world model's next layouts from its
     layout dynamics (given ``cond["prev"]``), each with ``key`` folded with :data:`LAYOUT_STREAM`."""
     plug = find(model.spec.conditioners, LayoutInputs)
-    if not isinstance(plug, LayoutInputs):
+    if plug is None:
         return cond
     k_layout, state = jax.random.fold_in(key, LAYOUT_STREAM), model.state.plugin_state
     if not model.config.n_actions:

@@ -15,10 +15,23 @@ from dtm_lite.core.spec import ModelSpec
 from dtm_lite.core.validation import check_bool
 
 
-def check_bits(spec: ModelSpec, bits: Any, name: str = "batch") -> np.ndarray:
-    """A batch of visible bits ``(batch_size, n_image_bits)`` in {0, 1} as uint8, or a clear error."""
+def require_layout(spec: ModelSpec, what: str) -> LayoutInputs:
+    """The layout conditioner of ``spec``, or an error saying that ``what`` needs a layout model."""
+    plug = find(spec.conditioners, LayoutInputs)
+    if plug is None:
+        raise ValueError(
+            f"{what} needs a layout model: build it with DTMConfig(layout_color=(r, g, b)) (the colour of the object "
+            "it places) and train it"
+        )
+    return plug
+
+
+def check_bits(spec: ModelSpec, bits: Any, name: str = "batch", rows: int | None = None) -> np.ndarray:
+    """A batch of visible bits ``(rows, n_image_bits)`` (default ``batch_size`` rows) in {0, 1} as uint8, or a
+    clear error."""
     b, cfg = np.asarray(bits), spec.config
-    n_bits, rows, enc = spec.n_image_bits, cfg.batch_size, spec.encoding.describe()
+    n_bits, enc = spec.n_image_bits, spec.encoding.describe()
+    rows = cfg.batch_size if rows is None else rows
     if b.ndim != 2 or b.shape[1] != n_bits:
         raise ValueError(
             f"{name} must be bits of shape (batch, {n_bits}) (image_shape {cfg.image_shape}, {enc}), got {b.shape}; "
@@ -103,14 +116,16 @@ def check_labels(spec: ModelSpec, labels: Any, n: int, *, required: bool) -> dic
     return {"labels": check_ids("labels", ids, cfg.n_classes, n)}
 
 
-def make_batch(spec: ModelSpec, bits: Any, labels: Any = None, prev: Any = None, actions: Any = None):
-    """The checked batch dict that the training step takes: ``"bits"``, and what the conditioners read."""
-    B = spec.config.batch_size
-    batch: dict[str, Any] = {"bits": check_bits(spec, bits)}
+def make_batch(spec: ModelSpec, bits: Any, labels: Any = None, prev: Any = None, actions: Any = None,
+               rows: int | None = None) -> dict[str, Any]:  # fmt: skip
+    """The checked batch dict that the training step takes: ``"bits"``, and what the conditioners read.
+    ``rows``: the rows expected (default ``batch_size``; a process's share of it in multi-host training)."""
+    B = spec.config.batch_size if rows is None else rows
+    batch: dict[str, Any] = {"bits": check_bits(spec, bits, rows=B)}
     batch.update(check_labels(spec, labels, B, required=True))
     batch.update(world_inputs(spec, prev, actions, B, required=True))
     layout = find(spec.conditioners, LayoutInputs)
-    if isinstance(layout, LayoutInputs):
+    if layout is not None:
         batch.update(layout.training_inputs(batch))
     return {k: jnp.asarray(v) for k, v in batch.items()}
 
@@ -127,12 +142,7 @@ def generation_inputs(spec: ModelSpec, n: int, labels: Any, prev: Any, actions: 
     out = {**check_labels(spec, labels, n, required=False), **world_inputs(spec, prev, actions, n, required=False)}
     if layout is None:
         return out
-    plug = find(spec.conditioners, LayoutInputs)
-    if not isinstance(plug, LayoutInputs):
-        raise ValueError(
-            "layout needs a layout model: build it with DTMConfig(layout_color=(r, g, b)) (the colour of the object "
-            "it places) and train it"
-        )
+    plug = require_layout(spec, "layout")
     pos = np.asarray(layout)
     ids = positions_to_ids(np.broadcast_to(pos, (n, 2)) if pos.shape == (2,) else pos, plug.hw)
     if len(ids) != n:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import numpy as np
 
 from dtm_lite.conditioning.inputs import InputField, conditioning_index
@@ -29,6 +31,9 @@ def conditioners(config: DTMConfig, graph: GridGraph, visible: np.ndarray) -> tu
     return tuple(out)
 
 
-def find(conditioners: tuple[Conditioner, ...], kind: type) -> Conditioner | None:
+C = TypeVar("C", bound=Conditioner)
+
+
+def find(conditioners: tuple[Conditioner, ...], kind: type[C]) -> C | None:
     """The conditioner of type ``kind`` (e.g. :class:`LayoutInputs`), or None."""
     return next((c for c in conditioners if isinstance(c, kind)), None)

@@ -47,12 +47,12 @@ def rollout(model: DTM, first: Any, actions: Any, key: jax.Array, *, sweeps: int
     history = [model.encode(x[:, k]).astype(np.uint8) for k in range(f)]
     out = [model.decode(history[-1])]
     plug = find(model.spec.conditioners, LayoutInputs)
-    ids = [plug.ids_of(h) for h in history] if isinstance(plug, LayoutInputs) else []
+    ids = [plug.ids_of(h) for h in history] if plug is not None else []
     for step in range(a.shape[1]):
         prev = np.concatenate(history[-f:], axis=1)
         k = jax.random.fold_in(key, step)
         place = None
-        if isinstance(plug, LayoutInputs):
+        if plug is not None:
             before = ids[-2] if f > 1 else None
             ids.append(plug.next_ids(jax.random.fold_in(k, LAYOUT_STREAM), model.state.plugin_state, a[:, step],
                                      before, ids[-1]))  # fmt: skip
