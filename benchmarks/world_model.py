@@ -48,6 +48,7 @@ def train_world_model(
         cond_frames=frames, num_diffusion_steps=steps,
         warmup_sweeps=40, n_samples=10, sweeps_per_sample=2, generation_sweeps=60, generation_beta=(1.0, 1.0),
         learning_rate=0.03, lr_decay_batches=batches, batch_size=50, seed=seed,
+        quench_fraction=0.0,  # measured without the default's generation quench
     )  # fmt: skip
     dtm = DTM(cfg)
     episodes = LunarLanderFrames(

@@ -34,8 +34,6 @@ from dtm_lite.scale.sharding import ChainMesh, Devices, check_partitionable, glo
 from dtm_lite.training import checkpoint
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
-# whether each parameter array is finite everywhere: {name: bool ()}, one small jitted reduction a step
-_finite = jax.jit(lambda params: {k: jnp.all(jnp.isfinite(v)) for k, v in params.items()})
 
 
 def pretrained_names() -> list[str]:
@@ -151,8 +149,10 @@ class DTM:
     def _apply(self, batch: dict[str, Any]) -> dict[str, float]:
         if not all(getattr(a, "sharding", None) == self.mesh.replicated for a in jax.tree.leaves(self.state)):
             self.state = self.mesh.put_state(self.state)  # a leaf replaced outside train_fn: no recompile
-        state, metrics = self.train_fn(self.state, batch)
-        bad = [k for k, ok in jax.device_get(_finite(state.params)).items() if not ok]
+        state, out = self.train_fn(self.state, batch)
+        out = jax.device_get(out)  # one fetch: the metrics and each parameter's "finite/<name>" flag
+        finite = {k: out.pop(k) for k in [k for k in out if k.startswith("finite/")]}
+        bad = sorted(k.removeprefix("finite/") for k, ok in finite.items() if not ok)
         if bad:  # refused before anything (a checkpoint, a sample) can use them
             raise NonFiniteError(
                 f"training diverged: this step (batch {self.batches_trained + 1}) made the parameters {bad} "
@@ -160,7 +160,7 @@ class DTM:
                 f"before the step. Lower config.learning_rate (now {self.config.learning_rate:g}, e.g. 10x smaller)"
             )
         self.state = state
-        return {k: float(v) for k, v in jax.device_get(metrics).items()}
+        return {k: float(v) for k, v in out.items()}
 
     def train_from_iterator(self, n_epochs: int, data_iterator_factory: Any, batches_per_epoch: int,
                             evaluate_every: int = 0, holdout: np.ndarray | None = None,
@@ -198,6 +198,8 @@ class DTM:
         Each step runs ``sweeps`` block-Gibbs sweeps (default ``config.generation_sweeps``) with β ramped
         linearly over ``beta = (start, end)`` (default ``config.generation_beta``). ``key``: a JAX key or an
         integer seed; None continues the model's own stream (repeatable for a given ``config.seed``).
+        The last ``config.quench_fraction`` of each step's sweeps run at ``config.quench_beta`` (``quench_fraction=``
+        overrides it; :func:`dtm_lite.sampling.beta_ramp`).
         ``return_trajectory=True`` also returns the visible state every ``record_every`` sweeps of every step,
         ``(T * (sweeps // record_every + 1), n, H, W, C)``, noisiest step first.
 

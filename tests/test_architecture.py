@@ -23,6 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 # config and encoding carry most of it). It must not grow; lower this bound as it shrinks.
 CORE_MAX_LINES = 2250
 DTM_CLASS_MAX_LINES = 320
+# imports of the interface (plots, CLI, widgets) from the layers below it, lazy ones included. A ratchet: it may
+# only shrink. The ablation draws its comparison figure (``image_rows``, matplotlib) itself.
+INTERFACE_IMPORTS_ALLOWED = {("dtm_lite.evaluation.ablation", "dtm_lite.interface.plots")}
 
 
 def _load_code_map() -> ModuleType:
@@ -57,6 +60,25 @@ def test_core_imports_nothing_outside_core(tree):
 def test_no_import_cycles(tree):
     cycles = cm.import_cycles(cm.import_graph(tree))
     assert not cycles, f"run-time import cycles (lazy imports included): {cycles}"
+
+
+def imports_of_the_interface(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """``(importer, interface module)`` for every run-time import (lazy included) of the interface layer from a
+    layer other than the interface itself and the top-level files (``__main__`` runs the CLI)."""
+    return sorted(
+        (a, b)
+        for a, targets in graph.items()
+        for b in targets
+        if cm.layer_of(b) == "interface" and cm.layer_of(a) not in ("interface", "top")
+    )
+
+
+def test_only_the_interface_and_the_top_import_the_interface(tree):
+    found = imports_of_the_interface(cm.import_graph(tree))
+    training = [pair for pair in found if cm.layer_of(pair[0]) == "training"]
+    assert not training, f"dtm_lite/training/ must not import dtm_lite/interface/, even lazily: {training}"
+    new = sorted(set(found) - INTERFACE_IMPORTS_ALLOWED)
+    assert not new, f"imports of dtm_lite/interface/ from a lower layer (move what they need down): {new}"
 
 
 def test_no_function_over_60_lines(tree):
@@ -158,6 +180,24 @@ def test_relative_imports_and_package_inits(tmp_path):
     assert graph["toy.core.a"] == {"toy.core", "toy.model"}  # NAME is not a file: the package itself
     assert graph["toy.model"] == {"toy.core", "toy.core.a"}
     assert cm.import_cycles(graph) == [["toy.core", "toy.core.a", "toy.model"]]
+
+
+def test_a_lazy_import_of_the_interface_is_found(tmp_path):
+    modules = write_package(
+        tmp_path,
+        {
+            "toy/__init__.py": "",
+            "toy/__main__.py": "from toy.interface import cli\n",
+            "toy/interface/__init__.py": "",
+            "toy/interface/cli.py": "from toy.interface import plots\n",
+            "toy/interface/plots.py": "from toy.training import loop\n",
+            "toy/training/__init__.py": "",
+            "toy/training/loop.py": "def run():\n    from toy.interface.plots import save\n    return save\n",
+            "toy/training/files.py": "import typing\nif typing.TYPE_CHECKING:\n    from toy.interface import cli\n",
+        },
+    )
+    graph = cm.import_graph(modules)
+    assert imports_of_the_interface(graph) == [("toy.training.loop", "toy.interface.plots")]
 
 
 def test_core_leaks_count_type_checking_imports(tmp_path):

@@ -19,11 +19,14 @@ def resolve(*argv: str) -> dict:
 def test_condition_sets_the_model_fields_it_needs():
     base = resolve()
     assert resolve("--condition", "none") == base and cli.condition_of(base) == "none"
-    assert resolve("--condition", "label") == {**base, "n_classes": 3}
+    # conditioned models generate without the default's final quench (they were measured without it)
+    assert base["quench_fraction"] == 0.05
+    assert resolve("--condition", "label") == {**base, "n_classes": 3, "quench_fraction": 0.0}
+    assert resolve("--condition", "label", "--quench-fraction", "0.1")["quench_fraction"] == 0.1  # unless given
     # a world model with the default's layout, configured as benchmarks/world_model.py measured it
-    assert resolve("--condition", "world") == {**base, "n_actions": 4, **WORLD_LAYOUT}
+    assert resolve("--condition", "world") == {**base, "n_actions": 4, **WORLD_LAYOUT, "quench_fraction": 0.0}
     plain = resolve("--condition", "world", "--layout-color", "auto", "--cond-radius", "2")
-    assert plain == {**base, "n_actions": 4, "layout_color": None, "cond_radius": 2}  # no layout: as given
+    assert plain == {**base, "n_actions": 4, "layout_color": None, "cond_radius": 2, "quench_fraction": 0.0}
     assert resolve("--condition", "label", "--label-spots", "2")["label_spots"] == 2
     with pytest.raises(SystemExit, match="--n-classes 5: the 'zone' label .* has 3 classes"):
         resolve("--condition", "label", "--n-classes", "5")
@@ -50,8 +53,8 @@ TINY = ["--quick", "--no-progress", "--epochs", "1", "--batches-per-epoch", "1",
 @pytest.mark.parametrize(
     "condition, extra, fields",
     [
-        ("label", ["--evaluate-every", "1"], {"n_classes": 3}),  # evaluated on joint samples
-        ("world", ["--cond-frames", "2"], {"n_actions": 4, **WORLD_LAYOUT}),  # not evaluated
+        ("label", ["--evaluate-every", "1"], {"n_classes": 3, "quench_fraction": 0.0}),  # evaluated: joint samples
+        ("world", ["--cond-frames", "2"], {"n_actions": 4, **WORLD_LAYOUT, "quench_fraction": 0.0}),  # not evaluated
     ],
 )
 def test_quick_conditioned_runs_train_and_save_their_model(condition, extra, fields, tmp_path, capsys):

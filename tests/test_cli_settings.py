@@ -42,6 +42,8 @@ OTHER = {
     "sweeps_per_sample": (["2"], 2, {}),
     "generation_sweeps": (["9"], 9, {}),
     "generation_beta": (["1", "1.5"], (1.0, 1.5), {}),
+    "quench_fraction": (["0.1"], 0.1, {}),
+    "quench_beta": (["2.5"], 2.5, {}),
     "learning_rate": (["0.1"], 0.1, {}),
     "lr_decay_batches": (["77"], 77, {}),
     "lr_final_fraction": (["0.5"], 0.5, {}),

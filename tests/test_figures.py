@@ -9,7 +9,13 @@ matplotlib.use("Agg")
 from dtm_lite import DTM, DTMConfig  # noqa: E402
 from dtm_lite.data.lunarlander_settings import LUNARLANDER_COLORS  # noqa: E402
 from dtm_lite.interface.cli import build_parser, main  # noqa: E402
-from dtm_lite.interface.figures import DEFAULT_MODEL, capacity_figure, load_model, samples_figure  # noqa: E402
+from dtm_lite.interface.figures import (  # noqa: E402
+    DEFAULT_MODEL,
+    capacity_figure,
+    denoising_chain_figure,
+    load_model,
+    samples_figure,
+)
 from dtm_lite.interface.plots import image_grid  # noqa: E402
 
 
@@ -55,6 +61,19 @@ def test_capacity_figure_draws_the_model_placement_with_its_name(dtm):
     assert set(np.flatnonzero(kind == 0).tolist()) == set(dtm.visible.tolist())
     hidden = np.setdiff1d(np.arange(dtm.graph.n_nodes), dtm.visible)
     np.testing.assert_array_equal(kind[hidden], 1 + dtm.graph.colors[hidden])
+
+
+def test_denoising_chain_figure_shows_each_steps_end_and_the_sample_last(dtm):
+    with pytest.raises(ValueError, match="T > 1"):
+        denoising_chain_figure(dtm)
+    t3 = DTM(dtm.config.replace(num_diffusion_steps=3))
+    t3.state = t3.state._replace(params={**t3.state.params, "b": t3.state.params["b"] + 0.5})
+    fig = denoising_chain_figure(t3, n=2, seed=4, label="T = 3")
+    assert [ax.get_title() for ax in fig.axes[:4]] == ["start (noise)", "after step k=2", "after step k=1",
+                                                       "after step k=0"]  # fmt: skip
+    final = t3.generate(2, key=4, return_trajectory=True, record_every=4, sweeps=4)[0]
+    np.testing.assert_array_equal(fig.axes[3].images[0].get_array(), final[0])  # row 0, last column: sample 0
+    np.testing.assert_array_equal(fig.axes[7].images[0].get_array(), final[1])
 
 
 def test_figures_cli_shows_the_pretrained_model_unless_told(monkeypatch, tmp_path):

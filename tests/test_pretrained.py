@@ -32,6 +32,20 @@ def test_pretrained_generates_frames_of_the_right_shape():
     assert gap.max() < 1e-6  # a palette model draws palette colours only
 
 
+def test_the_t4_model_ships_small_with_four_trained_steps_and_no_quench():
+    assert "lunarlander-t4" in pretrained_names()
+    assert (PRETRAINED_DIR / "lunarlander-t4.npz").stat().st_size <= 2 * 1024 * 1024
+    dtm = DTM.pretrained("lunarlander-t4")
+    assert dtm.num_steps == 4 and dtm.config.adaptive_penalty and dtm.config.quench_fraction == 0
+    assert dtm.config.replace(num_diffusion_steps=1, adaptive_penalty=False, quench_fraction=0.05, warmup_sweeps=300,
+                              n_samples=30, sweeps_per_sample=6, lr_decay_batches=2000) == DTM.pretrained(
+        "lunarlander").config  # the default model but for T, the penalty, the chains and the quench  # fmt: skip
+    W = np.abs(np.asarray(dtm.params["W"]))
+    assert dtm.state.step == 800 and (W.reshape(4, -1).max(1) > 0.1).all()  # every step trained
+    images, traj = dtm.generate(2, key=0, sweeps=10, return_trajectory=True, record_every=10)
+    assert traj.shape == (4 * 2, 2, 32, 32, 3) and np.array_equal(traj[-1], images)
+
+
 def test_unknown_pretrained_name_lists_the_available_ones():
     with pytest.raises(ValueError, match="no pretrained model named 'mnist'; available: .*lunarlander"):
         DTM.pretrained("mnist")
@@ -54,15 +68,20 @@ def test_weights_round_trip_and_refuse_a_checkpoint(tmp_path):
 def test_pretrained_frames_are_pinned():
     """The shipped model's frames for a given key, pinned by hash: a refactor of the sampler, the training step,
     generation or the conditioning interface must leave them bit-identical (these hashes were taken before the
-    package was split into core and extras, and still hold)."""
+    package was split into core and extras, and still hold without the generation's final quench, which came
+    later; the last hash pins the default generation, quench included)."""
     import hashlib
 
     dtm = DTM.pretrained("lunarlander")
-    frames = dtm.generate(16, key=0)
+    frames = dtm.generate(16, key=0, quench_fraction=0)
     assert hashlib.sha256(np.ascontiguousarray(frames).tobytes()).hexdigest() == (
         "04dee72257875b25d1edd0daddb72aa1ec8bb7eb7f8f3ae95c3b2f16bc990ce0"
     )
-    _, trajectory = dtm.generate(4, key=1, return_trajectory=True)
+    _, trajectory = dtm.generate(4, key=1, return_trajectory=True, quench_fraction=0)
     assert hashlib.sha256(np.ascontiguousarray(trajectory).tobytes()).hexdigest() == (
         "7d0055cc2024fb4459f78776b22e6a908bbc76bcc9f810b407374d84f4db5eba"
+    )
+    assert dtm.config.quench_fraction == 0.05
+    assert hashlib.sha256(np.ascontiguousarray(dtm.generate(16, key=0)).tobytes()).hexdigest() == (
+        "5554fc829252e082833ddc11cbe55e46d6c1f0b15a97a60e8e856fc0aac5c6c2"
     )

@@ -358,9 +358,23 @@ def test_malformed_progress_is_refused_as_corrupt_and_left_as_it_is(tmp_path, mo
     np.savez(ckpt, **with_meta(arrays, meta))
     before = ckpt.read_bytes()
     dtm = new_dtm()
-    with pytest.raises(ValueError, match=f"{CORRUPT} \\(its training progress .*{why}"):
+    with pytest.raises(ValueError, match=f"{CORRUPT} \\(its training progress .*{why}") as info:
         train(dtm, 2, checkpoint_dir=tmp_path, resume=True)
     assert ckpt.read_bytes() == before
+    notes = " ".join(getattr(info.value, "__notes__", []))  # never "up to date" for a file the run could not read
+    assert "up to date" not in notes and "left as it was" in notes, notes
+
+
+def test_a_stop_right_after_a_resume_says_the_checkpoint_it_read_is_up_to_date(tmp_path, monkeypatch):
+    monkeypatch.setattr(DTM, "train_step", fake_step)
+    train(new_dtm(), 1, checkpoint_dir=tmp_path)
+
+    def broken(epoch):
+        raise RuntimeError("stream down")
+
+    with pytest.raises(RuntimeError, match="stream down") as info:
+        train(new_dtm(), 2, factory=broken, checkpoint_dir=tmp_path, resume=True)
+    assert "is up to date (epoch 2, 0 batches into it)" in " ".join(info.value.__notes__)
 
 
 # ---------------------------------------------------------------------- 6, 8, 9, 11. the command line

@@ -45,9 +45,11 @@ def test_train_fn_is_pure():
     s1b, m1b = dtm.train_fn(s0, bits)  # same input state, same output; the input is not changed
     assert _same(s1, s1b) and m1.keys() == m1b.keys() and all(float(m1[k]) == float(m1b[k]) for k in m1)
     assert _same(s0, DTM(TINY).state) and int(s1.step) == 1 and not _same(s0, s1)
-    dtm.train_step(bits)  # the method is the same function applied to dtm.state
+    shown = dtm.train_step(bits)  # the method is the same function applied to dtm.state
     assert _same(dtm.state, s1)
-    assert set(m1) == {"gap", "grad_norm", "lr"} and float(m1["lr"]) == pytest.approx(TINY.learning_rate)
+    assert set(m1) == {"gap", "grad_norm", "lr"} | {f"finite/{k}" for k in s0.params}  # finite: one flag a param
+    assert all(bool(m1[f"finite/{k}"]) for k in s0.params) and float(m1["lr"]) == pytest.approx(TINY.learning_rate)
+    assert set(shown) == {"gap", "grad_norm", "lr"}  # the method reads the flags and drops them
 
 
 def test_checkpoint_is_the_state_as_one_dict(tmp_path):

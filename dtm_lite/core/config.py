@@ -74,6 +74,8 @@ class DTMConfig:
     sweeps_per_sample: int = _field(6, "Gibbs sweeps between samples")
     generation_sweeps: int = _field(400, "Gibbs sweeps per diffusion step when generating")
     generation_beta: tuple[float, float] = _field((0.8, 1.2), "generation's inverse temperature, start to end")
+    quench_fraction: float = _field(0.0, "generation: this fraction of each step's last sweeps runs at quench_beta")
+    quench_beta: float = _field(3.0, "generation: inverse temperature of the quench sweeps")
     learning_rate: float = _field(0.03, "peak learning rate (AdamW, cosine decay over lr_decay_batches)")
     lr_decay_batches: int = _field(2000, "batches of the cosine learning-rate decay")
     lr_final_fraction: float = _field(0.2, "learning rate at the end of the decay, a fraction of the peak")
@@ -117,7 +119,8 @@ class DTMConfig:
             "learning_rate": (0, None, True, False), "lr_final_fraction": (0, 1, True, False),
             "weight_decay": (0, None, False, False), "corr_penalty": (0, None, False, False),
             "corr_penalty_min": (0, None, False, False), "autocorr_tau": (0, None, True, False),
-            "label_rate": (0, None, True, False),
+            "label_rate": (0, None, True, False), "quench_beta": (0, None, True, False),
+            "quench_fraction": (0, 1, False, True),
         }  # fmt: skip
         for name, (lo, hi, lo_open, hi_open) in floats.items():
             v = check_float(name, getattr(self, name), lo, hi, lo_open=lo_open, hi_open=hi_open)

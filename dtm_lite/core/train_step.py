@@ -141,7 +141,8 @@ def make_train_step(spec: ModelSpec, opt: optax.GradientTransformation, schedule
 
     ``batch``: ``{"bits": (B, n_image_bits) uint8, ...}`` with what the conditioners read. On ``mesh`` the state
     is replicated and the batch rows split over the devices. Metrics: ``gap`` (mean |⟨s⟩₊ - ⟨s⟩₋| on the image's
-    visible sites), ``grad_norm`` and ``lr``."""
+    visible sites), ``grad_norm``, ``lr``, and for each parameter ``name`` a bool ``finite/<name>``: whether the
+    updated array is finite everywhere (checked in this one program, so a caller needs no second dispatch)."""
     cfg, lat = spec.config, spec.lattice
     visible, t = jnp.asarray(spec.visible_all), jnp.asarray(spec.times, jnp.float32)
     J = jnp.asarray(spec.J if spec.J_bits is None else spec.J_bits, jnp.float32)
@@ -181,6 +182,7 @@ def make_train_step(spec: ModelSpec, opt: optax.GradientTransformation, schedule
             plugin_state = p.update(plugin_state, batch)
         new = state._replace(params=optax.apply_updates(params, updates), opt_state=opt_state, step=state.step + 1,
                              key=next_key, plugin_state=plugin_state)  # fmt: skip
+        metrics.update({f"finite/{k}": jnp.all(jnp.isfinite(v)) for k, v in new.params.items()})
         return new, metrics
 
     return train_step

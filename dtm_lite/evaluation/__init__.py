@@ -1,2 +1,2 @@
-"""Evaluation: FD-PCA, the object metric, autocorrelation, the ablation and a run's re-evaluation, and the bridge
-to Extropic's thrml (a sampler oracle)."""
+"""Evaluation: FD-PCA, the object metric, autocorrelation, the picture files a run writes (grids, GIFs), the
+ablation and a run's re-evaluation, and the bridge to Extropic's thrml (a sampler oracle)."""

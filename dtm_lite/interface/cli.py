@@ -330,6 +330,8 @@ def _apply_condition(settings: dict[str, Any], args: argparse.Namespace) -> None
     if condition is None:
         return
     implied = condition_of(settings)  # of the flags and the resumed run
+    if implied == "none" and condition in ("label", "world") and getattr(args, "quench_fraction", None) is None:
+        settings["quench_fraction"] = 0.0  # the conditioned models were measured without the default's quench
     if implied == "none" and condition == "label" and args.n_classes is None:
         settings["n_classes"], implied = N_ZONES, "label"
     if implied == "none" and condition == "world" and args.n_actions is None:

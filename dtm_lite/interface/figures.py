@@ -8,7 +8,8 @@ training checkpoint (``runs/<run>/latest.npz``). The run folder supplies ``metri
 Writes to ``figures/``: ``samples.png`` (held-out frames next to generated ones, with the lander
 statistics of both, see :func:`dtm_lite.evaluation.metrics.compare_objects`), ``denoising.gif`` (the Gibbs
 trajectory of generation), ``metrics.png`` (FD-PCA with its floor and baseline, autocorrelation,
-penalty, object metric), ``capacity.png`` (the model's grid: a node's neighbourhood and where its
+penalty, object metric), ``denoising_chain.png`` (a model with T > 1: the state after each diffusion
+step, noisiest first), ``capacity.png`` (the model's grid: a node's neighbourhood and where its
 visible bits go) and ``resize.png`` (area averaging against bilinear on a LunarLander frame).
 """
 
@@ -123,6 +124,33 @@ def resize_figure(seed: int = 3, res: int = 32, label: str | None = None):
     return fig
 
 
+def denoising_chain_figure(dtm: DTM, n: int = 6, seed: int = 0, label: str | None = None, sweeps: int | None = None):
+    """A T > 1 model's denoising chain x_T -> x_0: one row per sample, one column per diffusion step in
+    generation order (the state at the start, then each step's last sweep, step 0 last: the sample);
+    ``sweeps`` per step (default ``config.generation_sweeps``)."""
+    from matplotlib.figure import Figure
+
+    T = dtm.num_steps
+    if T < 2:
+        raise ValueError(f"a denoising chain needs a model with T > 1 diffusion steps; this one has T = {T}")
+    sweeps = sweeps or dtm.config.generation_sweeps
+    _, traj = dtm.generate(n, key=seed, return_trajectory=True, record_every=sweeps, sweeps=sweeps)
+    per_step = len(traj) // T  # records of each step: its start and its end
+    states = [traj[0]] + [traj[(s + 1) * per_step - 1] for s in range(T)]
+    titles = ["start (noise)"] + [f"after step k={T - 1 - s}" for s in range(T)]
+    fig = Figure(figsize=(1.6 * len(states), 1.6 * n + 0.6), layout="constrained")
+    axes = fig.subplots(n, len(states), squeeze=False)
+    for j, (state, title) in enumerate(zip(states, titles, strict=True)):
+        axes[0, j].set_title(title, fontsize="small")
+        for i in range(n):
+            axes[i, j].imshow(state[i], interpolation="nearest")
+            axes[i, j].set_xticks([])
+            axes[i, j].set_yticks([])
+    if label:
+        fig.suptitle(label)
+    return fig
+
+
 def make_figures(
     run_dir: str | Path, out_dir: str | Path = "figures", seed: int = 0, model: str | os.PathLike | None = DEFAULT_MODEL
 ) -> list[Path]:
@@ -144,6 +172,8 @@ def make_figures(
         _save(capacity_figure(dtm.config.preset, dtm.visible, label=label), out / "capacity.png"),
         _save(resize_figure(res=res, label=f"{res}x{res} input frames of {label}"), out / "resize.png"),
     ]
+    if dtm.num_steps > 1:
+        paths.append(_save(denoising_chain_figure(dtm, seed=seed, label=label), out / "denoising_chain.png"))
     if (run_dir / "metrics.csv").exists():
         fig = plot_metrics(run_dir / "metrics.csv")
         fig.suptitle(f"the training run {run_dir} (its metrics.csv)")

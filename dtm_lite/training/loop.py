@@ -88,6 +88,7 @@ from dtm_lite.evaluation.metrics import (
     compare_objects,
     evaluate,
 )
+from dtm_lite.evaluation.pictures import save_image_grid, save_trajectory_gif
 from dtm_lite.training.files import atomic_write, check_writable, lock_folder
 from dtm_lite.training.penalty import adaptive_correlation_penalty
 
@@ -610,6 +611,7 @@ class TrainingRun:
             warnings.warn(f"resume=True, but there is no checkpoint at {self.ckpt}: starting a fresh run", stacklevel=4)
         self.progress = _Progress(0, dtm.batches_trained, [], [None] * dtm.num_steps, {}, 0)
         self.saved_at = self.position()  # what the checkpoint on disk holds (a fresh run: nothing worth saving yet)
+        self.saved_by_run = self.progress_restored = False  # this run wrote the checkpoint / read its progress
         self.held: Holdout | None = None
         self.ctrl_c = _CtrlC()
 
@@ -658,7 +660,7 @@ class TrainingRun:
         at = self.position()
         if jax.process_index() == 0:
             self.dtm.save(self.ckpt, extra=self.progress.to_extra(at[1]))
-        self.saved_at = at
+        self.saved_at, self.saved_by_run = at, True
 
     def save_on_error(self, err: BaseException) -> None:
         """Save the last completed batch when training stops on ``err`` (Ctrl-C or any error) and say so; if
@@ -671,8 +673,14 @@ class TrainingRun:
         at = self.position()
         where = f"epoch {at[0] + 1}, {at[1]} batches into it"
         if at == self.saved_at:
-            up_to_date = f"checkpoint {self.ckpt} is up to date ({where})"
-            text = up_to_date if self.ckpt.exists() else "no batch trained: nothing saved"
+            # nothing trained since the last save or restore: say what the file holds, never that a checkpoint
+            # this run could not read (a corrupt one, say) is up to date
+            if self.ckpt.exists() and (self.saved_by_run or self.progress_restored):
+                text = f"checkpoint {self.ckpt} is up to date ({where})"
+            elif self.ckpt.exists():
+                text = f"no batch trained: nothing saved, and {self.ckpt} was left as it was"
+            else:
+                text = "no batch trained: nothing saved"
         else:
             try:
                 self.save()
@@ -725,7 +733,7 @@ class TrainingRun:
                 stacklevel=6,
             )
             progress = _Progress(0, step, [], [None] * self.dtm.num_steps, {}, 0)
-        self.progress = progress
+        self.progress, self.progress_restored = progress, True
         self.saved_at = self.position()
         if self.log is not None and jax.process_index() == 0:
             self.log.sync(progress.history)
@@ -937,8 +945,6 @@ def _evaluate(
         out = evaluate(held.fd, samples, held.images_b[:n], np.random.default_rng([dtm.config.seed, epoch]))
         out.update(_object_metrics(held.images_b[:n], samples, settings))
     if run_dir is not None:
-        from dtm_lite.interface.plots import save_image_grid, save_trajectory_gif
-
         save_image_grid(samples[: settings.gif_images], run_dir / f"samples_epoch{epoch + 1:03d}.png")
         save_trajectory_gif(traj[:, : settings.gif_images], run_dir / f"trajectory_epoch{epoch + 1:03d}.gif")
     return out
