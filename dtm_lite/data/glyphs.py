@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -69,9 +70,10 @@ class Glyphs:
     def image_shape(self) -> tuple[int, int, int]:
         return (self.side, self.side, 1)
 
-    @property
+    @cached_property
     def templates(self) -> np.ndarray:
-        """The noise-free modes, ``(n_modes, side, side)`` uint8."""
+        """The noise-free modes, ``(n_modes, side, side)`` uint8, read-only (built once: every batch and every
+        classification reads them)."""
         out = np.zeros((self.n_modes, self.side, self.side), np.uint8)
         top = (self.side - 7 * self.scale) // 2
         for d, rows in enumerate(FONT_5X7):
@@ -79,6 +81,7 @@ class Glyphs:
             glyph = np.kron(glyph, np.ones((self.scale, self.scale), np.uint8))
             for i, s in enumerate(self.shifts):
                 out[d * len(self.shifts) + i, top : top + glyph.shape[0], s : s + glyph.shape[1]] = glyph
+        out.setflags(write=False)
         return out
 
     def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

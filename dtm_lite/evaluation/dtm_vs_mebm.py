@@ -95,7 +95,7 @@ def run_variant(settings: StudySettings, steps: int, acp: bool, seed: int, progr
     dtm = DTM(s.config(steps, acp, seed))
     holdout = g.sample(s.holdout, np.random.default_rng([seed, 1]))[0]
     rows: list[dict[str, Any]] = []
-    clock = {"train": 0.0, "t0": time.perf_counter()}
+    clock = {"train": 0.0}
 
     def on_epoch_end(epoch: int, row: dict[str, Any]) -> None:
         clock["train"] += row["seconds"] - clock.pop("eval", 0.0)

@@ -8,7 +8,9 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from dtm_lite.core.sampler import n_sweeps
 from dtm_lite.evaluation.dtm_vs_mebm import variant_name
+from dtm_lite.training.penalty import TAU
 
 _PANELS = (
     ("fd_pca", "FD-PCA (lower is better)"),
@@ -36,8 +38,8 @@ def _curves(result: dict[str, Any]) -> dict[tuple[int, bool], dict[str, np.ndarr
 
 def training_sweeps_per_batch(settings: dict[str, Any]) -> int:
     """Gibbs sweeps one diffusion step runs per training batch and chain: two phases (data-clamped and free)
-    of ``warmup + (n_samples - 1) * sweeps_per_sample`` sweeps each; a T-step batch costs T times as many."""
-    return 2 * (settings["warmup_sweeps"] + (settings["n_samples"] - 1) * settings["sweeps_per_sample"])
+    of :func:`~dtm_lite.core.sampler.n_sweeps` sweeps each; a T-step batch costs T times as many."""
+    return 2 * n_sweeps(settings["warmup_sweeps"], settings["n_samples"], settings["sweeps_per_sample"])
 
 
 def _style(steps: int, acp: bool) -> dict[str, Any]:
@@ -88,7 +90,7 @@ def plot_penalty(result: dict[str, Any], seed: int | None = None) -> Figure:
             axes[1, j].plot(b, [p["autocorr"][k] for p in v["curve"]], label=f"step {k}")
         axes[0, j].set_title(f"{variant_name(v['steps'], True)}, seed {seed}", fontsize="medium")
         axes[0, j].set_yscale("symlog", linthresh=1e-3)
-        axes[1, j].axhline(result["settings"].get("tau", 0.016), color="grey", lw=0.8, ls=":")
+        axes[1, j].axhline(TAU, color="grey", lw=0.8, ls=":")  # the study trains with the default threshold
         axes[1, j].set_xlabel("batches trained")
         axes[1, j].legend(fontsize="x-small", ncols=2)
     axes[0, 0].set_ylabel("correlation penalty λ_cp")
