@@ -11,6 +11,7 @@ and the state pytree (:class:`~dtm_lite.core.state.DTMState`), checks inputs and
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -23,17 +24,34 @@ import numpy as np
 from dtm_lite import sampling
 from dtm_lite.conditioning import batches, labels, world
 from dtm_lite.conditioning.build import conditioners
-from dtm_lite.conditioning.layout import ids_to_positions, sample_layouts
+from dtm_lite.conditioning.layout import ids_to_positions
 from dtm_lite.core.config import DTMConfig, as_key
 from dtm_lite.core.generation import make_free_run, make_generate
 from dtm_lite.core.spec import ModelSpec, init_state, optimizer
 from dtm_lite.core.state import DTMState
 from dtm_lite.core.train_step import make_train_step
 from dtm_lite.core.validation import NonFiniteError, check_int
-from dtm_lite.scale.sharding import ChainMesh, Devices, check_partitionable, global_batch
+from dtm_lite.scale.sharding import ChainMesh, Devices, check_partitionable, global_batch, resolve_devices
 from dtm_lite.training import checkpoint
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
+
+
+@functools.lru_cache(maxsize=32)
+def _shared_build(config: DTMConfig) -> tuple[ModelSpec, Any, Any]:
+    """``(spec, optimizer, schedule)`` of a config, built once per process: every DTM of an equal config shares
+    them, so that its jitted kernels (which close over them) are shared too (see :func:`_shared_kernels`)."""
+    return ModelSpec.build(config, conditioners), *optimizer(config)
+
+
+@functools.lru_cache(maxsize=32)
+def _shared_kernels(config: DTMConfig, devices: tuple[Any, ...]) -> tuple[ChainMesh, Callable[..., Any], dict]:
+    """``(mesh, train_fn, kernels)`` of a config on ``devices``, built once per process. A second DTM of an
+    equal config (a notebook cell run again, a model loaded from a checkpoint) then compiles nothing: jitted
+    functions are compiled once each, and these are the same functions."""
+    spec, opt, schedule = _shared_build(config)
+    mesh = ChainMesh.of(list(devices))
+    return mesh, make_train_step(spec, opt, schedule, mesh), {}
 
 
 def pretrained_names() -> list[str]:
@@ -56,8 +74,7 @@ class DTM:
         config = config or DTMConfig()
         self.config = config.replace(**overrides) if overrides else config
         #: the fixed parts: graph, visible sites, time grid, couplings, conditioners
-        self.spec = ModelSpec.build(self.config, conditioners)
-        self.optimizer, self.lr_schedule = optimizer(self.config)
+        self.spec, self.optimizer, self.lr_schedule = _shared_build(self.config)
         self.state: DTMState = init_state(self.spec, self.optimizer)
         self.use_devices(devices)
 
@@ -67,13 +84,10 @@ class DTM:
         chains are split over a 1-D mesh, the state replicated; results are bit-identical for any device count.
         ``config.batch_size`` must be a multiple of the device count. Sets :attr:`train_fn`, the pure, jitted
         ``train_fn(state, batch) -> (state, metrics)`` (:func:`dtm_lite.core.train_step.make_train_step`)."""
-        mesh = ChainMesh.of(devices)
-        mesh.check_batch_size(self.config.batch_size)
+        ChainMesh.of(devices).check_batch_size(self.config.batch_size)
         check_partitionable()
-        self.mesh = mesh
-        self.state = mesh.put_state(self.state)  # where train_fn's outputs land: no second compile
-        self.train_fn = make_train_step(self.spec, self.optimizer, self.lr_schedule, mesh)
-        self._kernels: dict[tuple, Callable[..., Any]] = {}
+        self.mesh, self.train_fn, self._kernels = _shared_kernels(self.config, tuple(resolve_devices(devices)))
+        self.state = self.mesh.put_state(self.state)  # where train_fn's outputs land: no second compile
         return self
 
     # ------------------------------------------------------------------ what the model is
@@ -233,14 +247,22 @@ class DTM:
         W, C)``. ``key`` as in :meth:`generate`: None continues the model's own stream."""
         return world.rollout(self, first, actions, self._key(key), **kwargs)
 
-    def layout_prior(self) -> tuple[np.ndarray, float]:
-        """A layout model's prior ``p(ℓ)`` ``(H, W)`` over the object's centre pixel, and ``p(none)``."""
-        return batches.require_layout(self.spec, "layout_prior").prior(self.state.plugin_state)
+    def layout_prior(self, label: int | None = None) -> tuple[np.ndarray, float]:
+        """A layout model's prior ``p(ℓ)`` ``(H, W)`` over the object's centre pixel, and ``p(none)``; ``label``: a
+        labelled layout model's ``p(ℓ | class)``."""
+        plug = batches.require_layout(self.spec, "layout_prior")
+        if label is not None:
+            label = check_int("label", label, 0, max(self.config.n_classes - 1, 0))
+            if not self.config.n_classes:
+                raise ValueError("layout_prior(label=...) needs a labelled model (DTMConfig(n_classes=K))")
+        return plug.prior(self.state.plugin_state, label)
 
-    def sample_layout(self, n: int, key: Any = 0) -> np.ndarray:
-        """``n`` layouts from a layout model's prior: ``(n, 2)`` int ``(row, col)``, ``(-1, -1)`` for none."""
+    def sample_layout(self, n: int, key: Any = 0, labels: Any = None) -> np.ndarray:
+        """``n`` layouts from a layout model's prior: ``(n, 2)`` int ``(row, col)``, ``(-1, -1)`` for none;
+        ``labels`` (ids ``(n,)`` or one id): a labelled layout model's ``p(ℓ | class)``."""
         plug, n = batches.require_layout(self.spec, "sample_layout"), check_int("n", n, 1)
-        return ids_to_positions(sample_layouts(as_key(key), self.state.plugin_state["layout_counts"], n), plug.hw)
+        ids = batches.check_labels(self.spec, labels, n, required=False).get("labels")
+        return ids_to_positions(plug.draw(as_key(key), self.state.plugin_state, n, ids)[0], plug.hw)
 
     # ------------------------------------------------------------------ files
     def save(self, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:

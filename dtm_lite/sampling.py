@@ -12,7 +12,7 @@ import numpy as np
 from dtm_lite.conditioning.batches import generation_inputs
 from dtm_lite.conditioning.build import find
 from dtm_lite.conditioning.labels import decode_labels
-from dtm_lite.conditioning.layout import LayoutInputs, sample_layouts
+from dtm_lite.conditioning.layout import LayoutInputs
 from dtm_lite.core.validation import check_beta, check_bool, check_float, check_int
 
 if TYPE_CHECKING:
@@ -49,14 +49,16 @@ def bytes_per_chain(model: DTM, sweeps: int | None = None, record_every: int | N
 
 def draw_layouts(model: DTM, key: jax.Array, cond: dict[str, Any], n: int) -> dict[str, Any]:
     """Ancestral sampling: a layout model's layouts drawn from its prior, a world model's next layouts from its
-    layout dynamics (given ``cond["prev"]``), each with ``key`` folded with :data:`LAYOUT_STREAM`."""
+    layout dynamics (given ``cond["prev"]``), each with ``key`` folded with :data:`LAYOUT_STREAM`. A labelled
+    layout model draws them from ``p(ℓ | class)`` of ``cond["labels"]``, or draws the class too (then in
+    ``cond["labels"]``, so that label bits, if the model has them, are held at it)."""
     plug = find(model.spec.conditioners, LayoutInputs)
     if plug is None:
         return cond
     k_layout, state = jax.random.fold_in(key, LAYOUT_STREAM), model.state.plugin_state
     if not model.config.n_actions:
-        ids = sample_layouts(k_layout, state["layout_counts"], n)
-        return {**cond, **plug.inputs(ids)}
+        ids, classes = plug.draw(k_layout, state, n, cond.get("labels"))
+        return {**cond, **plug.inputs(ids), **({} if classes is None else {"labels": classes})}
     if "prev" in cond:
         ids = plug.next_ids(k_layout, state, cond["actions"], *plug.previous(cond["prev"]))
         return {**cond, **plug.inputs(ids, cond["prev"], cond["actions"])}
@@ -127,8 +129,8 @@ def generate(model: DTM, n: int, key: jax.Array, *, sweeps: int | None = None, b
     betas = beta_ramp(b0, b1, sweeps, f, cfg.quench_beta)
     images, records, extra = run_chunks(model, n, key, sweeps, every, return_trajectory, betas, per_chunk, cond)
     out: list[np.ndarray] = [images] + ([records] if records is not None else [])
-    if return_labels:
-        out.append(decode_labels(extra, cfg.n_classes, cfg.label_spots))
+    if return_labels:  # the label bits drawn, or the class a labelled layout model drew (or was given)
+        out.append(decode_labels(extra, cfg.n_classes, cfg.label_spots) if cfg.n_label_bits else cond["labels"])
     return out[0] if len(out) == 1 else tuple(out)
 
 

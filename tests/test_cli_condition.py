@@ -3,10 +3,12 @@ stream each model trains on, and the checkpoint a tiny run leaves."""
 
 import json
 
+import jax
+import numpy as np
 import pytest
 
-from dtm_lite import DTMConfig
-from dtm_lite.data.lunarlander_settings import WORLD_LAYOUT, quick_model_config
+from dtm_lite import DTM, DTMConfig
+from dtm_lite.data.lunarlander_settings import LABEL_LAYOUT, WORLD_LAYOUT, quick_model_config
 from dtm_lite.interface import cli
 from dtm_lite.interface.cli import main
 from dtm_lite.training.checkpoint import checkpoint_config
@@ -19,15 +21,18 @@ def resolve(*argv: str) -> dict:
 def test_condition_sets_the_model_fields_it_needs():
     base = resolve()
     assert resolve("--condition", "none") == base and cli.condition_of(base) == "none"
-    # conditioned models generate without the default's final quench (they were measured without it)
+    # the world model generates without the default's final quench (it was measured without it); the zone
+    # model is the default's picture model with a labelled layout prior, so it keeps it
     assert base["quench_fraction"] == 0.05
-    assert resolve("--condition", "label") == {**base, "n_classes": 3, "quench_fraction": 0.0}
-    assert resolve("--condition", "label", "--quench-fraction", "0.1")["quench_fraction"] == 0.1  # unless given
+    assert resolve("--condition", "label") == {**base, "n_classes": 3, **LABEL_LAYOUT}
+    assert resolve("--condition", "label", "--quench-fraction", "0.1")["quench_fraction"] == 0.1
     # a world model with the default's layout, configured as benchmarks/world_model.py measured it
     assert resolve("--condition", "world") == {**base, "n_actions": 4, **WORLD_LAYOUT, "quench_fraction": 0.0}
     plain = resolve("--condition", "world", "--layout-color", "auto", "--cond-radius", "2")
     assert plain == {**base, "n_actions": 4, "layout_color": None, "cond_radius": 2, "quench_fraction": 0.0}
-    assert resolve("--condition", "label", "--label-spots", "2")["label_spots"] == 2
+    assert resolve("--condition", "label", "--label-spots", "2")["label_spots"] == 2  # label bits, if asked for
+    no_layout = resolve("--condition", "label", "--layout-color", "auto")  # no layout: label bits around the image
+    assert no_layout["label_spots"] == base["label_spots"] > 0 and no_layout["layout_color"] is None
     with pytest.raises(SystemExit, match="--n-classes 5: the 'zone' label .* has 3 classes"):
         resolve("--condition", "label", "--n-classes", "5")
     with pytest.raises(SystemExit, match="--condition none: the model has n_classes=3"):
@@ -53,7 +58,7 @@ TINY = ["--quick", "--no-progress", "--epochs", "1", "--batches-per-epoch", "1",
 @pytest.mark.parametrize(
     "condition, extra, fields",
     [
-        ("label", ["--evaluate-every", "1"], {"n_classes": 3, "quench_fraction": 0.0}),  # evaluated: joint samples
+        ("label", ["--evaluate-every", "1"], {"n_classes": 3, **LABEL_LAYOUT}),  # evaluated: joint samples
         ("world", ["--cond-frames", "2"], {"n_actions": 4, **WORLD_LAYOUT, "quench_fraction": 0.0}),  # not evaluated
     ],
 )
@@ -70,3 +75,20 @@ def test_quick_conditioned_runs_train_and_save_their_model(condition, extra, fie
     with pytest.raises(SystemExit, match="--n-classes 4"):  # refused before anything is written
         main(["train", *TINY, "--n-classes", "4", "--out", str(tmp_path / "refused")])
     assert not (tmp_path / "refused").exists()
+
+
+def test_the_zone_models_picture_model_is_the_default_runs(tmp_path):
+    """--condition label with the default's layout trains the same picture model on the same batches: the labels
+    only split the layout prior by class (what benchmarks/zone_model.py relies on to build the shipped model)."""
+    runs = {}
+    for condition in ("none", "label"):
+        out = tmp_path / condition
+        assert main(["train", *TINY, "--batches-per-epoch", "2", "--condition", condition, "--out", str(out)]) == 0
+        runs[condition] = DTM.load(out / "latest.npz")
+    plain, zone = runs["none"], runs["label"]
+    assert zone.config == plain.config.replace(n_classes=3, **LABEL_LAYOUT) and zone.spec.n_extra_bits == 0
+    for a, b in zip(jax.tree.leaves(plain.state.params), jax.tree.leaves(zone.state.params), strict=True):
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+    counts = np.asarray(zone.state.plugin_state["layout_counts"])
+    assert counts.shape == (3, 16 * 16 + 1) and counts.sum() == 2 * plain.config.batch_size
+    assert np.array_equal(counts.sum(0), np.asarray(plain.state.plugin_state["layout_counts"]))

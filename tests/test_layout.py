@@ -18,6 +18,7 @@ from dtm_lite.conditioning.layout import (
     N_OUTCOMES,
     NOW_NONE,
     UNKNOWN,
+    class_posterior,
     count_layouts,
     count_moves,
     ids_to_positions,
@@ -85,6 +86,22 @@ def test_layout_config_is_validated():
     with pytest.raises(ValueError, match=r"layout_color\[2\]"):
         DTMConfig(layout_color=(1.0, 0.0, 2.0))
     assert DTMConfig(layout_color=LANDER, n_actions=2).n_cond_actions == 2  # a world model with a layout
+
+
+def test_labelled_prior_counts_each_class_and_reads_the_class_of_a_layout():
+    counts = count_layouts(jnp.zeros((2, 5), jnp.int32), jnp.array([1, 1, 4, 1, 2]), jnp.array([0, 0, 1, 1, 1]))
+    assert counts.tolist() == [[0, 2, 0, 0, 0], [0, 1, 1, 0, 1]]
+    post = class_posterior(np.asarray(counts), np.array([1, 2, 3]))
+    # Bayes on the counted p(class, layout): layout 1 seen 3 times (2 of class 0), 2 once (class 1), 3 never:
+    # the class prior 2/5, 3/5
+    assert np.allclose(post, [[2 / 3, 1 / 3], [0, 1], [0.4, 0.6]])
+    n = 4000
+    rows = sample_layouts(jax.random.key(0), counts[np.array([0, 1] * (n // 2))], n)  # each row its class
+    assert set(rows[0::2].tolist()) == {1} and set(rows[1::2].tolist()) == {1, 2, 4}
+    with pytest.raises(ValueError, match="label_spots=0 leaves the labels nothing to act on"):
+        DTMConfig(n_classes=2, label_spots=0)
+    assert DTM(DTMConfig(image_shape=(4, 4, 1), preset="20_8", n_classes=2, label_spots=0, layout_color=(1.0,))
+               ).spec.n_extra_bits == 0  # fmt: skip
 
 
 # ---------------------------------------------------------------------- toy layout model: 2x2 squares
@@ -160,6 +177,48 @@ def test_toy_layout_model_samples_one_square_or_none_as_the_data(toy):
     # the prior's blank share is P_NONE = 0.2 of the training frames; 5 standard errors of n samples
     assert abs(blank.mean() - P_NONE) < 5 * np.sqrt(P_NONE * (1 - P_NONE) / n) + 0.05, blank.mean()
     assert np.array_equal(dtm.generate(8, key=3), dtm.generate(8, key=3))  # a key repeats the layouts too
+
+
+def side_of(corner_cols):
+    """The toy's class: 0 for a square in the left three columns, 1 in the right three (column 3: neither)."""
+    return np.where(corner_cols <= 2, 0, np.where(corner_cols >= 4, 1, -1))
+
+
+def test_labelled_layout_model_puts_the_square_on_its_side_and_reads_the_side(toy):
+    """The toy's picture model with a labelled layout prior (label_spots=0): the label acts through the prior."""
+    dtm, _ = toy
+    lab = DTM(TOY.replace(n_classes=2, label_spots=0))
+    lab.state = dtm.state._replace(plugin_state=lab.state.plugin_state)  # the trained picture model, no prior yet
+    rng = np.random.default_rng(3)
+    fed_ids, fed_labels = [], []
+    while len(fed_ids) < 20:
+        f = squares(rng, 4 * TOY.batch_size)
+        _, corner = one_square(f[..., None])
+        y = np.where(corner[:, 0] < 0, rng.integers(0, 2, len(f)), side_of(corner[:, 1]))
+        keep = np.flatnonzero(y >= 0)[: TOY.batch_size]
+        lab.train_step(f[keep].reshape(len(keep), -1), y[keep])
+        fed_ids.append(layout_ids(f[keep][..., None].astype(np.float32), (1.0,)))
+        fed_labels.append(y[keep])
+    ids, ys = np.concatenate(fed_ids), np.concatenate(fed_labels)
+    counts = np.asarray(lab.state.plugin_state["layout_counts"])
+    assert counts.shape == (2, 65) and np.array_equal(counts, [np.bincount(ids[ys == k], minlength=65) for k in (0, 1)])
+    grid, p_none = lab.layout_prior(label=1)
+    assert grid[:, :4].sum() == 0 and grid.sum() + p_none == pytest.approx(1.0)  # centres of class 1: column >= 5
+
+    for k in (0, 1):  # conditional samples: the square on the requested side
+        ok, corner = one_square(lab.generate(100, key=k, labels=k))
+        assert ok.mean() >= 0.6 and (side_of(corner[ok, 1]) == k).mean() >= 0.9, (ok.mean(), corner[ok, 1])
+        pos = lab.sample_layout(200, key=k, labels=k)  # centres: corner + 1; (-1, -1) for a blank frame
+        cols = pos[pos[:, 0] >= 0, 1]
+        assert len(cols) > 100 and (side_of(cols - 1) == k).all()
+    frames, joint = lab.generate(100, key=5, return_labels=True)  # joint: the class drawn with the layout
+    ok, corner = one_square(frames)
+    assert (side_of(corner[ok, 1]) == joint[ok]).mean() >= 0.9
+    test = squares(np.random.default_rng(9), 200)
+    ok, corner = one_square(test[..., None])
+    keep = ok & (side_of(corner[:, 1]) >= 0)
+    pred, votes = lab.classify(test[keep][..., None].astype(np.float32), return_votes=True)
+    assert np.array_equal(pred, side_of(corner[keep, 1])) and np.allclose(votes.sum(1), 1.0)
 
 
 def test_layout_model_saves_and_loads_its_prior(toy, tmp_path):

@@ -1,5 +1,6 @@
 """The shipped model: DTM.pretrained("lunarlander") is the default `make train` run's parameters."""
 
+import jax
 import numpy as np
 import pytest
 
@@ -67,21 +68,43 @@ def test_weights_round_trip_and_refuse_a_checkpoint(tmp_path):
 
 def test_pretrained_frames_are_pinned():
     """The shipped model's frames for a given key, pinned by hash: a refactor of the sampler, the training step,
-    generation or the conditioning interface must leave them bit-identical (these hashes were taken before the
-    package was split into core and extras, and still hold without the generation's final quench, which came
-    later; the last hash pins the default generation, quench included)."""
+    generation or the conditioning interface must leave them bit-identical. The hashes held from before the
+    package was split into core and extras until generation's initial spins and inputs moved from threefry
+    to the sampler's counter hash (``core.sampler.uniform``: a deliberate change of the random numbers, the
+    same distribution); the last one pins the default generation, quench included."""
     import hashlib
 
     dtm = DTM.pretrained("lunarlander")
     frames = dtm.generate(16, key=0, quench_fraction=0)
     assert hashlib.sha256(np.ascontiguousarray(frames).tobytes()).hexdigest() == (
-        "04dee72257875b25d1edd0daddb72aa1ec8bb7eb7f8f3ae95c3b2f16bc990ce0"
+        "7b3fab38ff424127fff3db3df7493fa14e7db9aaf29e195a17bed8969896165b"
     )
     _, trajectory = dtm.generate(4, key=1, return_trajectory=True, quench_fraction=0)
     assert hashlib.sha256(np.ascontiguousarray(trajectory).tobytes()).hexdigest() == (
-        "7d0055cc2024fb4459f78776b22e6a908bbc76bcc9f810b407374d84f4db5eba"
+        "88ba481776881ae93b03bca529d281b620fc0c7a90295bdd246d8aec1a91d6fd"
     )
     assert dtm.config.quench_fraction == 0.05
     assert hashlib.sha256(np.ascontiguousarray(dtm.generate(16, key=0)).tobytes()).hexdigest() == (
-        "5554fc829252e082833ddc11cbe55e46d6c1f0b15a97a60e8e856fc0aac5c6c2"
+        "5a4df1fb964afbe650f1a3b6be84afb5eb30a941cce9a5718d840523c66dba57"
     )
+
+
+def test_the_zone_model_is_the_default_with_its_prior_split_by_zone():
+    """DTM.pretrained("lunarlander-zone") (benchmarks/zone_model.py): the default's parameters, no label bits, and
+    a layout prior per zone whose sum over zones is the default's prior; each zone's lander centres lie in it."""
+    from dtm_lite.data.lunarlander import LunarLanderFrames
+    from dtm_lite.evaluation.label_measures import zone_of
+
+    default, zone = DTM.pretrained("lunarlander"), DTM.pretrained("lunarlander-zone")
+    assert zone.config == default.config.replace(n_classes=3, label_spots=0) and zone.spec.n_extra_bits == 0
+    for a, b in zip(jax.tree.leaves(default.state.params), jax.tree.leaves(zone.state.params), strict=True):
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+    counts = np.asarray(zone.state.plugin_state["layout_counts"])
+    assert np.array_equal(counts.sum(0), np.asarray(default.state.plugin_state["layout_counts"]))
+    pad = LunarLanderFrames(resolution=32).pad_columns
+    cols = np.arange(32 * 32) % 32
+    for k in range(3):  # the share of zone k's lander centres (layout columns) inside zone k
+        inside = counts[k, :-1][zone_of(cols, pad) == k].sum() / counts[k, :-1].sum()
+        assert inside > 0.95, (k, inside)
+    pos = zone.sample_layout(200, key=0, labels=2)
+    assert (zone_of(pos[pos[:, 0] >= 0, 1], pad) == 2).mean() > 0.95

@@ -413,7 +413,7 @@ CTRL_C_SCRIPT = textwrap.dedent(
         return out
 
     dtm.train_step = slow_step
-    batches = lambda: (np.full((4, 4, 4, 1), 17 * i, np.uint8) for i in range(50))
+    batches = lambda: (np.full((4, 4, 4, 1), 17 * i % 256, np.uint8) for i in range(50))
     try:
         dtm.train_from_iterator(1, batches, 50, checkpoint_dir=sys.argv[1], progress=False)
     except KeyboardInterrupt:  # as dtm_lite.interface.cli.main does

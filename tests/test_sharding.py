@@ -77,7 +77,10 @@ WORKER = textwrap.dedent(
     leaves(lay, "layout")
     res["layout_gen"] = lay.generate(8, key=5)
 
-    if n == 1 and os.path.exists(ckpt):  # resume the 4-device checkpoint here, on one device
+    if n == 1:  # resume the 4-device checkpoint here, on one device (written atomically by the other worker)
+        deadline = time.time() + 240
+        while not os.path.exists(ckpt) and time.time() < deadline:
+            time.sleep(0.5)
         resumed = DTM(plain)
         resumed.train_fn = plain_model.train_fn  # the same function, compiled above
         resumed.restore(ckpt)
@@ -110,9 +113,10 @@ def _run(n: int, tmp: Path) -> dict[str, np.ndarray]:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("sharding")
-    four = _run(4, tmp)  # first: it writes the checkpoint that the 1-device run resumes
-    with concurrent.futures.ThreadPoolExecutor(2) as pool:  # two processes at once: mostly single-threaded compiles
-        two, one = pool.map(lambda n: _run(n, tmp), (2, 1))
+    # three processes at once (their compiles are mostly single-threaded); the 1-device worker waits for the
+    # checkpoint that the 4-device one writes
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        four, two, one = pool.map(lambda n: _run(n, tmp), (4, 2, 1))
     return {4: four, 2: two, 1: one}
 
 

@@ -19,7 +19,7 @@ def conditioners(config: DTMConfig, graph: GridGraph, visible: np.ndarray) -> tu
     """Labels (``n_classes``), then conditioning inputs: a layout model's (``layout_color``, with or without a
     world model's previous frames) or a world model's alone (``n_actions``). None for a plain DTM."""
     out: list[Conditioner] = []
-    if config.n_classes:
+    if config.n_label_bits:
         sites = place_labels(graph, visible, config.n_classes, config.label_spots)
         out.append(LabelBits(sites, config.n_classes, config.label_spots, config.label_rate))
     encoding = Encoding.from_config(config)

@@ -5,6 +5,11 @@ class repeated S times (``label_code``), on colour-0 sites around the image (``p
 conditional DTM of Jelinčič et al. (arXiv 2510.23972). They are noised by the forward process at their own
 ``label_rate``, clamped in the positive phase like the image, and either clamped (conditional samples), left
 free (joint samples) or read out (:func:`classify`, ``decode_labels``: the class with most votes).
+
+A layout model (:mod:`dtm_lite.conditioning.layout`) with labels also counts its layout prior per class,
+``p(ℓ | class)``: a label then says where the object goes. With ``label_spots = 0`` that is the only way the
+label acts (what the LunarLander ``"zone"`` model does: the label bits on a ring around the image are too far
+from a lander of a few pixels to steer it).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dtm_lite.conditioning.layout import LayoutInputs, class_posterior
 from dtm_lite.core.conditioner import Batch, Conditioner
 from dtm_lite.core.config import as_key
 from dtm_lite.core.graph import GridGraph
@@ -116,11 +122,18 @@ def check_ids(name: str, ids: Any, n: int, count: int | None = None) -> np.ndarr
 
 def classify(model: DTM, frames: Any, key: Any = 0, *, sweeps: int | None = None, chains: int = 8,
              return_votes: bool = False) -> Any:  # fmt: skip
-    """Class ids ``(n,)`` of frames ``(n, H, W, C)`` (or bits ``(n, n_visible)``): the label bits sampled with
-    the image clamped (step k's image: the frame noised to ``t_k``; the clean frame at step 0). The votes
-    ``(n, n_classes)`` are each class's label bits averaged over the spots, over ``chains`` independent chains
-    a frame and over the second half of step 0's sweeps (recorded every 5): a Monte Carlo estimate of
-    p(class | image), whose argmax is the class. ``key``: a JAX key or an integer seed (default 0)."""
+    """Class ids ``(n,)`` of frames ``(n, H, W, C)`` (or bits ``(n, n_visible)``), and with ``return_votes`` an
+    estimate of ``p(class | image)`` ``(n, n_classes)`` whose argmax they are.
+
+    With label bits: the label bits sampled with the image clamped (step k's image: the frame noised to
+    ``t_k``; the clean frame at step 0); the votes are each class's label bits averaged over the spots, over
+    ``chains`` independent chains a frame and over the second half of step 0's sweeps (recorded every 5).
+    ``key``: a JAX key or an integer seed (default 0).
+
+    A labelled layout model without label bits (``label_spots=0``) reads the frame's layout ℓ (its object's
+    centre) and returns ``p(class | ℓ)`` from its counted prior (:func:`~dtm_lite.conditioning.layout.
+    class_posterior`): Bayes' rule on the model's own ``p(class) p(ℓ | class)``, exact and without sampling,
+    if the picture given ℓ does not depend on the class (which is how such a model draws)."""
     cfg = model.config
     if not cfg.n_classes:
         raise ValueError("classify needs a labelled model: build it with DTMConfig(n_classes=K) and train it")
@@ -139,6 +152,11 @@ def classify(model: DTM, frames: Any, key: Any = 0, *, sweeps: int | None = None
         )
     sweeps = cfg.generation_sweeps if sweeps is None else check_int("sweeps", sweeps, 2)
     chains = check_int("chains", chains, 1)
+    if not cfg.n_label_bits:  # labels act through the layout prior alone
+        plug = next(c for c in model.spec.conditioners if isinstance(c, LayoutInputs))  # DTMConfig ensures one
+        votes = class_posterior(np.asarray(model.state.plugin_state["layout_counts"]), plug.ids_of(bits))
+        ids = np.argmax(votes, axis=-1)
+        return (ids, votes) if check_bool("return_votes", return_votes) else ids
     n = len(bits)
     every = next(e for e in (5, 4, 3, 2, 1) if sweeps % e == 0)
     betas = jnp.linspace(*cfg.generation_beta, sweeps, dtype=jnp.float32)

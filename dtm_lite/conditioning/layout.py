@@ -9,7 +9,9 @@ picture into two levels:
    least ``config.layout_min_size`` pixels of colour ``config.layout_color``, its mean row and column
    rounded), or "none" when a frame has no such blob. Its prior ``p(ℓ)`` is the histogram of the layouts of
    every training frame, ``counts (H*W + 1,)`` in the model's state (``DTMState.plugin_state["layout_counts"]``,
-   the last bin "none");
+   the last bin "none"). A labelled model (``n_classes = K``) counts ``(K, H*W + 1)``, one row per class, so
+   that a label says where the object goes (``p(ℓ | class)``) and a frame's layout says which class it likely
+   is (``p(class | ℓ)``, :func:`class_posterior`);
 2. the **picture** ``p(x | ℓ)``: the DTM with the layout as a conditioning input. The layout is rendered as
    a frame (background ``(0, ..., 0)`` everywhere, the object's colour at ``ℓ``) and enters each visible
    bit's field through the learned local weights of :mod:`dtm_lite.conditioning.inputs` (a world model's
@@ -63,17 +65,34 @@ def render_layouts(ids: np.ndarray, background: np.ndarray, marker: np.ndarray) 
     return out.reshape(len(ids), n_pix * bpp)
 
 
-def count_layouts(counts: jax.Array, ids: jax.Array) -> jax.Array:
-    """``counts (H*W + 1,)`` int32 plus the histogram of ``ids (B,)``: the prior's update for one batch."""
-    return counts + jnp.bincount(ids, length=counts.shape[0]).astype(counts.dtype)
+def count_layouts(counts: jax.Array, ids: jax.Array, labels: jax.Array | None = None) -> jax.Array:
+    """The prior's update for one batch: ``counts`` plus the histogram of ``ids (B,)``. ``counts`` is
+    ``(H*W + 1,)`` int32, or ``(K, H*W + 1)`` for a labelled model, whose row k counts the frames of class
+    ``labels == k``."""
+    if labels is None:
+        return counts + jnp.bincount(ids, length=counts.shape[-1]).astype(counts.dtype)
+    return counts.at[labels, ids].add(1)
 
 
-def sample_layouts(key: jax.Array, counts: jax.Array, n: int) -> np.ndarray:
+def sample_layouts(key: jax.Array, counts: jax.Array | np.ndarray, n: int) -> np.ndarray:
     """``n`` layout ids from the prior ``p(ℓ) = counts / sum(counts)`` (uniform over every id, "none"
-    included, while the counts are all 0: an untrained model). Returns ``(n,)`` int32."""
+    included, while the counts are all 0: an untrained model). Returns ``(n,)`` int32. ``counts`` ``(L,)``
+    or one row per sample ``(n, L)`` (a labelled model's rows of the requested classes)."""
     counts = jnp.asarray(counts, jnp.float32)
-    logits = jnp.where(counts.sum() > 0, jnp.log(counts), jnp.zeros_like(counts))
-    return np.asarray(jax.random.categorical(key, logits, shape=(n,)), np.int32)
+    logits = jnp.where(counts.sum(-1, keepdims=True) > 0, jnp.log(counts), jnp.zeros_like(counts))
+    shape = (n,) if counts.ndim == 1 else None
+    return np.asarray(jax.random.categorical(key, logits, shape=shape), np.int32)
+
+
+def class_posterior(counts: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """A labelled layout model's ``p(class | ℓ)`` ``(n, K)`` for layout ids ``(n,)``, from its counts
+    ``(K, H*W + 1)``: the classes of the training frames with that layout, by Bayes' rule on the counted
+    ``p(class, ℓ)``. A layout no training frame had gets the class prior ``p(class)``."""
+    c = np.asarray(counts, np.float64)
+    joint = c[:, np.asarray(ids, np.int64)].T  # (n, K)
+    prior = c.sum(1) / c.sum() if c.sum() else np.full(len(c), 1.0 / len(c))
+    seen = joint.sum(1, keepdims=True)
+    return np.where(seen > 0, joint / np.maximum(seen, 1.0), prior)
 
 
 def positions_to_ids(positions: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
@@ -238,13 +257,15 @@ class LayoutInputs(InputField):
         super().__init__(index, config.n_cond_actions, offset, scale)
 
     def init_state(self) -> dict[str, jax.Array]:
-        out = {"layout_counts": jnp.zeros(self.hw[0] * self.hw[1] + 1, jnp.int32)}
+        shape = (self.config.n_classes,) * bool(self.config.n_classes) + (self.hw[0] * self.hw[1] + 1,)
+        out = {"layout_counts": jnp.zeros(shape, jnp.int32)}
         if self.config.n_actions:
             out["layout_moves"] = jnp.zeros((self.config.n_actions, N_CONTEXTS, N_OUTCOMES), jnp.int32)
         return out
 
     def update(self, state: dict[str, jax.Array], batch: Batch) -> dict[str, jax.Array]:
-        state = {**state, "layout_counts": count_layouts(state["layout_counts"], batch["layout"])}
+        counts = count_layouts(state["layout_counts"], batch["layout"], batch.get("labels"))
+        state = {**state, "layout_counts": counts}
         if "layout_moves" in state:  # a world model's layout dynamics: count this batch's moves
             moves = count_moves(state["layout_moves"], batch["actions"], batch["move_ctx"], batch["move_out"])
             state["layout_moves"] = moves
@@ -297,12 +318,32 @@ class LayoutInputs(InputField):
                  before: np.ndarray | None, now: np.ndarray) -> np.ndarray:  # fmt: skip
         """A world model's next layouts ``(n,)`` after layouts ``before`` (ℓ_t-1, or None) and ``now`` (ℓ_t) and
         ``actions``, drawn from its layout dynamics (:func:`sample_next_layouts`)."""
-        moves, counts = np.asarray(state["layout_moves"]), np.asarray(state["layout_counts"])
+        moves, counts = np.asarray(state["layout_moves"]), self.counts(state)
         return sample_next_layouts(key, moves, counts, np.asarray(actions), before, now, self.hw)
 
-    def prior(self, state: dict[str, jax.Array]) -> tuple[np.ndarray, float]:
+    def counts(self, state: dict[str, jax.Array], label: int | None = None) -> np.ndarray:
+        """The layout counts ``(H*W + 1,)``: of every frame trained on, or of class ``label``'s frames."""
+        c = np.asarray(state["layout_counts"], np.float64)
+        if c.ndim == 1:
+            return c
+        return c.sum(0) if label is None else c[label]
+
+    def draw(self, key: jax.Array, state: dict[str, jax.Array], n: int,
+             labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:  # fmt: skip
+        """``n`` layouts ``(n,)`` from the prior and, for a labelled model, their classes ``(n,)``: given
+        ``labels`` (ids ``(n,)``) from ``p(ℓ | class)``, else jointly from ``p(class, ℓ)``; classes None for an
+        unlabelled model."""
+        c = np.asarray(state["layout_counts"])
+        if c.ndim == 1:
+            return sample_layouts(key, c, n), None
+        if labels is not None:
+            return sample_layouts(key, c[np.asarray(labels)], n), np.asarray(labels, np.int32)
+        flat = sample_layouts(key, c.reshape(-1), n)
+        return (flat % c.shape[1]).astype(np.int32), (flat // c.shape[1]).astype(np.int32)
+
+    def prior(self, state: dict[str, jax.Array], label: int | None = None) -> tuple[np.ndarray, float]:
         """The prior ``p(ℓ)`` ``(H, W)`` over the object's centre pixel and ``p(none)``: the layouts of the frames
-        trained on, counted (uniform before any training)."""
-        counts = np.asarray(state["layout_counts"], np.float64)
+        trained on, counted (uniform before any training); with ``label``, ``p(ℓ | class)`` of a labelled model."""
+        counts = self.counts(state, label)
         p = counts / counts.sum() if counts.sum() else np.full(len(counts), 1.0 / len(counts))
         return p[:-1].reshape(self.hw), float(p[-1])

@@ -86,7 +86,11 @@ class DTMConfig:
     autocorr_tau: float = _field(0.016, "held-out autocorrelation the adaptive penalty aims at")
     seed: int = _field(0, "seed of the model (the CLI: also of the data stream and evaluation)")
     n_classes: int = _field(0, "label classes K (0: no label bits, an unconditional model)")
-    label_spots: int = _field(4, "copies of the K one-hot label bits, spread around the image")
+    label_spots: int = _field(
+        4,
+        "copies of the K one-hot label bits, spread around the image (0: none, a layout model's labels then act "
+        "through its layout prior alone)",
+    )
     label_rate: float = _field(0.8, "forward-process flip rate of the label bits")
     n_actions: int = _field(0, "world model: actions A; conditions each frame on the previous one and an action")
     cond_radius: int = _field(1, "world model: previous-frame pixels within this radius feed a pixel's field")
@@ -108,7 +112,7 @@ class DTMConfig:
         ints = {
             "grayscale_levels": 1, "num_diffusion_steps": 1, "batch_size": 1, "warmup_sweeps": 0,
             "n_samples": 1, "sweeps_per_sample": 1, "generation_sweeps": 1, "lr_decay_batches": 1,
-            "n_classes": 0, "label_spots": 1, "n_actions": 0, "cond_radius": 0, "cond_frames": 1, "layout_min_size": 1,
+            "n_classes": 0, "label_spots": 0, "n_actions": 0, "cond_radius": 0, "cond_frames": 1, "layout_min_size": 1,
         }  # fmt: skip
         for name, lo in ints.items():
             object.__setattr__(self, name, check_int(name, getattr(self, name), lo))
@@ -135,6 +139,11 @@ class DTMConfig:
             raise ValueError(f"placement must be one of {PLACEMENTS}, got {self.placement!r}")
         self._check_encoding()
         self._check_layout()
+        if self.n_classes and not self.label_spots and self.layout_color is None:
+            raise ValueError(
+                "label_spots=0 leaves the labels nothing to act on: give label_spots >= 1 (label bits on the grid) "
+                "or layout_color (a layout model, whose prior over the object's place then depends on the label)"
+            )
         if self.schedule == "linear":
             warnings.warn(
                 "a linear schedule never reaches pure noise, yet generation starts from Bernoulli(0.5) "

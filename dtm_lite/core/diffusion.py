@@ -17,6 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dtm_lite.core.sampler import uniform
+
 SCHEDULES = ("log", "linear")
 
 
@@ -49,8 +51,8 @@ def add_noise(
 ) -> jax.Array:
     """Run the forward process for ``dt`` on bits in {0, 1} (any shape); returns uint8 bits."""
     k_replace, k_coin = jax.random.split(key)
-    replace = jax.random.uniform(k_replace, bits.shape) < replace_probability(dt, rate)
-    coin = jax.random.bernoulli(k_coin, 0.5, bits.shape)
+    replace = uniform(k_replace, bits.shape) < replace_probability(dt, rate)
+    coin = uniform(k_coin, bits.shape) < 0.5
     return jnp.where(replace, coin, bits.astype(bool)).astype(jnp.uint8)
 
 

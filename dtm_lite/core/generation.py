@@ -90,7 +90,7 @@ def make_generate(spec: ModelSpec, sweeps: int, every: int, trajectory: bool, me
     def generate(params, key, betas, n, cond=None):
         cond = cond or {}
         k_in, key = jax.random.split(key)
-        s_in = jnp.where(jax.random.bernoulli(k_in, 0.5, (n, n_all)), 1.0, -1.0)
+        s_in = jnp.where(smp.uniform(k_in, (n, n_all)) < 0.5, 1.0, -1.0)
         records = []
         for k in reversed(range(cfg.num_diffusion_steps)):
             key, sub, k_noise = jax.random.split(key, 3)

@@ -40,7 +40,7 @@ def visible_bias(n_nodes: int, visible: jax.Array, j: jax.Array, s_in: jax.Array
 
 def init_spins(key: jax.Array, bias: jax.Array, beta: float) -> jax.Array:
     """Independent spins with each site's marginal ignoring couplings: ``P(+1) = σ(2β b)``."""
-    return jnp.where(jax.random.uniform(key, bias.shape) < jax.nn.sigmoid(2.0 * beta * bias), 1.0, -1.0)
+    return jnp.where(smp.uniform(key, bias.shape) < jax.nn.sigmoid(2.0 * beta * bias), 1.0, -1.0)
 
 
 def split_chains(mesh: ChainSplit | None, p: smp.Params, x0: jax.Array, x1: jax.Array):

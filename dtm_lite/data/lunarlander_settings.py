@@ -12,8 +12,9 @@ and what ``python -m dtm_lite train --condition`` trains on.
 - The evaluation: :func:`eval_settings`, the object metric on the lander (``LANDER``).
 - All of it as the command's one flat dict: :func:`default_settings` (the DTMConfig fields, the stream
   settings and ``quick``), and :func:`config_from_settings` its ``DTMConfig``.
-- The conditions: a labelled model on the ``"zone"`` label (:data:`LABEL_KIND`, :data:`N_ZONES` classes), a
-  world model on the 4 actions (:data:`N_ACTIONS`), with a layout configured as :data:`WORLD_LAYOUT`.
+- The conditions: a labelled model on the ``"zone"`` label (:data:`LABEL_KIND`, :data:`N_ZONES` classes, its
+  label acting through the layout prior: :data:`LABEL_LAYOUT`), a world model on the 4 actions
+  (:data:`N_ACTIONS`), with a layout configured as :data:`WORLD_LAYOUT`.
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ if TYPE_CHECKING:
     from dtm_lite.training.loop import EvalSettings
 
 __all__ = [
-    "LABEL_KIND", "LANDER_COLOR", "LUNARLANDER_COLORS", "N_ACTIONS", "N_ZONES", "STREAM_MINIMUMS", "STREAM_SETTINGS",
-    "WORLD_LAYOUT", "config_from_settings", "default_settings", "eval_settings", "model_config", "palette",
-    "quick_model_config",
+    "LABEL_KIND", "LABEL_LAYOUT", "LANDER_COLOR", "LUNARLANDER_COLORS", "N_ACTIONS", "N_ZONES", "STREAM_MINIMUMS",
+    "STREAM_SETTINGS", "WORLD_LAYOUT", "config_from_settings", "default_settings", "eval_settings", "model_config",
+    "palette", "quick_model_config",
 ]  # fmt: skip
 
 # LunarLander-v3's renderer: black sky, white terrain, purple lander body, yellow flags (RGB in [0, 1])
@@ -71,6 +72,9 @@ QUICK_FIELDS: dict[str, Any] = {
 # --condition label: LunarLanderFrames(label="zone"), 0 left of the pad, 1 over it, 2 right of it
 LABEL_KIND = "zone"
 N_ZONES = LunarLanderFrames.LABEL_KINDS[LABEL_KIND]
+# --condition label with the default's layout: no label bits, the label picks the lander's place from the
+# layout prior counted per class (measured against label bits on a ring around the image: README, "Labels")
+LABEL_LAYOUT = {"label_spots": 0}
 # --condition world with the default's layout: the configuration of benchmarks/world_model.py --layout 1 --frames 2
 WORLD_LAYOUT = {"cond_frames": 2, "cond_radius": 1, "layout_min_size": 1}
 

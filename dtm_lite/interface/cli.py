@@ -10,7 +10,8 @@ name (``--num-diffusion-steps 4``, ``--learning-rate 0.01``, ``--image-shape 24 
 run folder: ``run.json`` (the model config and the stream settings, so that ``--resume`` rebuilds the same
 run), ``latest.npz`` (checkpoint), ``metrics.csv``, sample grids and denoising GIFs, and ``metrics.png``.
 
-``--condition label`` trains a labelled model (``n_classes`` 3) on the frames with their simulator ``"zone"``
+``--condition label`` trains a labelled model (``n_classes`` 3; with the default's layout, its label acting through the
+layout prior: ``lunarlander_settings.LABEL_LAYOUT``) on the frames with their simulator ``"zone"``
 label (left of the pad, over it, right of it); ``--condition world`` a world model (``n_actions`` 4; with the
 default's layout, ``lunarlander_settings.WORLD_LAYOUT``) on ``(frame, action, next frame)`` transitions, each
 action held for the frame stride; both on the same episodes as the default run (README: Conditioning;
@@ -35,6 +36,7 @@ from dtm_lite.core.config import DTMConfig
 from dtm_lite.data.lunarlander import TRAIN_FRAMES_PER_EPISODE
 from dtm_lite.data.lunarlander_settings import (
     LABEL_KIND,
+    LABEL_LAYOUT,
     N_ACTIONS,
     N_ZONES,
     STREAM_MINIMUMS,
@@ -330,10 +332,12 @@ def _apply_condition(settings: dict[str, Any], args: argparse.Namespace) -> None
     if condition is None:
         return
     implied = condition_of(settings)  # of the flags and the resumed run
-    if implied == "none" and condition in ("label", "world") and getattr(args, "quench_fraction", None) is None:
-        settings["quench_fraction"] = 0.0  # the conditioned models were measured without the default's quench
+    if implied == "none" and condition == "world" and getattr(args, "quench_fraction", None) is None:
+        settings["quench_fraction"] = 0.0  # the world model was measured without the default's quench
     if implied == "none" and condition == "label" and args.n_classes is None:
         settings["n_classes"], implied = N_ZONES, "label"
+        if settings["layout_color"] is not None:  # the zone model: the label acts through the layout prior
+            settings.update({k: v for k, v in LABEL_LAYOUT.items() if getattr(args, k, None) is None})
     if implied == "none" and condition == "world" and args.n_actions is None:
         settings["n_actions"], implied = N_ACTIONS, "world"
         if settings["layout_color"] is not None:  # the measured world model with a layout (README)
@@ -613,7 +617,7 @@ def _check_resume(config: DTMConfig, ckpt: Path) -> None:
     )
 
 
-def _stream_factory(dtm, s: dict[str, Any]):
+def stream_factory(dtm, s: dict[str, Any]):
     """``factory(epoch)`` -> that epoch's loader: frames (``--condition none``), frames with their zone labels
     (``label``) or (frames up to t, action_t, frame_t+1) transitions (``world``), each process its share."""
     import jax
@@ -693,7 +697,7 @@ def _train(dtm, s: dict[str, Any], out: Path, args: argparse.Namespace) -> None:
     holdout, evaluate_every = _holdout(s)
     try:
         history = dtm.train_from_iterator(
-            s["epochs"], _stream_factory(dtm, s), s["batches_per_epoch"], evaluate_every=evaluate_every,
+            s["epochs"], stream_factory(dtm, s), s["batches_per_epoch"], evaluate_every=evaluate_every,
             holdout=holdout, checkpoint_dir=out, resume=args.resume, eval_settings=eval_settings(s["quick"]),
             progress=not args.no_progress,
         )  # fmt: skip
