@@ -84,9 +84,10 @@ class DTM:
         chains are split over a 1-D mesh, the state replicated; results are bit-identical for any device count.
         ``config.batch_size`` must be a multiple of the device count. Sets :attr:`train_fn`, the pure, jitted
         ``train_fn(state, batch) -> (state, metrics)`` (:func:`dtm_lite.core.train_step.make_train_step`)."""
-        ChainMesh.of(devices).check_batch_size(self.config.batch_size)
+        mesh, train_fn, kernels = _shared_kernels(self.config, tuple(resolve_devices(devices)))  # jit: no compile yet
+        mesh.check_batch_size(self.config.batch_size)
         check_partitionable()
-        self.mesh, self.train_fn, self._kernels = _shared_kernels(self.config, tuple(resolve_devices(devices)))
+        self.mesh, self.train_fn, self._kernels = mesh, train_fn, kernels
         self.state = self.mesh.put_state(self.state)  # where train_fn's outputs land: no second compile
         return self
 
@@ -252,9 +253,9 @@ class DTM:
         labelled layout model's ``p(ℓ | class)``."""
         plug = batches.require_layout(self.spec, "layout_prior")
         if label is not None:
-            label = check_int("label", label, 0, max(self.config.n_classes - 1, 0))
             if not self.config.n_classes:
                 raise ValueError("layout_prior(label=...) needs a labelled model (DTMConfig(n_classes=K))")
+            label = check_int("label", label, 0, self.config.n_classes - 1)
         return plug.prior(self.state.plugin_state, label)
 
     def sample_layout(self, n: int, key: Any = 0, labels: Any = None) -> np.ndarray:
