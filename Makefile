@@ -18,11 +18,13 @@ $(STAMP): $(BIN)/python pyproject.toml
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
-# `make lint` first (fail fast), then every test, then every notebook top to bottom (nbval;
-# DTM_LITE_QUICK=1 shrinks their workloads).
+# `make lint` first (fail fast), then every notebook top to bottom (nbval; DTM_LITE_QUICK=1 shrinks their
+# workloads) and every test. pytest-xdist runs a file per worker process (--dist loadfile keeps each file's
+# module fixtures and each notebook's cells in one process), one worker per core up to 4; the notebooks go
+# first because they are the longest files. The suite is bound by XLA compiles, which are mostly single-threaded.
 test: lint
-	DTM_LITE_QUICK=1 MPLBACKEND=Agg $(BIN)/python -m pytest tests/ $(wildcard notebooks/*.ipynb) --nbval-lax \
-		-p no:cacheprovider --durations=10
+	DTM_LITE_QUICK=1 MPLBACKEND=Agg $(BIN)/python -m pytest $(wildcard notebooks/*.ipynb) tests/ --nbval-lax \
+		-n auto --maxprocesses 4 --dist loadfile -p no:cacheprovider --durations=10
 
 # Resumes runs/default if it has a checkpoint (n_epochs is the total, so a finished run stops at once).
 train: $(STAMP)
