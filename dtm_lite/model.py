@@ -44,11 +44,24 @@ def _shared_build(config: DTMConfig) -> tuple[ModelSpec, Any, Any]:
     return ModelSpec.build(config, conditioners), *optimizer(config)
 
 
-@functools.lru_cache(maxsize=32)
+def _kernel_config(config: DTMConfig) -> DTMConfig:
+    """``config`` as the compiled kernels see it. They never read the seed (the keys live in the state; only a
+    ``"random"`` placement draws its sites from it) nor the penalty settings (λ_cp lives in the state and is
+    updated on the host), so configs that differ only there share one set of compiled kernels."""
+    seed = config.seed if config.placement == "random" else 0
+    return config.replace(seed=seed, adaptive_penalty=False, corr_penalty=0.0, corr_penalty_min=1e-3, autocorr_tau=1.0)
+
+
 def _shared_kernels(config: DTMConfig, devices: tuple[Any, ...]) -> tuple[ChainMesh, Callable[..., Any], dict]:
-    """``(mesh, train_fn, kernels)`` of a config on ``devices``, built once per process. A second DTM of an
-    equal config (a notebook cell run again, a model loaded from a checkpoint) then compiles nothing: jitted
-    functions are compiled once each, and these are the same functions."""
+    """``(mesh, train_fn, kernels)`` of a config on ``devices``, built once per process for each
+    :func:`_kernel_config`. A second DTM of such a config (a notebook cell run again, a model loaded from a
+    checkpoint, another seed) then compiles nothing: jitted functions are compiled once each, and these are
+    the same functions."""
+    return _kernels_of(_kernel_config(config), devices)
+
+
+@functools.lru_cache(maxsize=32)
+def _kernels_of(config: DTMConfig, devices: tuple[Any, ...]) -> tuple[ChainMesh, Callable[..., Any], dict]:
     spec, opt, schedule = _shared_build(config)
     mesh = ChainMesh.of(list(devices))
     return mesh, make_train_step(spec, opt, schedule, mesh), {}

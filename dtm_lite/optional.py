@@ -27,7 +27,18 @@ from types import ModuleType
 EXTRAS: dict[str, tuple[str, ...]] = {
     "lunarlander": ("gymnasium[box2d]",),
     "notebooks": ("jupyterlab", "ipywidgets", "gymnasium[box2d]"),
-    "dev": ("pytest", "nbval", "thrml", "hypothesis", "ruff", "mypy", "jupyterlab", "ipywidgets", "gymnasium[box2d]"),
+    "dev": (
+        "pytest",
+        "pytest-xdist",
+        "nbval",
+        "thrml",
+        "hypothesis",
+        "ruff",
+        "mypy",
+        "jupyterlab",
+        "ipywidgets",
+        "gymnasium[box2d]",
+    ),
 }
 
 

@@ -70,7 +70,10 @@ def test_base_dependencies_leave_the_extras_out():
     assert extras == {e: {_name(p) for p in pkgs} for e, pkgs in optional.EXTRAS.items()}  # the errors' names
     assert extras["lunarlander"] == {"gymnasium[box2d]"}
     assert extras["lunarlander"] | {"jupyterlab", "ipywidgets"} <= extras["notebooks"]
-    assert extras["notebooks"] | {"pytest", "nbval", "thrml", "hypothesis", "ruff", "mypy"} <= extras["dev"]
+    assert (
+        extras["notebooks"] | {"pytest", "pytest-xdist", "nbval", "thrml", "hypothesis", "ruff", "mypy"}
+        <= extras["dev"]
+    )
     assert 'pip install -e ".[dev]"' in (ROOT / "Makefile").read_text()  # make lab / make test: everything
 
 
