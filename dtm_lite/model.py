@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,11 @@ def _kernel_config(config: DTMConfig) -> DTMConfig:
     ``"random"`` placement draws its sites from it) nor the penalty settings (λ_cp lives in the state and is
     updated on the host), so configs that differ only there share one set of compiled kernels."""
     seed = config.seed if config.placement == "random" else 0
-    return config.replace(seed=seed, adaptive_penalty=False, corr_penalty=0.0, corr_penalty_min=1e-3, autocorr_tau=1.0)
+    with warnings.catch_warnings():  # the user's config has already warned about what it holds
+        warnings.simplefilter("ignore")
+        return config.replace(
+            seed=seed, adaptive_penalty=False, corr_penalty=0.0, corr_penalty_min=1e-3, autocorr_tau=1.0
+        )
 
 
 def _shared_kernels(config: DTMConfig, devices: tuple[Any, ...]) -> tuple[ChainMesh, Callable[..., Any], dict]:
