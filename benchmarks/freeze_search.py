@@ -1,7 +1,7 @@
 """Where does a single EBM freeze? The MEBM (T = 1, no penalty) trained on glyph sets from small to large.
 
     python benchmarks/freeze_search.py            # every setting below, 2,000 batches each (see its wall time)
-    python benchmarks/freeze_search.py --quick    # the CI size: two settings, 20 batches
+    python benchmarks/freeze_search.py --quick    # a smoke run: the two smallest settings, 20 batches
 
 A model *freezes* when its Gibbs chains stop crossing between the data's modes: the held-out autocorrelation of
 its free chains (dtm_lite.training.loop.step_autocorrelation: one input per group of chains, the same window as the
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from dtm_lite.data.glyphs import Glyphs
-from dtm_lite.evaluation.dtm_vs_mebm import StudySettings, _jsonable, run_variant
+from dtm_lite.evaluation.dtm_vs_mebm import StudySettings, run_variant
 
 SETTINGS = {  # name: the glyph set, smallest first
     "7x7, noise 0.02": Glyphs(side=7, scale=1, shifts=(0, 1, 2), noise=0.02),
@@ -46,7 +46,7 @@ def frozen_level(curve: list[dict], tail: float = 0.25) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="the CI size")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: the two smallest settings, 20 batches")
     parser.add_argument("--batches", type=int, default=2000)
     parser.add_argument("--frozen", type=float, default=0.5, help="autocorrelation that counts as frozen")
     parser.add_argument(
@@ -63,14 +63,14 @@ def main() -> None:
         v = run_variant(s, 1, False, 0)
         level = frozen_level(v["curve"])
         result["settings"][name] = {
-            "study": _jsonable(asdict(s)),
+            "study": asdict(s),
             "curve": v["curve"],
             "samples": v["samples"],
             "final_autocorr": level,
             "frozen": level >= args.frozen,
         }
         result["seconds"] = time.perf_counter() - t0
-        args.out.write_text(json.dumps(_jsonable(result), indent=1))
+        args.out.write_text(json.dumps(result, indent=1))  # tuples are written as lists
         last, curve = v["curve"][-1], " ".join(f"{p['autocorr'][0]:.2f}" for p in v["curve"])
         print(
             f"{name:>18}: autocorrelation {curve} -> "

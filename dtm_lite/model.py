@@ -11,6 +11,7 @@ and the state pytree (:class:`~dtm_lite.core.state.DTMState`), checks inputs and
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import warnings
@@ -45,16 +46,19 @@ def _shared_build(config: DTMConfig) -> tuple[ModelSpec, Any, Any]:
     return ModelSpec.build(config, conditioners), *optimizer(config)
 
 
+_HOST_ONLY_FIELDS = ("adaptive_penalty", "corr_penalty", "corr_penalty_min", "autocorr_tau")
+"""Config fields read on the host alone (the penalty's settings): :func:`_kernel_config` sets them to their defaults."""
+
+
 def _kernel_config(config: DTMConfig) -> DTMConfig:
     """``config`` as the compiled kernels see it. They never read the seed (the keys live in the state; only a
     ``"random"`` placement draws its sites from it) nor the penalty settings (λ_cp lives in the state and is
     updated on the host), so configs that differ only there share one set of compiled kernels."""
+    host_only = {f.name: f.default for f in dataclasses.fields(DTMConfig) if f.name in _HOST_ONLY_FIELDS}
     seed = config.seed if config.placement == "random" else 0
     with warnings.catch_warnings():  # the user's config has already warned about what it holds
         warnings.simplefilter("ignore")
-        return config.replace(
-            seed=seed, adaptive_penalty=False, corr_penalty=0.0, corr_penalty_min=1e-3, autocorr_tau=1.0
-        )
+        return config.replace(seed=seed, **host_only)
 
 
 def _shared_kernels(config: DTMConfig, devices: tuple[Any, ...]) -> tuple[ChainMesh, Callable[..., Any], dict]:
