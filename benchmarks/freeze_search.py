@@ -25,17 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dtm_lite.data.glyphs import Glyphs
+from dtm_lite.data.glyphs import GLYPH_SETS
 from dtm_lite.evaluation.dtm_vs_mebm import StudySettings, run_variant
-
-SETTINGS = {  # name: the glyph set, smallest first
-    "7x7, noise 0.02": Glyphs(side=7, scale=1, shifts=(0, 1, 2), noise=0.02),
-    "7x7, noise 0": Glyphs(side=7, scale=1, shifts=(0, 1, 2), noise=0.0),
-    "10x10, noise 0.02": Glyphs(side=10, scale=1, shifts=(0, 2, 4), noise=0.02),
-    "10x10, noise 0": Glyphs(side=10, scale=1, shifts=(0, 2, 4), noise=0.0),
-    "14x14, noise 0.02": Glyphs(),  # the DTM-vs-MEBM study's set
-    "14x14, noise 0": Glyphs(noise=0.0),
-}
 
 
 def frozen_level(curve: list[dict], tail: float = 0.25) -> float:
@@ -54,12 +45,12 @@ def main() -> None:
     )
     args = parser.parse_args()
     base = StudySettings.quick() if args.quick else StudySettings(batches=args.batches, batches_per_point=100)
-    names = list(SETTINGS)[:2] if args.quick else list(SETTINGS)
+    names = list(GLYPH_SETS)[:2] if args.quick else list(GLYPH_SETS)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     result: dict = {"frozen_at": args.frozen, "settings": {}, "seconds": 0.0}
     t0 = time.perf_counter()
     for name in names:
-        s = replace(base, glyphs=SETTINGS[name], steps=(1,), penalty=(False,), seeds=(0,))
+        s = replace(base, glyphs=GLYPH_SETS[name], steps=(1,), penalty=(False,), seeds=(0,))
         v = run_variant(s, 1, False, 0)
         level = frozen_level(v["curve"])
         result["settings"][name] = {

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dtm_lite.data.glyphs import Glyphs, mode_coverage
-from dtm_lite.evaluation.dtm_vs_mebm import summary, verdict
+from dtm_lite.data.glyphs import GLYPH_SETS, Glyphs, mode_coverage
+from dtm_lite.evaluation.dtm_vs_mebm import StudySettings, summary, verdict
 from dtm_lite.training.penalty import adaptive_correlation_penalty
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,6 +41,14 @@ def test_mode_coverage_reads_high_on_data_and_low_on_one_digit_or_noise():
     assert one["clean"] == 1.0 and math.isclose(one["digit_tv"], 0.9) and one["digits_seen"] == 1
     noise = mode_coverage(g, rng.integers(0, 2, (200, 14, 14, 1)).astype(np.float32))
     assert noise["clean"] == 0.0 and noise["digits_seen"] == 0
+
+
+def test_the_named_glyph_sets_grow_and_the_study_uses_the_noisy_14x14_one():
+    sizes = [(g.side, g.noise) for g in GLYPH_SETS.values()]
+    assert sizes == sorted(sizes, key=lambda s: (s[0], -s[1])) and len(set(sizes)) == len(sizes)
+    assert StudySettings().glyphs == GLYPH_SETS["14x14, noise 0.02"] == Glyphs()
+    for g in GLYPH_SETS.values():  # every set classifies its own noise-free modes as clean, one mode each
+        assert mode_coverage(g, g.templates[..., None].astype(np.float32))["clean"] == 1.0
 
 
 def test_glyphs_refuse_a_glyph_that_does_not_fit():
@@ -76,16 +84,18 @@ def test_verdict_follows_the_numbers_and_their_noise():
 @pytest.mark.slow
 def test_quick_study_runs_and_the_penalty_is_measured_at_every_point(tmp_path):
     out = tmp_path / "study.json"
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "dtm_vs_mebm.py"), "--quick", "--out", str(out)],
+    args = ["--quick", "--glyphs", "10x10, noise 0", "--batches", "30", "--batches-per-point", "15", "--out", str(out)]
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "dtm_vs_mebm.py"), *args],
                           capture_output=True, text=True, timeout=600)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())
+    assert result["settings"]["glyphs"] == {"side": 10, "scale": 1, "shifts": [0, 2, 4], "noise": 0.0}
     names = {(v["steps"], v["acp"]) for v in result["variants"]}
     assert names == {(1, False), (1, True), (2, False), (2, True)}
     for v in result["variants"]:
-        assert [p["batches"] for p in v["curve"]] == [10, 20]
+        assert [p["batches"] for p in v["curve"]] == [15, 30]
         assert all(len(p["autocorr"]) == v["steps"] and None not in p["autocorr"] for p in v["curve"])
-        assert len(v["samples"]) == 24 and len(v["samples"][0]) == 196
+        assert len(v["samples"]) == 24 and len(v["samples"][0]) == 100
         pen = [p["penalty"] for p in v["curve"]]
         if not v["acp"]:
             assert all(c == 0 for cps in pen for c in cps)

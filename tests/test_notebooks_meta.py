@@ -7,6 +7,8 @@ Every ``notebooks/*.ipynb`` must:
   stored from its quick run says ``{"run": "quick"}`` and fails here until it is run in full);
 - be stored executed: every non-empty code cell has an ``execution_count``;
 - hold no progress bar frozen at 0% (a tqdm widget, stored, shows ``0%|`` to a reader without the widget);
+- hold at least one exercise: a Markdown cell with an "Exercise" heading (or bold line) and its solution hidden in a
+  ``<details>`` block;
 - never cite what a reader cannot find: "issue N", "the seed", "reference section N", in its Markdown or its
   outputs (the paper is Jelinčič et al., arXiv 2510.23972; code is named by its public name).
 """
@@ -22,6 +24,7 @@ import pytest
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 FORBIDDEN = re.compile(r"\bissue \d+|\bthe seed\b|reference,? section", re.IGNORECASE)
 FROZEN_BAR = re.compile(r"(^|[\s\r])0%\|")
+EXERCISE = re.compile(r"^(#+ |\*\*).*\bExercises?\b.*<details>", re.MULTILINE | re.DOTALL)
 # notebooks stored from their quick run, each until someone re-executes it in full (then remove it from here)
 STORED_QUICK: dict[str, str] = {}
 
@@ -58,6 +61,9 @@ def problems(nb: dict) -> list[str]:
             hit = FORBIDDEN.search(text)
             if hit:
                 found.append(f"cell {i} cites {hit.group(0)!r}: cite the paper or the public code by name")
+    markdown = ("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    if not any(EXERCISE.search(text) for text in markdown):
+        found.append('no exercise: add a Markdown cell "## Exercise" with its solution in a <details> block')
     return found
 
 
@@ -81,8 +87,15 @@ def test_every_notebook_is_checked():
 
 
 def test_the_checks_catch_each_problem():
+    exercise = {"cell_type": "markdown", "source": ["## Exercise\n", "Why?\n", "<details>Because.</details>"]}
+
     def notebook(run, cells):
-        return {"metadata": {"dtm_lite": {"run": run}}, "cells": cells}
+        return {"metadata": {"dtm_lite": {"run": run}}, "cells": [*cells, exercise]}
+
+    bare = {"metadata": {"dtm_lite": {"run": "full"}}, "cells": []}
+    assert "no exercise" in problems(bare)[0]
+    unhidden = {**bare, "cells": [{"cell_type": "markdown", "source": ["## Exercise\nWhy? Because."]}]}
+    assert "no exercise" in problems(unhidden)[0]
 
     code = {"cell_type": "code", "source": ["x = 1"], "execution_count": 1, "outputs": []}
     assert problems(notebook("full", [code])) == []

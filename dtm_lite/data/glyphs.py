@@ -125,3 +125,13 @@ def mode_coverage(glyphs: Glyphs, images: np.ndarray, clean_radius: int | None =
     hist = np.bincount(digits, minlength=10) / max(1, len(digits))
     tv = 0.5 * float(np.abs(hist - 0.1).sum()) if len(digits) else 0.9
     return {"clean": float(ok.mean()), "digit_tv": tv, "digits_seen": float((hist > 0).sum())}
+
+
+GLYPH_SETS: dict[str, Glyphs] = {  # named glyph sets, smallest first (benchmarks/freeze_search.py searches them)
+    "7x7, noise 0.02": Glyphs(side=7, scale=1, shifts=(0, 1, 2), noise=0.02),
+    "7x7, noise 0": Glyphs(side=7, scale=1, shifts=(0, 1, 2), noise=0.0),
+    "10x10, noise 0.02": Glyphs(side=10, scale=1, shifts=(0, 2, 4), noise=0.02),
+    "10x10, noise 0": Glyphs(side=10, scale=1, shifts=(0, 2, 4), noise=0.0),
+    "14x14, noise 0.02": Glyphs(),  # the DTM-vs-MEBM study's default set
+    "14x14, noise 0": Glyphs(noise=0.0),
+}
