@@ -27,15 +27,17 @@ def main() -> None:
     parser.add_argument(
         "--out", type=Path, default=Path(__file__).resolve().parent.parent / "figures" / "dtm_vs_mebm.json"
     )
-    parser.add_argument(
-        "--glyphs", choices=list(GLYPH_SETS), default="14x14, noise 0.02", help="the glyph set (dtm_lite.data.glyphs)"
-    )
+    parser.add_argument("--glyphs", choices=list(GLYPH_SETS), help="the glyph set (default: the study's, 14x14 noisy)")
     parser.add_argument("--batches", type=int, help="batches a variant trains (default: the study's 1,000)")
     parser.add_argument("--batches-per-point", type=int, help="batches between measurements (default 50)")
     args = parser.parse_args()
-    settings = replace(StudySettings.quick() if args.quick else StudySettings(), glyphs=GLYPH_SETS[args.glyphs])
-    sizes = {"batches": args.batches, "batches_per_point": args.batches_per_point}
-    settings = replace(settings, **{k: v for k, v in sizes.items() if v is not None})
+    given = {
+        "glyphs": GLYPH_SETS[args.glyphs] if args.glyphs else None,
+        "batches": args.batches,
+        "batches_per_point": args.batches_per_point,
+    }  # each unset one keeps StudySettings' own default
+    base = StudySettings.quick() if args.quick else StudySettings()
+    settings = replace(base, **{k: v for k, v in given.items() if v is not None})
     args.out.parent.mkdir(parents=True, exist_ok=True)
 
     def report(v: dict) -> None:
