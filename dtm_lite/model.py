@@ -32,7 +32,7 @@ from dtm_lite.core.generation import make_free_run, make_generate
 from dtm_lite.core.spec import ModelSpec, init_state, optimizer
 from dtm_lite.core.state import DTMState
 from dtm_lite.core.train_step import make_train_step
-from dtm_lite.core.validation import NonFiniteError, check_int
+from dtm_lite.core.validation import check_int
 from dtm_lite.scale.sharding import ChainMesh, Devices, check_partitionable, global_batch, resolve_devices
 from dtm_lite.training import checkpoint
 
@@ -191,7 +191,7 @@ class DTM:
         finite = {k: out.pop(k) for k in [k for k in out if k.startswith("finite/")]}
         bad = sorted(k.removeprefix("finite/") for k, ok in finite.items() if not ok)
         if bad:  # refused before anything (a checkpoint, a sample) can use them
-            raise NonFiniteError(
+            raise checkpoint.NonFiniteError(
                 f"training diverged: this step (batch {self.batches_trained + 1}) made the parameters {bad} "
                 f"non-finite (NaN or inf), at learning rate {self.learning_rate():.3g}; the model keeps its state "
                 f"before the step. Lower config.learning_rate (now {self.config.learning_rate:g}, e.g. 10x smaller)"

@@ -5,9 +5,9 @@ import jax
 import numpy as np
 import pytest
 
-from dtm_lite.core.state import DTMState, state_arrays, state_from_arrays
+from dtm_lite.core.state import DTMState
 from dtm_lite.model import DTM, DTMConfig
-from dtm_lite.training.checkpoint import CHECKPOINT_FORMAT
+from dtm_lite.training.checkpoint import CHECKPOINT_FORMAT, state_arrays, state_from_arrays
 
 TINY = DTMConfig(image_shape=(4, 4, 1), preset="20_8", num_diffusion_steps=2, batch_size=4, warmup_sweeps=5,
                  n_samples=2, sweeps_per_sample=1, generation_sweeps=10, adaptive_penalty=True, seed=3)  # fmt: skip

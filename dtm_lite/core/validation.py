@@ -58,15 +58,6 @@ def check_float(
     return v
 
 
-class NonFiniteError(FloatingPointError, ValueError):
-    """A training step would make parameters non-finite (NaN or infinite): training diverged."""
-
-
-def nonfinite_names(arrays: dict[str, Any]) -> list[str]:
-    """The names of the arrays of ``arrays`` (name -> array) that hold a NaN or an infinity."""
-    return [name for name, a in arrays.items() if not np.all(np.isfinite(np.asarray(a)))]
-
-
 def check_bool(name: str, v: Any) -> bool:
     """``v`` as a ``bool``: ``True`` / ``False`` (or a NumPy bool), never a string, number or None."""
     if not isinstance(v, bool | np.bool_):

@@ -1,7 +1,7 @@
 """Checkpoints (:meth:`DTM.save`: the whole state, to resume training) and weights files
 (:meth:`DTM.save_weights`: the parameters, what ships as package data): writing them atomically, and reading
 them back with one clear error for anything that is not one. A checkpoint is the ``DTMState`` pytree as one
-flat dict of arrays (:func:`dtm_lite.core.state.state_arrays`) plus a JSON ``meta`` record with the config."""
+flat dict of arrays (:func:`state_arrays`) plus a JSON ``meta`` record with the config."""
 
 from __future__ import annotations
 
@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from dtm_lite.core.config import DTMConfig
-from dtm_lite.core.state import DTMState, checked_array, corrupt, state_arrays, state_from_arrays
-from dtm_lite.core.validation import check_int, nonfinite_names
+from dtm_lite.core.state import DTMState
+from dtm_lite.core.validation import check_int
 from dtm_lite.training.files import atomic_write
 from dtm_lite.version import __version__
 
@@ -32,6 +33,70 @@ WEIGHTS_VERSION = 2
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # an .npz is a zip archive (the second: an empty one)
 MAX_MEMBERS = 4096  # arrays in an archive: a checkpoint has a few dozen
 MAX_META_BYTES = 64 << 20  # the JSON meta record: the config, and the metrics of every epoch trained
+
+
+class NonFiniteError(FloatingPointError, ValueError):
+    """A training step would make parameters non-finite (NaN or infinite): training diverged."""
+
+
+def nonfinite_names(arrays: dict[str, Any]) -> list[str]:
+    """The names of the arrays of ``arrays`` (name -> array) that hold a NaN or an infinity."""
+    return [name for name, a in arrays.items() if not np.all(np.isfinite(np.asarray(a)))]
+
+
+def _leaf_name(path: tuple[Any, ...]) -> str:
+    """``"params/W"``, ``"opt_state/0/mu/W"``, ...: a pytree leaf's path as a checkpoint array name."""
+    parts = []
+    for k in path:
+        for attr in ("name", "key", "idx"):
+            if hasattr(k, attr):
+                parts.append(str(getattr(k, attr)))
+                break
+        else:
+            parts.append(str(k))
+    return "/".join(parts)
+
+
+def _is_key(a: Any) -> bool:
+    return isinstance(a, jax.Array) and jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key)
+
+
+def state_arrays(state: DTMState) -> dict[str, np.ndarray]:
+    """The state as one flat dict ``{"state/params/W": array, ..., "state/key": uint32 key data}``: what a
+    checkpoint stores (typed PRNG keys as their raw ``uint32`` data)."""
+    out = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
+        out["state/" + _leaf_name(path)] = np.asarray(jax.random.key_data(leaf) if _is_key(leaf) else leaf)
+    return out
+
+
+def corrupt(where: Any, why: str) -> ValueError:
+    """The one error for a file that is not a dtm_lite checkpoint (or weights file): names ``where``."""
+    return ValueError(f"{where}: corrupt or not a dtm_lite checkpoint ({why})")
+
+
+def checked_array(where: Any, arrays: dict[str, np.ndarray], name: str, shape: tuple, dtype: np.dtype) -> np.ndarray:
+    """``arrays[name]``, present with ``shape`` and a dtype that casts to ``dtype`` safely, or :func:`corrupt`."""
+    a = arrays.get(name)
+    if not isinstance(a, np.ndarray):
+        raise corrupt(where, f"no array {name!r}")
+    if a.shape != tuple(shape) or np.result_type(a.dtype, dtype) != dtype:
+        raise corrupt(where, f"{name} is {a.dtype}{list(a.shape)}, its config needs {dtype}{list(shape)}")
+    return a
+
+
+def state_from_arrays(reference: DTMState, arrays: dict[str, np.ndarray], where: str = "checkpoint") -> DTMState:
+    """The inverse of :func:`state_arrays`, shaped like ``reference`` (a fresh state of the same config):
+    every leaf must be present with the reference's shape and a dtype that casts to it safely, else one
+    ``ValueError`` naming ``where`` and the array."""
+    leaves, _ = jax.tree_util.tree_flatten_with_path(reference)
+    out = []
+    for path, ref in leaves:
+        want = jax.random.key_data(ref) if _is_key(ref) else ref
+        dtype = np.dtype(want.dtype)
+        a = checked_array(where, arrays, "state/" + _leaf_name(path), np.shape(want), dtype)
+        out.append(jax.random.wrap_key_data(jnp.asarray(a)) if _is_key(ref) else jnp.asarray(a, dtype))
+    return jax.tree.unflatten(jax.tree.structure(reference), out)
 
 
 def _meta_bytes(meta: dict[str, Any]) -> np.ndarray:
@@ -145,7 +210,7 @@ def _selected(arrays: Mapping[str, np.ndarray], expected: dict[str, Any]) -> dic
 
 
 def _check_finite(path: Any, arrays: dict[str, np.ndarray]) -> None:
-    """:func:`~dtm_lite.core.state.corrupt` naming the arrays that hold a NaN or an infinity."""
+    """:func:`corrupt` naming the arrays that hold a NaN or an infinity."""
     bad = nonfinite_names({k: v for k, v in arrays.items() if isinstance(v, np.ndarray)})
     if bad:
         raise corrupt(path, f"non-finite values (NaN or inf) in {', '.join(bad[:5])}: a diverged model is never loaded")
@@ -158,7 +223,7 @@ def _json_object(v: Any) -> dict[str, Any]:
 
 
 class _Bad(Exception):
-    """Why an archive is refused (turned into the one :func:`~dtm_lite.core.state.corrupt` error)."""
+    """Why an archive is refused (turned into the one :func:`corrupt` error)."""
 
 
 @dataclass(frozen=True)
@@ -199,7 +264,7 @@ class Archive(Mapping[str, np.ndarray]):
     def select(self, expected: dict[str, tuple[tuple[int, ...], np.dtype]]) -> dict[str, np.ndarray]:
         """The arrays ``expected`` names (name -> (shape, dtype)), read after checking that the archive holds
         those and no others (besides ``meta``), each with exactly that shape and a dtype that casts to that
-        dtype safely; :func:`~dtm_lite.core.state.corrupt` otherwise."""
+        dtype safely; :func:`corrupt` otherwise."""
         unknown = sorted(set(self.members) - set(expected) - {"meta"})
         if unknown:
             raise corrupt(self.path, f"arrays its config has no use for: {', '.join(map(repr, unknown[:5]))}")

@@ -45,7 +45,7 @@ of its batches were done, so ``resume=True`` continues exactly where the run sto
 factory, an interrupted and resumed run ends with the same parameters as an uninterrupted one. Missing or
 malformed progress is the "corrupt" error; a checkpoint without any (made by :meth:`DTM.save`) starts at
 epoch 1 from its state, with a warning. A step that would make a parameter non-finite stops the run with
-:class:`~dtm_lite.core.validation.NonFiniteError` (the epoch and batch named; the model keeps, and the
+:class:`~dtm_lite.training.checkpoint.NonFiniteError` (the epoch and batch named; the model keeps, and the
 checkpoint saves, the state before it).
 
 An epoch's end (autocorrelation, penalty update, evaluation, its row) is computed first and then committed
@@ -78,8 +78,7 @@ from tqdm.auto import tqdm
 
 from dtm_lite.core.config import MAX_SEED, seed_key
 from dtm_lite.core.diffusion import training_pair
-from dtm_lite.core.state import corrupt
-from dtm_lite.core.validation import NonFiniteError, check_int
+from dtm_lite.core.validation import check_int
 from dtm_lite.evaluation.metrics import (
     FDPCA,
     ObjectClass,
@@ -89,6 +88,7 @@ from dtm_lite.evaluation.metrics import (
     evaluate,
 )
 from dtm_lite.evaluation.pictures import save_image_grid, save_trajectory_gif
+from dtm_lite.training.checkpoint import NonFiniteError, corrupt
 from dtm_lite.training.files import atomic_write, check_writable, lock_folder
 from dtm_lite.training.penalty import adaptive_correlation_penalty
 
