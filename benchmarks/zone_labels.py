@@ -1,6 +1,6 @@
 """A LunarLander label model measured: does the label put the lander where it says, and can the model read it?
 
-    python benchmarks/zone_labels.py                          # DTM.pretrained("lunarlander-zone"), ~2.5 min
+    python benchmarks/zone_labels.py                          # DTM.pretrained("lunarlander-zone"), ~4 min
     python benchmarks/zone_labels.py --model runs/zone/latest.npz --n-per 64
 
 For the ``"zone"`` label (0 left of the landing pad, 1 over it, 2 right of it; the pad's edges are
@@ -14,7 +14,7 @@ For the ``"zone"`` label (0 left of the landing pad, 1 over it, 2 right of it; t
 
 The ``"phase"`` label (0 flying, 1 touching down, 2 standing) gets the same classification measure. A model
 whose label acts through its layout prior (``label_spots=0``) reads a class from the lander's place alone, so
-the phase model here is the zone model's picture model with its layout prior counted per phase over
+the phase model here is the default model's picture model with its layout prior counted per phase over
 ``--phase-episodes`` whole episodes of the heuristic policy (the random one seldom touches down), and it is
 scored on held-out heuristic episodes (``--holdout-episodes`` / 4 of them, every frame). Writes
 OUT/zone_labels.json and OUT/zone_labels.png (8 samples a zone); OUT = --out (default figures).
@@ -82,21 +82,22 @@ def phase_frames(res: int, episodes: int, seed: int) -> LunarLanderFrames:
 
 
 def phase_model(zone: DTM, episodes: int) -> DTM:
-    """The zone model with its layout prior counted per phase over ``episodes`` heuristic-policy episodes."""
+    """The default model (``DTM.pretrained("lunarlander")``) with the zone model's labelled layout, its layout prior
+    counted per phase over ``episodes`` heuristic-policy episodes (``classify`` reads the layout alone)."""
     plug = next(c for c in zone.spec.conditioners if isinstance(c, LayoutInputs))
     counts = jnp.zeros_like(zone.state.plugin_state["layout_counts"])
     for ep in phase_frames(zone.config.image_shape[0], episodes, seed=0):
         ids = plug.ids_of(zone.encode(ep.frames / 255.0))
         counts = count_layouts(counts, jnp.asarray(ids), jnp.asarray(ep.labels))
-    model = DTM(zone.config)
-    model.state = zone.state._replace(plugin_state={"layout_counts": counts})
+    model = DTM(zone.config.replace(label_gates_layout=False))
+    model.state = DTM.pretrained("lunarlander").state._replace(plugin_state={"layout_counts": counts})
     return model
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="lunarlander-zone", help="pretrained name, weights file or checkpoint")
-    ap.add_argument("--n-per", type=int, default=128, help="conditional samples a zone")
+    ap.add_argument("--n-per", type=int, default=256, help="conditional samples a zone")
     ap.add_argument("--holdout-episodes", type=int, default=200, help="held-out episodes (4 frames each)")
     ap.add_argument("--phase-episodes", type=int, default=200, help="heuristic episodes counted for the phase prior")
     ap.add_argument("--out", type=Path, default=Path("figures"))

@@ -58,7 +58,7 @@ def draw_layouts(model: DTM, key: jax.Array, cond: dict[str, Any], n: int) -> di
     k_layout, state = jax.random.fold_in(key, LAYOUT_STREAM), model.state.plugin_state
     if not model.config.n_actions:
         ids, classes = plug.draw(k_layout, state, n, cond.get("labels"))
-        return {**cond, **plug.inputs(ids), **({} if classes is None else {"labels": classes})}
+        return {**cond, **plug.inputs(ids, labels=classes), **({} if classes is None else {"labels": classes})}
     if "prev" in cond:
         ids = plug.next_ids(k_layout, state, cond["actions"], *plug.previous(cond["prev"]))
         return {**cond, **plug.inputs(ids, cond["prev"], cond["actions"])}

@@ -77,18 +77,27 @@ def test_quick_conditioned_runs_train_and_save_their_model(condition, extra, fie
     assert not (tmp_path / "refused").exists()
 
 
-def test_the_zone_models_picture_model_is_the_default_runs(tmp_path):
-    """--condition label with the default's layout trains the same picture model on the same batches: the labels
-    only split the layout prior by class (what benchmarks/zone_model.py relies on to build the shipped model)."""
+def test_the_zone_models_label_reaches_the_prior_and_its_own_zones_weights(tmp_path):
+    """--condition label trains on the default run's batches and counts the same layouts, split by zone; its
+    layout weights K hold one set per zone, and each set learns from its zone's rows alone (a zone without rows
+    keeps its zeros). With --no-label-gates-layout the labels reach only the prior: the picture model is the
+    default run's bit for bit."""
+    flags = {"none": ["--condition", "none"], "label": ["--condition", "label"],
+             "prior": ["--condition", "label", "--no-label-gates-layout"]}  # fmt: skip
     runs = {}
-    for condition in ("none", "label"):
-        out = tmp_path / condition
-        assert main(["train", *TINY, "--batches-per-epoch", "2", "--condition", condition, "--out", str(out)]) == 0
-        runs[condition] = DTM.load(out / "latest.npz")
-    plain, zone = runs["none"], runs["label"]
+    for name, f in flags.items():
+        out = tmp_path / name
+        assert main(["train", *TINY, "--batches-per-epoch", "2", *f, "--out", str(out)]) == 0
+        runs[name] = DTM.load(out / "latest.npz")
+    plain, zone, prior = runs["none"], runs["label"], runs["prior"]
     assert zone.config == plain.config.replace(n_classes=3, **LABEL_LAYOUT) and zone.spec.n_extra_bits == 0
-    for a, b in zip(jax.tree.leaves(plain.state.params), jax.tree.leaves(zone.state.params), strict=True):
+    assert prior.config == zone.config.replace(label_gates_layout=False)
+    for a, b in zip(jax.tree.leaves(plain.state.params), jax.tree.leaves(prior.state.params), strict=True):
         assert np.array_equal(np.asarray(a), np.asarray(b))
-    counts = np.asarray(zone.state.plugin_state["layout_counts"])
-    assert counts.shape == (3, 16 * 16 + 1) and counts.sum() == 2 * plain.config.batch_size
-    assert np.array_equal(counts.sum(0), np.asarray(plain.state.plugin_state["layout_counts"]))
+    for model in (zone, prior):
+        counts = np.asarray(model.state.plugin_state["layout_counts"])
+        assert counts.shape == (3, 16 * 16 + 1) and counts.sum() == 2 * plain.config.batch_size
+        assert np.array_equal(counts.sum(0), np.asarray(plain.state.plugin_state["layout_counts"]))
+    K, rows = np.asarray(zone.state.params["K"]), counts.sum(1)
+    assert K.shape[:2] == (1, 3) and prior.state.params["K"].shape[:2] == (1, 1)
+    assert [bool(np.any(K[:, k])) for k in range(3)] == [bool(r) for r in rows], rows

@@ -61,6 +61,7 @@ OTHER = {
     "cond_frames": (["2"], 2, {}),
     "layout_color": (["1,0,0.5"], (1.0, 0.0, 0.5), {}),
     "layout_min_size": (["1"], 1, {}),
+    "label_gates_layout": ([], True, {"n_classes": 3}),
 }
 
 

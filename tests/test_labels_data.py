@@ -9,7 +9,8 @@ from gymnasium.envs.box2d.lunar_lander import SCALE
 
 from dtm_lite.data.loader import IteratorDataLoader
 from dtm_lite.data.lunarlander import HELIPAD_RENDER_X, LabeledEpisode, LunarLanderFrames, state_labels
-from dtm_lite.evaluation.metrics import LANDER, object_stats
+from dtm_lite.evaluation.label_measures import centre_columns, zone_of
+from dtm_lite.evaluation.metrics import LANDER
 
 N_ID_BITS = 8  # frame k is a (1, 8, 1) uint8 image holding k in binary, so its bits spell k
 K = 3
@@ -216,12 +217,11 @@ def test_zone_labels_agree_with_the_picture(zone_episodes):
     src = LunarLanderFrames(**ZONE)
     frames = np.concatenate([e.frames for e in zone_episodes])
     labels = np.concatenate([e.labels for e in zone_episodes])
-    stats = object_stats(frames, LANDER)
     left, right = src.pad_columns
     assert (left, right) == pytest.approx((11.2, 20.8))
-    centre = stats.col + 0.5  # object_stats' column is a pixel index; pixel j spans [j, j + 1)
-    seen = np.where(centre < left, 0, np.where(centre <= right, 1, 2))
-    clear = stats.has_blob & (np.abs(centre - left) > 1) & (np.abs(centre - right) > 1)
+    shown, centre = centre_columns(frames, LANDER)  # in the pad's coordinates: pixel j spans [j, j + 1)
+    seen = zone_of(np.nan_to_num(centre), (left, right))
+    clear = shown & (np.abs(centre - left) > 1) & (np.abs(centre - right) > 1)
     assert clear.sum() >= 150
     assert np.bincount(seen[clear], minlength=3).min() >= 10  # every zone is visited
     assert (seen == labels)[clear].mean() >= 0.9

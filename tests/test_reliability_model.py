@@ -49,13 +49,16 @@ def test_beta_must_be_finite_and_positive(tiny):
 
 def test_every_bool_field_must_be_a_bool():
     bools = [f.name for f in dataclasses.fields(DTMConfig) if f.type in (bool, "bool")]
-    assert bools == ["adaptive_penalty"]
+    assert bools == ["adaptive_penalty", "label_gates_layout"]
+    needs = {"label_gates_layout": {"n_classes": 2, "layout_color": (1.0,) * DTMConfig().image_shape[2]}}
     for name in bools:
         for bad in ["no", "False", 0, 1, None, 1.0]:
             with pytest.raises(ValueError, match=f"{name} must be True or False"):
                 DTMConfig(**{name: bad})
-        assert getattr(DTMConfig(**{name: np.bool_(True)}), name) is True
+        assert getattr(DTMConfig(**{name: np.bool_(True)}, **needs.get(name, {})), name) is True
         assert getattr(DTMConfig(**{name: False}), name) is False
+    with pytest.raises(ValueError, match="label_gates_layout=True .* needs n_classes >= 2 and layout_color"):
+        DTMConfig(label_gates_layout=True, n_classes=2)
     with pytest.raises(ValueError, match="return_trajectory must be True or False"):
         DTM(TINY).generate(2, key=0, return_trajectory="no")
 

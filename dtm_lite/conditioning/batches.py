@@ -152,4 +152,4 @@ def generation_inputs(spec: ModelSpec, n: int, labels: Any, prev: Any, actions: 
             "a world model with a layout draws a next frame: give prev (the previous frames' bits) and actions "
             "with the layout"
         )
-    return {**out, **plug.inputs(ids, out.get("prev"), out.get("actions"))}
+    return {**out, **plug.inputs(ids, out.get("prev"), out.get("actions"), out.get("labels"))}

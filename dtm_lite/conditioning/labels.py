@@ -7,9 +7,10 @@ conditional DTM of Jelinčič et al. (arXiv 2510.23972). They are noised by the 
 free (joint samples) or read out (:func:`classify`, ``decode_labels``: the class with most votes).
 
 A layout model (:mod:`dtm_lite.conditioning.layout`) with labels also counts its layout prior per class,
-``p(ℓ | class)``: a label then says where the object goes. With ``label_spots = 0`` that is the only way the
-label acts (what the LunarLander ``"zone"`` model does: the label bits on a ring around the image are too far
-from a lander of a few pixels to steer it).
+``p(ℓ | class)``: a label then says where the object goes. With ``label_gates_layout`` the label also picks the
+layout weights, one set per class, so it says where within its layout pixel, and how, the object is drawn.
+With ``label_spots = 0`` these are the only ways the label acts (what the LunarLander ``"zone"`` model does: the
+label bits on a ring around the image are too far from a lander of a few pixels to steer it).
 """
 
 from __future__ import annotations
@@ -132,8 +133,9 @@ def classify(model: DTM, frames: Any, key: Any = 0, *, sweeps: int | None = None
 
     A labelled layout model without label bits (``label_spots=0``) reads the frame's layout ℓ (its object's
     centre) and returns ``p(class | ℓ)`` from its counted prior (:func:`~dtm_lite.conditioning.layout.
-    class_posterior`): Bayes' rule on the model's own ``p(class) p(ℓ | class)``, exact and without sampling,
-    if the picture given ℓ does not depend on the class (which is how such a model draws)."""
+    class_posterior`): Bayes' rule on the model's own ``p(class) p(ℓ | class)``, without sampling. It is exact
+    when the picture given ℓ does not depend on the class; with ``label_gates_layout`` it does, but only in how
+    the object is drawn near ℓ, which this reading leaves out."""
     cfg = model.config
     if not cfg.n_classes:
         raise ValueError("classify needs a labelled model: build it with DTMConfig(n_classes=K) and train it")

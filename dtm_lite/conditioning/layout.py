@@ -11,11 +11,13 @@ picture into two levels:
    every training frame, ``counts (H*W + 1,)`` in the model's state (``DTMState.plugin_state["layout_counts"]``,
    the last bin "none"). A labelled model (``n_classes = K``) counts ``(K, H*W + 1)``, one row per class, so
    that a label says where the object goes (``p(ℓ | class)``) and a frame's layout says which class it likely
-   is (``p(class | ℓ)``, :func:`class_posterior`);
+   is (``p(class | ℓ)``, :func:`class_posterior`). With ``config.label_gates_layout`` the class is also the
+   "action" that picks the picture's layout weights below (one set per class): the label then also says where
+   within the pixel ℓ, and how, the object is drawn (a pixel next to a zone border holds objects of both sides);
 2. the **picture** ``p(x | ℓ)``: the DTM with the layout as a conditioning input. The layout is rendered as
    a frame (background ``(0, ..., 0)`` everywhere, the object's colour at ``ℓ``) and enters each visible
    bit's field through the learned local weights of :mod:`dtm_lite.conditioning.inputs` (a world model's
-   inputs, with one "action").
+   inputs, with one "action", or one per class).
 
 Sampling is ancestral: ``ℓ ~ p(ℓ)``, then the DTM's chains given ``ℓ``. The Ising model still draws the
 object (its shape, size and colour) and everything else; the layout only says where the one object sits.
@@ -284,16 +286,26 @@ class LayoutInputs(InputField):
         now = self.ids_of(p[:, (f - 1) * n_img : f * n_img])
         return (self.ids_of(p[:, (f - 2) * n_img : (f - 1) * n_img]) if f > 1 else None), now
 
-    def inputs(self, ids: np.ndarray, prev: np.ndarray | None = None, actions: np.ndarray | None = None) -> Batch:
+    def inputs(self, ids: np.ndarray, prev: np.ndarray | None = None, actions: np.ndarray | None = None,
+               labels: np.ndarray | None = None) -> Batch:  # fmt: skip
         """The conditioning inputs of layout ids ``(n,)``: the rendered layouts after a world model's previous
-        frames' bits ``prev`` (object erased, with its ``actions``), or alone with action 0 (a layout model).
+        frames' bits ``prev`` (object erased, with its ``actions``), or alone (a layout model) with action 0, or
+        with the class ``labels`` ``(n,)`` as the action when the label gates the weights (``label_gates_layout``:
+        the label then also says where in its layout pixel, and how, the object is drawn).
 
         Erased, because copied from the previous frame a dreamed object would pass on its flaws, and a rollout
         would shrink it step by step (measured: largest blob 1.9 px against the data's 3.3 in
         ``benchmarks/world_model.py``'s rollouts)."""
         rendered = render_layouts(ids, self.background, self.marker)
         if prev is None:
-            return {"prev": rendered, "actions": np.zeros(len(ids), np.int32)}
+            if not self.config.label_gates_layout:
+                return {"prev": rendered, "actions": np.zeros(len(ids), np.int32)}
+            if labels is None:
+                raise ValueError(
+                    "this model draws the object by its label (label_gates_layout=True): give labels=k (or one "
+                    "class id a frame) with the layout"
+                )
+            return {"prev": rendered, "actions": np.asarray(labels, np.int32)}
         return {"prev": np.concatenate([self.erase_object(prev), rendered], axis=1), "actions": np.asarray(actions)}
 
     def erase_object(self, prev: np.ndarray) -> np.ndarray:
@@ -312,7 +324,7 @@ class LayoutInputs(InputField):
             before, now = self.previous(batch["prev"])
             out["move_ctx"] = move_contexts(before, now, self.hw)
             out["move_out"] = move_outcomes(now, ids, self.hw)
-        return {**out, **self.inputs(ids, batch.get("prev"), batch.get("actions"))}
+        return {**out, **self.inputs(ids, batch.get("prev"), batch.get("actions"), batch.get("labels"))}
 
     def next_ids(self, key: jax.Array, state: dict[str, jax.Array], actions: np.ndarray,
                  before: np.ndarray | None, now: np.ndarray) -> np.ndarray:  # fmt: skip

@@ -99,6 +99,9 @@ class DTMConfig:
         None, "layout model: colour of the one object whose sampled position the picture is conditioned on"
     )  # with n_actions: a world model whose next frame is also conditioned on the object's next position
     layout_min_size: int = _field(2, "layout model: pixels of the smallest blob whose centre a layout marks")
+    label_gates_layout: bool = _field(
+        False, "labelled layout model: one set of layout weights per class, so the label also shapes the object"
+    )
 
     def __post_init__(self) -> None:
         # every field is checked for its type as well as its range: NumPy scalars are accepted (and stored
@@ -129,7 +132,8 @@ class DTMConfig:
         for name, (lo, hi, lo_open, hi_open) in floats.items():
             v = check_float(name, getattr(self, name), lo, hi, lo_open=lo_open, hi_open=hi_open)
             object.__setattr__(self, name, v)
-        object.__setattr__(self, "adaptive_penalty", check_bool("adaptive_penalty", self.adaptive_penalty))
+        for name in ("adaptive_penalty", "label_gates_layout"):
+            object.__setattr__(self, name, check_bool(name, getattr(self, name)))
         object.__setattr__(self, "generation_beta", check_beta("generation_beta", self.generation_beta))
         if self.n_classes == 1:
             raise ValueError("n_classes must be 0 (no labels) or >= 2, got 1: one class carries no information")
@@ -143,6 +147,11 @@ class DTMConfig:
             raise ValueError(
                 "label_spots=0 leaves the labels nothing to act on: give label_spots >= 1 (label bits on the grid) "
                 "or layout_color (a layout model, whose prior over the object's place then depends on the label)"
+            )
+        if self.label_gates_layout and not (self.n_classes and self.layout_color is not None and not self.n_actions):
+            raise ValueError(
+                "label_gates_layout=True gates a layout model's weights by the label: it needs n_classes >= 2 and "
+                "layout_color, and no n_actions (a world model's weights are gated by its actions)"
             )
         if self.schedule == "linear":
             warnings.warn(
@@ -205,8 +214,11 @@ class DTMConfig:
     @property
     def n_cond_actions(self) -> int:
         """The conditioning weights' action axis ``A`` of ``K (T, A, n_bits, n_feat)``: ``n_actions`` for a
-        world model, 1 for a layout model, 0 without conditioning inputs."""
-        return self.n_actions or (1 if self.layout_color is not None else 0)
+        world model, ``n_classes`` for a layout model with ``label_gates_layout``, 1 for another layout model,
+        0 without conditioning inputs."""
+        if self.layout_color is None or self.n_actions:
+            return self.n_actions
+        return self.n_classes if self.label_gates_layout else 1
 
     @property
     def n_cond_frames(self) -> int:

@@ -72,9 +72,11 @@ QUICK_FIELDS: dict[str, Any] = {
 # --condition label: LunarLanderFrames(label="zone"), 0 left of the pad, 1 over it, 2 right of it
 LABEL_KIND = "zone"
 N_ZONES = LunarLanderFrames.LABEL_KINDS[LABEL_KIND]
-# --condition label with the default's layout: no label bits, the label picks the lander's place from the
-# layout prior counted per class (measured against label bits on a ring around the image: README, "Labels")
-LABEL_LAYOUT = {"label_spots": 0}
+# --condition label with the default's layout: no label bits; the label picks the lander's place from the
+# layout prior counted per class, and gates the layout weights, so that it also says where within its layout
+# pixel the lander is drawn (measured against label bits on a ring around the image and against the prior
+# alone: README, "Labels")
+LABEL_LAYOUT = {"label_spots": 0, "label_gates_layout": True}
 # --condition world with the default's layout: the configuration of benchmarks/world_model.py --layout 1 --frames 2
 WORLD_LAYOUT = {"cond_frames": 2, "cond_radius": 1, "layout_min_size": 1}
 

