@@ -78,9 +78,8 @@ def test_denoising_chain_figure_shows_each_steps_end_and_the_sample_last(dtm):
 
 def test_figures_cli_shows_the_pretrained_model_unless_told(monkeypatch, tmp_path):
     assert build_parser().parse_args(["figures"]).model == DEFAULT_MODEL == "lunarlander"
-    calls = []
-    monkeypatch.setattr(
-        "dtm_lite.interface.figures.make_figures", lambda run, out, **kw: calls.append((run, out, kw)) or []
-    )
+    loaded, drawn = [], []
+    monkeypatch.setattr("dtm_lite.interface.figures.load_model", lambda m: loaded.append(m) or ("dtm", f"src {m}"))
+    monkeypatch.setattr("dtm_lite.interface.figures.draw_figures", lambda *a: drawn.append(a) or [])
     assert main(["figures", "--run", str(tmp_path), "--out", str(tmp_path), "--model", "x.npz"]) == 0
-    assert calls == [(tmp_path, tmp_path, {"model": "x.npz"})]
+    assert loaded == ["x.npz"] and drawn == [("dtm", "src x.npz", tmp_path, tmp_path)]

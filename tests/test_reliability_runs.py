@@ -427,6 +427,50 @@ def test_cli_refusals_are_one_line(tmp_path, quiet_cli, monkeypatch):
     assert "cannot write run.json (No space left on device)" in msg
 
 
+def _refused_command(argv: list[str]) -> str:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert isinstance(info.value.code, str), info.value.code
+    return info.value.code
+
+
+def test_export_and_figures_refusals_are_one_line_and_name_the_flag(tmp_path, monkeypatch, capsys):
+    from dtm_lite.interface import figures
+
+    run, bad, file = tmp_path / "run", tmp_path / "bad", tmp_path / "file"
+    new_dtm().save(run / CHECKPOINT_NAME)
+    bad.mkdir()
+    (bad / CHECKPOINT_NAME).write_bytes(b"not a checkpoint")
+    file.write_text("x")
+    cases = {
+        "--run": (["--run", str(tmp_path / "none"), "--out", str(tmp_path / "w.npz")], "no checkpoint"),
+        "--run ": (["--run", str(bad), "--out", str(tmp_path / "w.npz")], "corrupt or not a dtm_lite checkpoint"),
+        "--out": (["--run", str(run), "--out", str(file / "w.npz")], "is a file, so no folder can be made"),
+        "--out ": (["--run", str(run), "--out", str(tmp_path)], "is a folder: pass the path of the weights file"),
+    }
+    for flag, (argv, want) in cases.items():
+        msg = _refused_command(["export", *argv])
+        assert msg.startswith(flag.strip() + " ") and want in msg, (argv, msg)
+    assert main(["export", "--run", str(run), "--out", str(tmp_path / "w.npz")]) == 0
+    assert DTM.load_weights(tmp_path / "w.npz").config == TINY
+
+    monkeypatch.setattr(figures, "draw_figures", lambda *a: [])  # the refusals and the note come before drawing
+    cases = {
+        "--model": (["--model", "no-such-model"], "neither a pretrained name"),
+        "--model ": (["--model", str(bad / CHECKPOINT_NAME)], "corrupt or not a dtm_lite checkpoint"),
+        "--out": (["--model", str(run / CHECKPOINT_NAME), "--out", str(file)], "is a file, not a folder"),
+    }
+    for flag, (argv, want) in cases.items():
+        msg = _refused_command(["figures", "--out", str(tmp_path / "figs"), *argv])
+        assert msg.startswith(flag.strip() + " ") and want in msg, (argv, msg)
+    capsys.readouterr()
+    argv = ["figures", "--model", str(run / CHECKPOINT_NAME), "--run", str(run), "--out", str(tmp_path / "figs")]
+    assert main(argv) == 0
+    assert "holds no metrics.csv, so metrics.png is not made" in capsys.readouterr().err
+    (run / "metrics.csv").write_text("epoch\n")
+    assert main(argv) == 0 and "metrics.csv" not in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "text, want",
     [

@@ -274,11 +274,13 @@ def _resume_folder(out: Path | None) -> Path:
     return out
 
 
-def _check_out(out: Path) -> None:
-    """``--out`` must be a folder, or a path whose nearest existing part is one (the run folder is created
-    there): SystemExit for a file, or a path under a file."""
-    if out.exists() and not out.is_dir():
-        raise SystemExit(f"--out {out} is a file, not a folder: pass a folder for the run (it is made if needed)")
+def _check_out(out: Path, what: str = "the run", folder: bool = True) -> None:
+    """``--out`` must be a folder (``folder``; a file's path otherwise), or a path whose nearest existing part is a
+    folder (where it is made): SystemExit for the wrong kind of path, or a path under a file."""
+    if folder and out.exists() and not out.is_dir():
+        raise SystemExit(f"--out {out} is a file, not a folder: pass a folder for {what} (it is made if needed)")
+    if not folder and out.is_dir():
+        raise SystemExit(f"--out {out} is a folder: pass the path of {what}, e.g. {out / 'lunarlander.npz'}")
     for parent in out.parents:
         if parent.exists() or parent.is_symlink():
             if not parent.is_dir():
@@ -714,22 +716,59 @@ def _train(dtm, s: dict[str, Any], out: Path, args: argparse.Namespace) -> None:
     _report(dtm, history, out, time.perf_counter() - t0)
 
 
+def _figures(args: argparse.Namespace) -> int:
+    """``figures``: the README figures of ``--model``, and ``metrics.png`` when ``--run`` holds a metrics.csv;
+    a bad flag is a one-line refusal that names it."""
+    from dtm_lite.interface.figures import draw_figures, load_model
+
+    _check_out(args.out, "the figures")
+    try:
+        dtm, source = load_model(args.model)
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"--model {args.model}: {err}") from None
+    if not (args.run / "metrics.csv").is_file():
+        print(f"--run {args.run} holds no metrics.csv, so metrics.png is not made (give --run a training run's "
+              "folder for it)", file=sys.stderr)  # fmt: skip
+    try:
+        paths = draw_figures(dtm, source, args.run, args.out)
+    except OSError as err:
+        raise SystemExit(f"--out {args.out}: cannot write the figures ({err.strerror or err})") from None
+    for path in paths:
+        print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB)")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    """``export``: the run's checkpoint as a weights file; a missing or damaged checkpoint, or an ``--out`` that
+    cannot be written, is a one-line refusal that names the flag."""
+    from dtm_lite.model import DTM
+    from dtm_lite.training.loop import CHECKPOINT_NAME
+
+    src = args.run / CHECKPOINT_NAME
+    if not src.is_file():
+        raise SystemExit(
+            f"--run {args.run}: no checkpoint {src}; give the folder of a training run "
+            "(python -m dtm_lite train --out FOLDER writes one)"
+        )
+    try:
+        dtm = DTM.load(src)
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"--run {args.run}: {err}") from None
+    _check_out(args.out, "the weights file", folder=False)
+    try:
+        path = dtm.save_weights(args.out)
+    except OSError as err:
+        raise SystemExit(f"--out {args.out}: cannot write the weights file ({err.strerror or err})") from None
+    print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB): the parameters of {src}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "figures":
-        from dtm_lite.interface.figures import make_figures
-
-        for path in make_figures(args.run, args.out, model=args.model):
-            print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB)")
-        return 0
+        return _figures(args)
     if args.command == "export":
-        from dtm_lite.model import DTM
-        from dtm_lite.training.loop import CHECKPOINT_NAME
-
-        src = args.run / CHECKPOINT_NAME
-        path = DTM.load(src).save_weights(args.out)
-        print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB): the parameters of {src}")
-        return 0
+        return _export(args)
     if args.command == "train":
         try:
             return train(args)

@@ -156,11 +156,17 @@ def make_figures(
 ) -> list[Path]:
     """All README figures for ``model`` (a pretrained name, a weights file or a checkpoint; ``None``: the
     run's own ``latest.npz``), with ``metrics.png`` from ``run_dir/metrics.csv`` when it exists."""
+    run_dir = Path(run_dir)
+    dtm, source = load_model(run_dir / CHECKPOINT_NAME if model is None else model)
+    return draw_figures(dtm, source, run_dir, out_dir, seed)
+
+
+def draw_figures(dtm: DTM, source: str, run_dir: str | Path, out_dir: str | Path, seed: int = 0) -> list[Path]:
+    """:func:`make_figures` of a loaded model; ``source`` says how it was loaded (:func:`load_model`)."""
     from dtm_lite.interface.plots import model_label, plot_metrics, save_trajectory_gif
 
     run_dir, out = Path(run_dir), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    dtm, source = load_model(run_dir / CHECKPOINT_NAME if model is None else model)
     label = model_label(dtm, source)
     res = dtm.config.image_shape[0]
     held = holdout_frames(res, 64, seed=12345)  # the CLI's hold-out, its own seeds (from 10**9 + 12345)
