@@ -134,9 +134,16 @@ class DTM:
 
     @corr_penalty.setter
     def corr_penalty(self, value: Any) -> None:
-        cp = np.asarray(value, np.float32)
-        if cp.shape != (self.num_steps,) or not np.all(np.isfinite(cp)) or np.any(cp < 0):
-            raise ValueError(f"corr_penalty must be {self.num_steps} finite values >= 0, got {value!r}")
+        try:  # one value sets every step's; a value past float32's range becomes inf, refused below
+            with np.errstate(over="ignore"):
+                cp = np.broadcast_to(np.asarray(value, np.float32), (self.num_steps,))
+        except (TypeError, ValueError):
+            cp = np.full(1, np.nan)
+        if not (np.all(np.isfinite(cp)) and np.all(cp >= 0)):
+            raise ValueError(
+                f"corr_penalty must be one finite value >= 0 (for every step) or {self.num_steps} of them (one a "
+                f"diffusion step), got {value!r}"
+            )
         self.state = self.state._replace(corr_penalty=jnp.asarray(cp))
 
     def __repr__(self) -> str:
@@ -156,7 +163,7 @@ class DTM:
 
     def learning_rate(self, step: int | None = None) -> float:
         """The learning rate at ``step`` (default: the next batch): cosine decay counted in batches."""
-        return float(self.lr_schedule(self.batches_trained if step is None else step))
+        return float(self.lr_schedule(self.batches_trained if step is None else check_int("step", step, 0)))
 
     # ------------------------------------------------------------------ training
     def make_batch(self, bits: Any, labels: Any = None, *, prev: Any = None, actions: Any = None) -> dict[str, Any]:

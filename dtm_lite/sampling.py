@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dtm_lite.conditioning.batches import generation_inputs
+from dtm_lite.conditioning.batches import check_bits, generation_inputs
 from dtm_lite.conditioning.build import find
 from dtm_lite.conditioning.labels import decode_labels
 from dtm_lite.conditioning.layout import LayoutInputs
@@ -151,8 +151,7 @@ def free_run(model: DTM, step: int, inputs: Any, sweeps: int, key: jax.Array, re
     """:meth:`DTM.free_run` with a resolved ``key``."""
     step = check_int("step", step, 0, model.num_steps - 1)
     bits, n_vis = np.asarray(inputs), model.config.n_visible
-    if bits.ndim != 2 or bits.shape[1] != n_vis:
-        raise ValueError(f"inputs must be bits of shape (n, {n_vis}), got {bits.shape}")
+    bits = check_bits(model.spec, bits, "inputs", rows=bits.shape[0] if bits.ndim else 0)
     sweeps = check_int("sweeps", sweeps, 1)
     record_every = check_int("record_every", record_every, 1)
     if sweeps % record_every:

@@ -535,6 +535,36 @@ def test_uint8_masks_of_0_and_1_are_warned_about(monkeypatch):
         train(new_dtm(), 1, factory=lambda e: [masks[:4]] * BPE)
 
 
+def test_a_file_path_that_is_a_folder_or_under_a_file_is_named_and_nothing_is_left(tmp_path):
+    (tmp_path / "file").write_text("x")
+    dtm = new_dtm()
+    with pytest.raises(IsADirectoryError, match=r"is a folder: give the path of a file"):
+        dtm.save(tmp_path)
+    with pytest.raises(NotADirectoryError, match=r"file is a file, so no folder can be made under it"):
+        dtm.save_weights(tmp_path / "file" / "sub" / "w.npz")
+    with pytest.raises(NotADirectoryError, match=r"file is a file, so no folder can be made under it"):
+        atomic_write(tmp_path / "file" / "w.bin", lambda f: f.write(b"1"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"] and not list(tmp_path.parent.glob("*.tmp"))
+    assert (tmp_path / "file").read_text() == "x"
+
+
+def test_the_models_small_inputs_are_checked():
+    dtm = new_dtm()
+    for bad in (-1, 1.5, "3"):
+        with pytest.raises(ValueError, match="step must be an integer >= 0"):
+            dtm.learning_rate(bad)
+    assert dtm.learning_rate(0) == pytest.approx(dtm.config.learning_rate)
+    n = dtm.config.n_visible
+    for bad, want in [
+        (np.full((2, n), np.nan), "NaN"),
+        (np.full((2, n), 2), "only 0 and 1"),
+        (np.zeros((2, 3)), "shape"),
+    ]:
+        with pytest.raises(ValueError, match=want):
+            dtm.free_run(0, bad, 2)
+    assert dtm.free_run(0, np.zeros((2, n), bool), 2).shape == (3, 2, n)
+
+
 def test_a_full_disk_is_refused_by_the_writability_probe(tmp_path, monkeypatch):
     steps = []
     monkeypatch.setattr(DTM, "train_step", lambda self, b, **kw: steps.append(1) or fake_step(self, b))

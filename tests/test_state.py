@@ -64,8 +64,12 @@ def test_checkpoint_is_the_state_as_one_dict(tmp_path):
     back, extra = DTM.load_with_extra(path)
     assert _same(back.state, dtm.state) and extra == {"epoch": 1}
     assert _same(state_from_arrays(DTM(TINY).state, state_arrays(dtm.state)), dtm.state)
-    with pytest.raises(ValueError, match="corr_penalty must be 2 finite values >= 0"):
-        dtm.corr_penalty = [0.1, -1.0]
+    for bad in ([0.1, -1.0], [0.1, 0.2, 0.3], float("inf"), "high", 1e39):  # 1e39 is infinite in float32
+        with pytest.raises(ValueError, match=r"corr_penalty must be one finite value >= 0 .* or 2 of them"):
+            dtm.corr_penalty = bad
+    assert np.array_equal(dtm.corr_penalty, [0.5, 0.25])  # the refused values changed nothing
+    dtm.corr_penalty = 0.125  # one value: every step's
+    assert np.array_equal(dtm.corr_penalty, [0.125, 0.125])
 
 
 def test_state_round_trips_through_jit():

@@ -107,7 +107,6 @@ def write_checkpoint(path: str | os.PathLike, config: DTMConfig, state: DTMState
     """The whole state and the config to ``path`` (.npz), atomically: a temporary file in the same folder,
     flushed and fsynced, then renamed over ``path``; a crash midway leaves the previous file intact."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     arrays = state_arrays(state)
     arrays["meta"] = _meta_bytes({"format": CHECKPOINT_FORMAT, "config": config.to_dict(), "extra": extra})
     # numpy's stub types **kwds beside allow_pickle: bool, so a dict of arrays cannot match it

@@ -44,7 +44,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -
     never touched.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _check_file_path(path)
     started = time.time()
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     f = os.fdopen(fd, "wb")
@@ -66,6 +66,20 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -
         f.close()  # releases the lock, after the rename
     _remove_stale_temporaries(path, started)
     return path
+
+
+def _check_file_path(path: Path) -> None:
+    """Make ``path``'s folder, or raise an ``OSError`` that says why ``path`` cannot be a file: it is a folder,
+    or a part of its folder's path is a file."""
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, f"{path} is a folder: give the path of a file (in it, say)")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as err:
+        blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), path.parent)
+        raise NotADirectoryError(
+            errno.ENOTDIR, f"cannot write {path}: {blocker} is a file, so no folder can be made under it"
+        ) from err
 
 
 def _remove_stale_temporaries(path: Path, before: float) -> None:
