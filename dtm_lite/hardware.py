@@ -167,8 +167,8 @@ def fitting_presets(chip_cells: int, degree: int | None = None) -> list[str]:
 def what_fits(chip_cells: int, degree: int | None = None) -> str:
     """A sentence on what a chip of ``chip_cells`` cells can run: its largest even grid side, the visible bits
     that grid holds (colour-0 sites, ``side² / 2``), and the largest preset (of ``degree``, then of any)."""
+    same, every = fitting_presets(chip_cells, degree), fitting_presets(chip_cells)  # these check chip_cells first
     side = math.isqrt(int(chip_cells)) // 2 * 2
-    same, every = fitting_presets(chip_cells, degree), fitting_presets(chip_cells)
     parts = [f"a chip of {chip_cells:,} cells holds a torus of side up to {side} ({side * side // 2:,} visible bits)"]
     if degree is not None:
         parts.append(f"the largest preset of degree {degree} that fits is {same[-1]}" if same else

@@ -138,8 +138,10 @@ def test_a_model_larger_than_the_chip_is_refused_with_what_fits():
     assert "no preset of degree 12 fits" in hw.what_fits(
         100, 12
     ) and "the largest of any degree is 8_8" in hw.what_fits(100, 12)
-    with pytest.raises(ValueError, match="assumption chip_cells must be an integer >= 1"):
-        hw.fitting_presets(0)
+    for bad in (0, -5, 1.5):
+        for ask in (hw.fitting_presets, hw.what_fits):
+            with pytest.raises(ValueError, match="assumption chip_cells must be an integer >= 1"):
+                ask(bad)
 
 
 # ---------------------------------------------------------------------------------------------- this CPU
