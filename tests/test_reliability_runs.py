@@ -446,7 +446,7 @@ def test_export_and_figures_refusals_are_one_line_and_name_the_flag(tmp_path, mo
         "--run": (["--run", str(tmp_path / "none"), "--out", str(tmp_path / "w.npz")], "no checkpoint"),
         "--run ": (["--run", str(bad), "--out", str(tmp_path / "w.npz")], "corrupt or not a dtm_lite checkpoint"),
         "--out": (["--run", str(run), "--out", str(file / "w.npz")], "is a file, so no folder can be made"),
-        "--out ": (["--run", str(run), "--out", str(tmp_path)], "is a folder: pass the path of the weights file"),
+        "--out ": (["--run", str(run), "--out", str(tmp_path)], "is a folder: give the path of a file"),
     }
     for flag, (argv, want) in cases.items():
         msg = _refused_command(["export", *argv])

@@ -274,13 +274,11 @@ def _resume_folder(out: Path | None) -> Path:
     return out
 
 
-def _check_out(out: Path, what: str = "the run", folder: bool = True) -> None:
-    """``--out`` must be a folder (``folder``; a file's path otherwise), or a path whose nearest existing part is a
-    folder (where it is made): SystemExit for the wrong kind of path, or a path under a file."""
-    if folder and out.exists() and not out.is_dir():
+def _check_out(out: Path, what: str = "the run") -> None:
+    """``--out`` must be a folder, or a path whose nearest existing part is one (the folder for ``what`` is
+    created there): SystemExit for a file, or a path under a file."""
+    if out.exists() and not out.is_dir():
         raise SystemExit(f"--out {out} is a file, not a folder: pass a folder for {what} (it is made if needed)")
-    if not folder and out.is_dir():
-        raise SystemExit(f"--out {out} is a folder: pass the path of {what}, e.g. {out / 'lunarlander.npz'}")
     for parent in out.parents:
         if parent.exists() or parent.is_symlink():
             if not parent.is_dir():
@@ -754,10 +752,9 @@ def _export(args: argparse.Namespace) -> int:
         dtm = DTM.load(src)
     except (OSError, ValueError) as err:
         raise SystemExit(f"--run {args.run}: {err}") from None
-    _check_out(args.out, "the weights file", folder=False)
     try:
         path = dtm.save_weights(args.out)
-    except OSError as err:
+    except OSError as err:  # a folder, a path under a file (atomic_write says which), no space, no permission
         raise SystemExit(f"--out {args.out}: cannot write the weights file ({err.strerror or err})") from None
     print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB): the parameters of {src}")
     return 0
