@@ -81,8 +81,8 @@ def phase_frames(res: int, episodes: int, seed: int) -> LunarLanderFrames:
                              policy="heuristic", label="phase")  # fmt: skip
 
 
-def phase_model(zone: DTM, episodes: int) -> DTM:
-    """The default model (``DTM.pretrained("lunarlander")``) with the zone model's labelled layout, its layout prior
+def phase_model(zone: DTM, default: DTM, episodes: int) -> DTM:
+    """The ``default`` model (``DTM.pretrained("lunarlander")``) with the zone model's labelled layout, its layout prior
     counted per phase over ``episodes`` heuristic-policy episodes (``classify`` reads the layout alone)."""
     plug = next(c for c in zone.spec.conditioners if isinstance(c, LayoutInputs))
     counts = jnp.zeros_like(zone.state.plugin_state["layout_counts"])
@@ -90,7 +90,7 @@ def phase_model(zone: DTM, episodes: int) -> DTM:
         ids = plug.ids_of(zone.encode(ep.frames / 255.0))
         counts = count_layouts(counts, jnp.asarray(ids), jnp.asarray(ep.labels))
     model = DTM(zone.config.replace(label_gates_layout=False))
-    model.state = DTM.pretrained("lunarlander").state._replace(plugin_state={"layout_counts": counts})
+    model.state = default.state._replace(plugin_state={"layout_counts": counts})
     return model
 
 
@@ -123,7 +123,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out / "zone_labels.png", dpi=110)
 
-    for name, m in (("this model", model), ("default", DTM.pretrained("lunarlander"))):
+    default = DTM.pretrained("lunarlander")
+    for name, m in (("this model", model), ("default", default)):
         st = object_stats(m.generate(256, key=2), LANDER)
         res.setdefault("unconditional", {})[name] = {"one_blob": float((st.n_blobs == 1).mean()),
                                                      "stray": float(st.stray.mean())}  # fmt: skip
@@ -134,7 +135,7 @@ def main() -> None:
         print(f"classify zone, {what} ({r['frames']}): balanced accuracy {r['balanced_accuracy']:.3f}")
 
     if not model.config.label_spots:
-        pm = phase_model(model, args.phase_episodes)
+        pm = phase_model(model, default, args.phase_episodes)
         eps = list(phase_frames(size, args.holdout_episodes // 4, seed=10**9))  # other seeds
         frames, labels = np.concatenate([e.frames for e in eps]) / 255.0, np.concatenate([e.labels for e in eps])
         res["classify_phase"] = classification(pm, frames, labels, None)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dtm_lite.evaluation.metrics import ObjectClass, object_stats
+from dtm_lite.evaluation.metrics import ObjectClass, ObjectStats, object_stats
 
 
 def centre_columns(images: np.ndarray, cls: ObjectClass, min_size: int = 2) -> tuple[np.ndarray, np.ndarray]:
@@ -23,7 +23,12 @@ def centre_columns(images: np.ndarray, cls: ObjectClass, min_size: int = 2) -> t
     random-policy frames right of LunarLander's pad, the picture agrees with the simulator's label in 0.885 of
     them that way and in 0.979 this way."""
     st = object_stats(images, cls, min_size=min_size)
-    return st.n_blobs >= 1, st.col + 0.5
+    return st.n_blobs >= 1, _centre(st)
+
+
+def _centre(st: ObjectStats) -> np.ndarray:
+    """The largest blob's centre column of :func:`object_stats`'s ``st``, in the borders' coordinates."""
+    return st.col + 0.5
 
 
 def zone_of(cols: np.ndarray, borders: tuple[float, ...]) -> np.ndarray:
@@ -66,7 +71,7 @@ def zone_report(images: np.ndarray, zone: int, borders: tuple[float, ...], cls: 
                 min_size: int = 2) -> ZoneReport:  # fmt: skip
     """:class:`ZoneReport` of ``images`` ``(n, H, W, C)`` in [0, 1], generated for ``zone``."""
     st = object_stats(images, cls, min_size=min_size)
-    shown, centre = st.n_blobs >= 1, st.col + 0.5  # in the borders' coordinates (centre_columns)
+    shown, centre = st.n_blobs >= 1, _centre(st)
     right = shown & (zone_of(np.nan_to_num(centre), borders) == zone)
     in_zone = float(right.sum() / shown.sum()) if shown.any() else float("nan")
     return ZoneReport(zone, len(images), float(shown.mean()), in_zone, float((st.n_blobs == 1).mean()))
