@@ -17,8 +17,8 @@ import jax
 import numpy as np
 
 from dtm_lite.core.graph import GridGraph
-from dtm_lite.core.sampler import gibbs_sample
 from dtm_lite.evaluation.thrml_bridge import thrml_sampler
+from dtm_lite.ising import gibbs_sample
 
 
 def timed(fn) -> float:

@@ -8,9 +8,9 @@ world model's conditioning inputs :mod:`dtm_lite.conditioning.inputs`, the train
 from dtm_lite.core.capacity import CapacityError, check_capacity, required_side, smallest_preset, visible_capacity
 from dtm_lite.core.encoding import Encoding, Palette, decode, encode
 from dtm_lite.core.graph import PRESETS, GridGraph
-from dtm_lite.core.sampler import gibbs_sample
 from dtm_lite.data.loader import IteratorDataLoader, TransitionLoader
 from dtm_lite.data.lunarlander import LunarLanderFrames, transitions
+from dtm_lite.ising import gibbs_sample
 from dtm_lite.model import DTM, DTMConfig, DTMState
 from dtm_lite.training.loop import EmptyEpochError, EvalSettings, TrainingRun, train_from_iterator
 from dtm_lite.version import __version__

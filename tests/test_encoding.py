@@ -1,14 +1,14 @@
 import numpy as np
 import pytest
 
-from dtm_lite.core.encoding import Encoding, decode, encode, encode_binary, encode_thermometer, n_bits
+from dtm_lite.core.encoding import Encoding, decode, encode
 from dtm_lite.data.lunarlander_settings import palette as lunarlander_palette
 
 
 def test_binary_layout_pixel_major_channel_minor():
     f = np.zeros((2, 3, 2), np.uint8)
     f[0, 1, 1] = 255
-    bits = encode_binary(f)
+    bits = encode(f)
     assert bits.shape == (12,)
     assert np.flatnonzero(bits).tolist() == [(0 * 3 + 1) * 2 + 1]
 
@@ -16,25 +16,25 @@ def test_binary_layout_pixel_major_channel_minor():
 def test_dtype_decides_scale_not_values():
     f8 = np.full((1, 1, 1), 1, np.uint8)  # 1/255: below threshold
     ff = np.full((1, 1, 1), 1.0, np.float32)  # 1.0: above threshold
-    assert encode_binary(f8)[0] == 0 and encode_binary(ff)[0] == 1
+    assert encode(f8)[0] == 0 and encode(ff)[0] == 1
 
 
 def test_thermometer_round_trip():
     levels = 4
     v = np.arange(levels + 1, dtype=np.float32) / levels
     f = v.reshape(1, -1, 1)
-    bits = encode_thermometer(f, levels)
+    bits = encode(f, levels)
     # value q / L lights the first q of its L bits
     assert bits.tolist() == [0, 0, 0, 0] + [1, 0, 0, 0] + [1, 1, 0, 0] + [1, 1, 1, 0] + [1, 1, 1, 1]
     # rounding to the nearest level: 0.1 -> 0, 0.2 -> 1 (0.8 / 4), 0.6 -> 2 (2.4 / 4), 0.9 -> 4 (3.6 / 4)
-    near = encode_thermometer(np.array([0.1, 0.2, 0.6, 0.9], np.float32).reshape(1, 4, 1), levels)
+    near = encode(np.array([0.1, 0.2, 0.6, 0.9], np.float32).reshape(1, 4, 1), levels)
     assert near.tolist() == [0, 0, 0, 0] + [1, 0, 0, 0] + [1, 1, 0, 0] + [1, 1, 1, 1]
     assert np.allclose(decode(bits, (1, levels + 1, 1), levels), f)
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (5, 4, 4, 3), dtype=np.uint8)
     dec = decode(encode(x, 3), (4, 4, 3), 3)
     assert np.abs(dec - x / 255).max() <= 1 / 6 + 1e-6
-    assert n_bits((4, 4, 3), 3) == encode(x, 3).shape[-1]
+    assert Encoding("thermometer", (4, 4, 3), 3).n_bits == encode(x, 3).shape[-1]
 
 
 def test_decode_accepts_spins():
@@ -114,13 +114,16 @@ def test_palette_threshold_keeps_blends_out_of_the_lander_colour():
     assert 2 in lunarlander_palette(threshold=None).indices(pixels)[0, : len(greys), 0]  # the failure it prevents
 
 
-def test_encoding_dispatch_matches_the_plain_functions():
+def test_encoding_matches_the_formulas():
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (3, 4, 5, 2), dtype=np.uint8)
+    v = x.astype(np.float32) / np.float32(255)
     binary, thermo = Encoding("binary", (4, 5, 2), threshold=0.3), Encoding("thermometer", (4, 5, 2), levels=3)
-    assert np.array_equal(binary.encode(x), encode(x, 1, 0.3)) and binary.bits_per_pixel == 2
-    assert np.array_equal(thermo.encode(x), encode(x, 3)) and thermo.n_bits == 4 * 5 * 2 * 3
-    assert np.array_equal(thermo.decode(thermo.encode(x)), decode(encode(x, 3), (4, 5, 2), 3))
+    assert np.array_equal(binary.encode(x), (v > 0.3).reshape(3, -1)) and binary.bits_per_pixel == 2
+    expected = (np.rint(v * 3)[..., None] > np.arange(3)).reshape(3, -1)  # b_t = [round(3 v) > t]
+    assert np.array_equal(thermo.encode(x), expected) and thermo.n_bits == 4 * 5 * 2 * 3
+    assert np.array_equal(thermo.encode(x), encode(x, 3)) and np.array_equal(binary.encode(x), encode(x, 1, 0.3))
+    assert np.array_equal(thermo.decode(expected), np.rint(v * 3) / 3)
     assert thermo.capacity_counts == (4 * 5 * 2, 3, "pixel values")
     pal = Encoding("palette", (4, 5, 3), palette=lunarlander_palette())
     assert pal.capacity_counts == (4 * 5, 2, "pixels")
@@ -130,9 +133,9 @@ def test_encoding_dispatch_matches_the_plain_functions():
     "kwargs, match",
     [
         ({"kind": "gray"}, "encoding must be one of \\('binary', 'thermometer', 'palette'\\)"),
-        ({"kind": "binary", "levels": 4}, "use encoding 'thermometer'"),
-        ({"kind": "palette"}, "needs a Palette"),
-        ({"kind": "palette", "palette": lunarlander_palette(), "image_shape": (4, 4, 1)}, "C = 3"),
+        ({"kind": "binary", "levels": 4}, "use encoding='thermometer'"),
+        ({"kind": "palette"}, "needs palette="),
+        ({"kind": "palette", "palette": lunarlander_palette(), "image_shape": (4, 4, 1)}, "needs RGB frames"),
     ],
 )
 def test_encoding_errors_name_the_fix(kwargs, match):

@@ -4,8 +4,8 @@ import pytest
 from stats import chain_means_and_se, z_scores
 
 from dtm_lite.core.graph import GridGraph
-from dtm_lite.core.sampler import gibbs_sample
 from dtm_lite.evaluation.exact import exact_moments
+from dtm_lite.ising import gibbs_sample
 
 Z_MAX = 5.0  # |z| > 5 has probability 6e-7 per quantity under the null
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from dtm_lite.core import sampler as smp
 from dtm_lite.core.diffusion import SCHEDULES
-from dtm_lite.core.encoding import ENCODINGS, PALETTE_CODES, Encoding, Palette, palette_colors
+from dtm_lite.core.encoding import PALETTE_CODES, Encoding, Palette
 from dtm_lite.core.graph import preset_name
 from dtm_lite.core.validation import check_beta, check_bool, check_float, check_int
 
@@ -39,13 +39,9 @@ class DTMConfig:
     (palette encoding, planes placement, a layout model) and ``quick_model_config()`` its quick one. Each
     field's metadata ``"help"`` describes it in one line (the CLI makes one flag a field from it).
 
-    Encoding (``dtm_lite.core.encoding.Encoding``): ``encoding`` is ``"binary"`` (``threshold``, 1 bit a
-    channel value), ``"thermometer"`` (``grayscale_levels`` bits a channel value) or ``"palette"``
-    (nearest of ``palette``'s K RGB colours in [0, 1] to the pixel binarised at ``threshold``, so that blends
-    never snap to a mid-tone colour; ``palette_code`` ``"binary"``: ceil(log2 K) bits a pixel, or
-    ``"onehot"``: K bits a pixel; needs C = 3 and a ``palette``, which has no default: LunarLander's four
-    colours are ``dtm_lite.data.lunarlander_settings.LUNARLANDER_COLORS``). Left unset (None) ``encoding`` is
-    ``"binary"`` for ``grayscale_levels == 1`` and ``"thermometer"`` otherwise.
+    Encoding (:mod:`dtm_lite.core.encoding`): ``encoding=None`` is ``"binary"`` for ``grayscale_levels == 1`` and
+    ``"thermometer"`` otherwise; ``"palette"`` needs a ``palette``, which has no default (LunarLander's four colours
+    are ``dtm_lite.data.lunarlander_settings.LUNARLANDER_COLORS``).
 
     Correlation penalty (the paper's adaptive correlation penalty, :mod:`dtm_lite.training.penalty`):
     ``corr_penalty`` is the initial λ_cp; with ``adaptive_penalty`` it starts at ``max(corr_penalty,
@@ -161,37 +157,18 @@ class DTMConfig:
             )
 
     def _check_encoding(self) -> None:
-        """Resolve ``encoding=None`` (binary / thermometer by level count) and validate the encoding fields."""
+        """Resolve ``encoding=None`` (binary / thermometer by level count); the encoding's own checks do the rest."""
         if self.encoding is None:
             object.__setattr__(self, "encoding", "binary" if self.grayscale_levels == 1 else "thermometer")
-        if self.encoding not in ENCODINGS:
-            raise ValueError(f"encoding must be one of {ENCODINGS}, got {self.encoding!r}")
-        if self.encoding == "binary" and self.grayscale_levels != 1:
-            raise ValueError(
-                f"encoding='binary' has 1 bit a channel value, but grayscale_levels={self.grayscale_levels}; "
-                "use encoding='thermometer' for several levels (or leave encoding unset)"
-            )
-        if self.encoding == "palette" and self.grayscale_levels != 1:
-            raise ValueError(
-                f"encoding='palette' codes whole pixels, so grayscale_levels must stay 1, got {self.grayscale_levels}"
-            )
-        if self.encoding == "palette" and self.image_shape[2] != 3:
-            raise ValueError(f"encoding='palette' needs RGB frames: image_shape (H, W, 3), got {self.image_shape}")
         if self.palette_code not in PALETTE_CODES:
             raise ValueError(f"palette_code must be one of {PALETTE_CODES}, got {self.palette_code!r}")
-        if self.palette is None:
-            if self.encoding == "palette":
-                raise ValueError(
-                    "encoding='palette' needs palette=((r, g, b), ...): at least two RGB colours in [0, 1], e.g. "
-                    "dtm_lite.data.lunarlander_settings.LUNARLANDER_COLORS (or lunarlander_settings.model_config())"
-                )
-            return
-        try:
-            colors = palette_colors(tuple(tuple(float(v) for v in c) for c in self.palette))
-            Palette(colors, self.palette_code)
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"palette must be RGB colours (r, g, b) in [0, 1], at least two: {err}") from None
-        object.__setattr__(self, "palette", colors)
+        if self.palette is not None:  # a palette given is checked whatever the encoding
+            try:
+                colors = Palette(self.palette, self.palette_code).colors
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"palette must be RGB colours (r, g, b) in [0, 1], at least two: {err}") from None
+            object.__setattr__(self, "palette", colors)
+        Encoding.from_config(self)
 
     def _check_layout(self) -> None:
         """``layout_color``: None, or one value in [0, 1] per channel."""

@@ -6,7 +6,7 @@ channel-minor: channel value ``p = (h * W + w) * C + c`` owns bits ``p * L .. p 
 
 Encodings:
 - binary (L = 1): ``b = [v > threshold]``; decode ``v = b``.
-- thermometer (L levels, the reference's "Poisson-binomial"): ``q = round(v * L)`` in 0..L,
+- thermometer (L levels, the research code's "Poisson-binomial"): ``q = round(v * L)`` in 0..L,
   ``b_t = [q > t]`` for t = 0..L-1; decode ``v = (sum_t b_t) / L``. L spins give L + 1 values.
 - palette: each pixel becomes the nearest of K colours, coded one-hot (K bits) or in
   ``ceil(log2 K)`` binary digits; it suits rendered frames with a few flat colours. Pixel
@@ -56,62 +56,6 @@ def to_unit_float(frames: np.ndarray, *, name: str = "frames") -> np.ndarray:
     )
 
 
-def encode_binary(frames: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """``(..., H, W, C)`` -> uint8 bits ``(..., H*W*C)``, ``b = [v > threshold]`` with v in [0, 1]."""
-    if not 0.0 <= threshold < 1.0:
-        raise ValueError(f"threshold must be in [0, 1), got {threshold}")
-    v = to_unit_float(frames)
-    return (v > threshold).astype(np.uint8).reshape(*v.shape[:-3], -1)
-
-
-def encode_thermometer(frames: np.ndarray, levels: int) -> np.ndarray:
-    """``(..., H, W, C)`` -> uint8 bits ``(..., H*W*C*L)``; ``q = round(v L)``, ``b_t = [q > t]``."""
-    levels = check_int("levels", levels, 1)
-    v = to_unit_float(frames)
-    q = np.rint(v * levels).astype(np.int32)
-    bits = (q[..., None] > np.arange(levels)).astype(np.uint8)
-    return bits.reshape(*v.shape[:-3], -1)
-
-
-def encode(frames: np.ndarray, levels: int = 1, threshold: float = 0.5) -> np.ndarray:
-    """Binary threshold for ``levels == 1``, thermometer code otherwise."""
-    levels = check_int("levels", levels, 1)
-    return encode_binary(frames, threshold) if levels == 1 else encode_thermometer(frames, levels)
-
-
-def decode(bits: np.ndarray, image_shape: tuple[int, int, int], levels: int = 1) -> np.ndarray:
-    """uint8/bool/±1 bits ``(..., H*W*C*L)`` -> float32 images ``(..., H, W, C)`` with ``v = sum_t b_t / L``.
-
-    Spins in {-1, +1} are accepted too (any value > 0 is a 1).
-    """
-    levels = check_int("levels", levels, 1)
-    h, w, c = image_shape
-    b = np.asarray(bits)
-    n_bits = h * w * c * levels
-    if b.shape[-1] != n_bits:
-        raise ValueError(
-            f"expected {n_bits} bits per image (H*W*C*L = {h}*{w}*{c}*{levels}), got last axis {b.shape[-1]}"
-        )
-    q = (b > 0).reshape(*b.shape[:-1], h * w * c, levels).sum(-1)
-    return (q.astype(np.float32) / np.float32(levels)).reshape(*b.shape[:-1], h, w, c)
-
-
-def n_bits(image_shape: tuple[int, int, int], levels: int = 1) -> int:
-    """Visible spins needed for one image: ``H * W * C * L``."""
-    h, w, c = image_shape
-    return h * w * c * levels
-
-
-def palette_colors(colors: Any) -> tuple[tuple[float, float, float], ...]:
-    """``colors`` checked to be at least two RGB colours in [0, 1], as a tuple of ``(r, g, b)`` floats."""
-    cols = np.asarray(colors, dtype=np.float64)
-    if cols.ndim != 2 or cols.shape[1] != 3 or len(cols) < 2:
-        raise ValueError("a palette needs at least two RGB colours, as a sequence of (r, g, b) in [0, 1]")
-    if cols.min() < 0 or cols.max() > 1:
-        raise ValueError("palette colours must be floats in [0, 1]")
-    return tuple((float(r), float(g), float(b)) for r, g, b in cols.tolist())
-
-
 @dataclass(frozen=True)
 class Palette:
     """Nearest-colour quantization to K RGB colours in [0, 1], coded ``"onehot"`` or ``"binary"``.
@@ -131,7 +75,10 @@ class Palette:
     threshold: float | None = None
 
     def __post_init__(self) -> None:
-        palette_colors(self.colors)
+        cols = np.asarray(self.colors, dtype=np.float64)
+        if cols.ndim != 2 or cols.shape[1] != 3 or len(cols) < 2 or cols.min() < 0 or cols.max() > 1:
+            raise ValueError("a palette needs at least two RGB colours, as a sequence of (r, g, b) in [0, 1]")
+        object.__setattr__(self, "colors", tuple((float(r), float(g), float(b)) for r, g, b in cols.tolist()))
         if self.code not in ("onehot", "binary"):
             raise ValueError(f"code must be 'onehot' or 'binary', got {self.code!r}")
         if self.threshold is not None and not 0.0 <= self.threshold < 1.0:
@@ -181,16 +128,9 @@ PALETTE_CODES = ("binary", "onehot")
 
 @dataclass(frozen=True)
 class Encoding:
-    """How a model turns frames ``(..., H, W, C)`` into visible bits ``(..., n_bits)`` and back.
-
-    - ``"binary"``: one bit per channel value, ``b = [v > threshold]``; bits per pixel ``C``.
-    - ``"thermometer"``: ``levels`` bits per channel value; bits per pixel ``C * levels``.
-    - ``"palette"``: the nearest of ``palette``'s colours to the pixel binarised at ``threshold``,
-      one-hot or binary-coded; needs ``C = 3``;
-      bits per pixel ``palette.bits_per_pixel``; decodes to RGB ``(..., H, W, 3)`` in the palette colours.
-
-    ``n_bits = H * W * bits_per_pixel``, and a pixel's bits are contiguous in bit order.
-    """
+    """How a model turns frames ``(..., H, W, C)`` into visible bits ``(..., n_bits)`` and back: ``kind`` is one of
+    the module's three encodings; bits per pixel ``C``, ``C * levels`` or ``palette.bits_per_pixel``, and
+    ``n_bits = H * W * bits_per_pixel``."""
 
     kind: str
     image_shape: tuple[int, int, int]
@@ -199,36 +139,40 @@ class Encoding:
     palette: Palette | None = None
 
     def __post_init__(self) -> None:
+        # worded in DTMConfig's field names: the config builds its Encoding to check these fields
         if self.kind not in ENCODINGS:
             raise ValueError(f"encoding must be one of {ENCODINGS}, got {self.kind!r}")
         shape = tuple(int(v) for v in self.image_shape)
         if len(shape) != 3 or min(shape) < 1:
             raise ValueError(f"image_shape must be (H, W, C) with positive sizes, got {self.image_shape!r}")
         object.__setattr__(self, "image_shape", shape)
-        object.__setattr__(self, "levels", check_int("levels", self.levels, 1))
-        if self.kind == "binary" and self.levels != 1:
-            raise ValueError(
-                f"encoding 'binary' has one bit per channel value, but levels = {self.levels}; "
-                "use encoding 'thermometer' for several levels"
-            )
+        levels = check_int("grayscale_levels", self.levels, 1)
+        object.__setattr__(self, "levels", levels)
         if not 0.0 <= self.threshold < 1.0:
             raise ValueError(f"threshold must be in [0, 1), got {self.threshold}")
-        if self.kind == "palette":
-            if self.palette is None:
-                raise ValueError(
-                    "encoding 'palette' needs a Palette, e.g. dtm_lite.data.lunarlander_settings.palette()"
-                )
-            if shape[2] != 3:
-                raise ValueError(f"encoding 'palette' needs RGB frames (C = 3), got image_shape {shape}")
-            if self.levels != 1:
-                raise ValueError(f"a palette codes whole pixels: levels must be 1, got {self.levels}")
+        if self.kind == "binary" and levels != 1:
+            raise ValueError(
+                f"encoding='binary' has 1 bit a channel value, but grayscale_levels={levels}; "
+                "use encoding='thermometer' for several levels (or leave encoding unset)"
+            )
+        if self.kind != "palette":
+            return
+        if levels != 1:
+            raise ValueError(f"encoding='palette' codes whole pixels, so grayscale_levels must stay 1, got {levels}")
+        if shape[2] != 3:
+            raise ValueError(f"encoding='palette' needs RGB frames: image_shape (H, W, 3), got {shape}")
+        if self.palette is None:
+            raise ValueError(
+                "encoding='palette' needs palette=((r, g, b), ...): at least two RGB colours in [0, 1], e.g. "
+                "dtm_lite.data.lunarlander_settings.LUNARLANDER_COLORS (or lunarlander_settings.model_config())"
+            )
 
     @classmethod
     def from_config(cls, config: Any) -> Encoding:
         """The encoding of a :class:`~dtm_lite.model.DTMConfig` (fields ``encoding``, ``image_shape``,
         ``grayscale_levels``, ``threshold``, ``palette``, ``palette_code``)."""
         palette = None
-        if config.encoding == "palette":
+        if config.encoding == "palette" and config.palette is not None:
             palette = Palette(config.palette, config.palette_code, config.threshold)
         return cls(config.encoding, config.image_shape, config.grayscale_levels, config.threshold, palette)
 
@@ -275,9 +219,11 @@ class Encoding:
         if self.kind == "palette":
             assert self.palette is not None
             return self.palette.encode(frames)
+        v = to_unit_float(frames)
         if self.kind == "binary":
-            return encode_binary(frames, self.threshold)
-        return encode_thermometer(frames, self.levels)
+            return (v > self.threshold).astype(np.uint8).reshape(*v.shape[:-3], -1)
+        q = np.rint(v * self.levels).astype(np.int32)  # thermometer: the first q of a value's L bits are lit
+        return (q[..., None] > np.arange(self.levels)).astype(np.uint8).reshape(*v.shape[:-3], -1)
 
     def decode(self, bits: np.ndarray) -> np.ndarray:
         """Bits (or ±1 spins) ``(..., n_bits)`` -> float32 images ``(..., H, W, C)`` in [0, 1]."""
@@ -289,4 +235,17 @@ class Encoding:
         if self.kind == "palette":
             assert self.palette is not None
             return self.palette.decode(b, self.image_shape[:2])
-        return decode(b, self.image_shape, self.levels)
+        q = (b > 0).reshape(*b.shape[:-1], -1, self.levels).sum(-1)
+        return (q.astype(np.float32) / np.float32(self.levels)).reshape(*b.shape[:-1], *self.image_shape)
+
+
+def encode(frames: np.ndarray, levels: int = 1, threshold: float = 0.5) -> np.ndarray:
+    """Frames ``(..., H, W, C)`` -> uint8 bits ``(..., H*W*C*levels)``: binary at ``threshold`` for ``levels == 1``,
+    the thermometer code otherwise."""
+    v = to_unit_float(frames)
+    return Encoding("binary" if levels == 1 else "thermometer", v.shape[-3:], levels, threshold).encode(v)
+
+
+def decode(bits: np.ndarray, image_shape: tuple[int, int, int], levels: int = 1) -> np.ndarray:
+    """Inverse of :func:`encode`: bits (or ±1 spins) ``(..., H*W*C*levels)`` -> float32 ``(..., H, W, C)``."""
+    return Encoding("binary" if levels == 1 else "thermometer", image_shape, levels).decode(bits)

@@ -1,4 +1,4 @@
-"""A plain block-Gibbs sampler, written to be read: the Markov chain of :func:`~dtm_lite.core.sampler.gibbs_sample`.
+"""A plain block-Gibbs sampler, written to be read: the Markov chain of :func:`dtm_lite.ising.gibbs_sample`.
 
 Model (Jelinčič et al., arXiv 2510.23972), spins s in {-1, +1}, edges E = ``graph.edges`` (n_edges, 2):
 ``E(s) = -Σ_E W_ij s_i s_j - Σ_i b_i s_i``, ``p(s) ∝ exp(-β E(s))``. Every edge joins the two colours of
@@ -14,7 +14,7 @@ What the tuned kernel in ``sampler.py`` adds, and what each addition buys (its d
 - Chains on the last, contiguous axis, padded to a multiple of 16 (``CHAIN_MULTIPLE``): XLA's CPU loop
   vectorises over chains with no scalar remainder loop.
 - Counter-based random numbers (``_lowbias32``, ``_uniforms``): an integer hash of the site counter keyed by
-  two threefry words per sweep, far cheaper than the per-spin threefry of ``jax.random.uniform`` used here.
+  two threefry words per sweep: the per-spin threefry of ``jax.random.uniform``, used here, costs 3x the whole field.
 - The test ``u * exp(-2βh) < 1 - u`` (``_spin_up``) instead of ``u < σ(2βh)``: no division, fewer clamps.
 - A polynomial ``2**y`` (``_exp2``, ``poly_exp=True``) in place of XLA's ``exp``: fewer vector operations.
 - ``COMPILER_OPTIONS``: 512-bit vectors on CPUs that have them.
@@ -61,7 +61,7 @@ def reference_sweep(key, graph: GridGraph, W, b, s, beta, clamp=None) -> jax.Arr
 def reference_sample(
     key, graph: GridGraph, W, b, s0, beta=1.0, *, warmup_sweeps: int, n_samples: int, sweeps_per_sample: int, clamp=None
 ) -> jax.Array:
-    """Samples ``(n_samples, n_chains, n_nodes)`` int8 on the schedule of :func:`~dtm_lite.core.sampler.gibbs_sample`.
+    """Samples ``(n_samples, n_chains, n_nodes)`` int8 on the schedule of :func:`dtm_lite.ising.gibbs_sample`.
 
     ``s0`` (n_chains, n_nodes) ±1; the first sample follows ``warmup_sweeps`` sweeps, the others come
     ``sweeps_per_sample`` sweeps apart. ``W`` (n_edges,), ``b`` and ``clamp`` (n_nodes,) or (n_chains, n_nodes).

@@ -147,7 +147,7 @@ class GridGraph:
 
     @classmethod
     def from_preset(cls, preset: str | int) -> GridGraph:
-        """The preset ``"side_degree"`` from the reference table (odd sides are open grids)."""
+        """The preset ``"side_degree"`` of :data:`PRESETS`, the public DTM replication's table (odd: open grids)."""
         name = preset_name(preset)
         side, jumps = PRESETS[name]
         return cls(side, jumps, torus=side % 2 == 0, name=name)

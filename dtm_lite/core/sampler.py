@@ -1,30 +1,17 @@
-"""The block-Gibbs sampler: the hot loop of every DTM.
+"""The block-Gibbs sampler: the hot loop of every DTM, tuned (read ``gibbs_reference.py`` first: the same
+Markov chain in plain JAX, with a list of what this kernel adds and what each addition buys).
 
 Model (spins s in {-1, +1}):  p(s) ∝ exp(β [ Σ_{(i,j) in E} W_ij s_i s_j + Σ_i b_i s_i ]).
-A sweep updates all colour-0 spins, then all colour-1 spins, each from its conditional
+A sweep updates all colour-0 spins, then all colour-1 spins, each from ``P(s_i = +1 | rest) = σ(2 β h_i)``,
+``h_i = b_i + Σ_j W_ij s_j``. Every edge joins the two colours, so each half-sweep is exact block Gibbs.
 
-    P(s_i = +1 | rest) = σ(2 β h_i),   h_i = b_i + Σ_j W_ij s_j.
+Layout. The (padded, even) grid is split into four sub-lattices by row and column parity, ``(p, q)`` with
+``i = 2a + p, j = 2b + q``; colour 0 is ``(0,0), (1,1)`` and colour 1 is ``(0,1), (1,0)``. An offset
+``(dx, dy)`` from sub-lattice ``(p, q)`` lands on sub-lattice ``((p+dx) % 2, (q+dy) % 2)`` shifted by
+``((p+dx)//2, (q+dy)//2)``: a static slice of a wrap-tiled array, so the local field is a *stencil*, a sum of
+shifted copies of the other colour times weight planes. Arrays are ``(2, n, n, chains)``, chains last.
 
-Every edge joins the two colours, so each half-sweep is exact block Gibbs.
-
-How it is fast. The grid has a fixed set of offsets, so the local field is a *stencil*: a sum of
-shifted copies of the other colour, each times a weight plane. We split the (padded, even) grid into
-four sub-lattices by row and column parity, ``(p, q)`` with ``i = 2a + p, j = 2b + q``; colour 0 is
-``(0,0), (1,1)`` and colour 1 is ``(0,1), (1,0)``. An offset ``(dx, dy)`` from sub-lattice ``(p, q)`` lands
-on sub-lattice ``((p+dx) % 2, (q+dy) % 2)`` shifted by ``((p+dx)//2, (q+dy)//2)``: a static slice of a
-wrap-tiled array, no gather tables. Each half-sweep costs exactly ``|E|`` multiply-adds per chain.
-Arrays are laid out ``(2, n, n, chains)`` with the chain axis last and contiguous, so every slice is
-a run of whole chain vectors. Uniforms come from a counter-based integer hash keyed by two fresh
-32-bit words per sweep (drawn from JAX's threefry): threefry itself per spin costs 3x the whole field.
-
-Three details make XLA's CPU loop 2x faster (measured in benchmarks/README.md, "what we tried"):
-the chain axis is padded to a multiple of 16 inside :func:`run_chains` (XLA vectorises the innermost,
-chain, loop and runs the remainder one chain at a time: 50 chains cost as much as 64, or more);
-the update compares ``u * exp(-2βh) < 1 - u`` (:func:`_spin_up`) instead of ``u < sigmoid(2βh)``,
-which saves a division; and :func:`gibbs_sample` compiles with :data:`COMPILER_OPTIONS` (512-bit
-vectors where the CPU has them), under which a polynomial exp (``poly_exp``) pays too.
-
-Public entry point: :func:`gibbs_sample`. The DTM uses the same kernel through :func:`run_chains`.
+Entry point: :func:`run_chains`; :func:`dtm_lite.ising.gibbs_sample` wraps it for any Ising model on a grid.
 """
 
 from __future__ import annotations
@@ -46,11 +33,9 @@ Array = jax.Array
 _COLOR_SUBS = (((0, 0), (1, 1)), ((0, 1), (1, 0)))  # sub-lattices (p, q) of colour 0 and colour 1
 
 COMPILER_OPTIONS: dict[str, Any] = {"xla_cpu_prefer_vector_width": 512}
-"""XLA options for a ``jax.jit`` that runs the sampler: ``jax.jit(f, compiler_options=COMPILER_OPTIONS)``.
-
-XLA's CPU backend asks LLVM for 256-bit vectors by default. On a CPU with AVX-512 the kernel runs 1.3-2x
-faster with 512-bit ones (and LLVM's choice of whether to vectorise the chain loop at all is steadier);
-elsewhere the option changes nothing. It is an XLA debug option, so other backends ignore it."""
+"""XLA options for a ``jax.jit`` that runs the sampler: ``jax.jit(f, compiler_options=COMPILER_OPTIONS)``. XLA's CPU
+backend asks LLVM for 256-bit vectors; with 512-bit ones the kernel runs 1.3-2x faster on a CPU with AVX-512 and
+the same elsewhere. It is an XLA debug option, so other backends ignore it."""
 
 CHAIN_MULTIPLE = 16
 """Default multiple the chain axis is padded to inside :func:`run_chains` (one 512-bit vector of float32)."""
@@ -68,10 +53,6 @@ class Lattice:
     side_p: int  # side padded to even
     n: int  # sub-lattice side = side_p // 2
     plans: tuple[tuple[tuple[tuple[int, int, int], ...], ...], ...]
-
-    @property
-    def degree(self) -> int:
-        return self.graph.degree
 
 
 @functools.lru_cache(maxsize=64)
@@ -217,10 +198,8 @@ def _uniforms(words: Array, counter: Array) -> Array:
 
 def uniform(key: Array, shape: tuple[int, ...]) -> Array:
     """Uniforms in [0, 1) ``shape`` float32 from one key: :func:`_uniforms` of two threefry words and each
-    element's index. Used for every random array of training and generation, not only the sweeps: XLA
-    compiles ``jax.random.uniform``'s per-element threefry in about 1.6 s on a CPU, once per call site, and
-    this hash in a few milliseconds. Each element depends on its index alone, so a split over devices
-    gives the same numbers."""
+    element's index, so a split over devices gives the same numbers. Used for every random array of training
+    and generation: XLA compiles ``jax.random.uniform`` in about 1.6 s a call site on a CPU, this in milliseconds."""
     counter = jax.lax.iota(jnp.uint32, math.prod(shape)).reshape(shape)
     return _uniforms(jax.random.bits(key, (2,), jnp.uint32), counter)
 
@@ -247,15 +226,10 @@ def _exp2(y: Array) -> Array:
 
 
 def _spin_up(u: Array, beta: Array, h: Array, poly_exp: bool = False) -> Array:
-    """The Gibbs decision ``u < σ(2βh)`` for ``u`` uniform on [0, 1), without the division.
-
-    ``u < 1 / (1 + e)`` with ``e = exp(-2βh)`` is ``u * e < 1 - u``; ``1 - u`` is exact for our 24-bit
-    uniforms, so one rounding (in ``u * e``) where the sigmoid form had three. Saves the division and
-    the sigmoid's clamps (4-8% of the kernel). NaN fields give False (spin -1), as the sigmoid form did.
-
-    ``poly_exp=True`` takes ``e`` from :func:`_exp2` instead of XLA's ``exp``: another 4-6%, but only
-    under :data:`COMPILER_OPTIONS`. Under XLA's defaults LLVM vectorises the polynomial 8 lanes wide (it
-    gives XLA's vectorised ``exp`` 16 lanes either way), and the training step got 1.2-1.4x slower.
+    """The Gibbs decision ``u < σ(2βh)`` for ``u`` uniform on [0, 1), as ``u * e < 1 - u`` with ``e = exp(-2βh)``:
+    no division or clamps (4-8% of the kernel), and one rounding, since ``1 - u`` is exact for 24-bit uniforms.
+    NaN fields give False (spin -1). ``poly_exp=True`` takes ``e`` from :func:`_exp2`: 4-6% more, but only under
+    :data:`COMPILER_OPTIONS` (under XLA's defaults LLVM vectorises it 8 lanes wide and the step ran 1.2-1.4x slower).
     """
     if poly_exp:
         return u * _exp2((beta * jnp.float32(-2.0 * _LOG2E)) * h) < 1.0 - u
@@ -388,12 +362,9 @@ def _observe_real(observe: Any, n_chains: int, acc: Any, x0: Array, x1: Array) -
 
 
 def _pad_chains(params: Params, x0: Array, x1: Array, multiple: int) -> tuple[Params, Array, Array]:
-    """Pad the chain axis (last) of the states, and of the per-chain biases and clamps, to a multiple.
-
-    Why: XLA's CPU loop vectorises the innermost (chain) axis and runs what is left over one chain at a
-    time, each about as dear as a whole vector: 50 chains unpadded took 1.19x the time of 50 padded to 64
-    (512-bit vectors; up to 1.8x under XLA's 256-bit default; benchmarks/README.md). The padded chains
-    copy the last real chain (state, bias, clamps) and are dropped by :func:`run_chains`.
+    """Pad the chain axis (last) of the states, and of the per-chain biases and clamps, to a multiple, with copies
+    of the last real chain. XLA's CPU loop vectorises the chain axis and runs the remainder one chain at a time:
+    50 chains unpadded took 1.19x the time of 50 padded to 64 (1.8x under 256-bit vectors; benchmarks/README.md).
     """
     c = x0.shape[-1]
     cp = -(-c // multiple) * multiple
@@ -413,91 +384,3 @@ def _pad_chains(params: Params, x0: Array, x1: Array, multiple: int) -> tuple[Pa
 def n_sweeps(warmup_sweeps: int, n_samples: int, sweeps_per_sample: int) -> int:
     """Sweeps run by a schedule: ``warmup_sweeps + (n_samples - 1) * sweeps_per_sample``."""
     return warmup_sweeps + (n_samples - 1) * sweeps_per_sample
-
-
-def beta_schedule(beta: float | Array, n: int) -> Array:
-    """A scalar β broadcast to ``n`` sweeps, or a length-``n`` array checked and returned."""
-    b = jnp.asarray(beta, jnp.float32)
-    if b.ndim == 0:
-        return jnp.full((n,), b)
-    if b.shape != (n,):
-        raise ValueError(f"beta must be a scalar or have one value per sweep ({n},), got shape {b.shape}")
-    return b
-
-
-@functools.partial(
-    jax.jit,
-    static_argnames=("lat", "warmup_sweeps", "n_samples", "sweeps_per_sample"),
-    compiler_options=COMPILER_OPTIONS,
-)
-def _gibbs_sample_jit(key, lat, weights, biases, spins0, clamped, betas, warmup_sweeps, n_samples, sweeps_per_sample):
-    params = make_params(lat, weights, biases, clamped)
-    x0, x1 = to_lattice(lat, spins0.astype(jnp.float32), fill=1.0)
-
-    def observe(acc, x0, x1):
-        return acc, (x0.astype(jnp.int8), x1.astype(jnp.int8))
-
-    *_, (o0, o1) = run_chains(
-        lat, params, key, x0, x1, betas, warmup_sweeps=warmup_sweeps, n_samples=n_samples,
-        sweeps_per_sample=sweeps_per_sample, observe=observe, acc=None, poly_exp=True,  # compiled with the options
-    )  # fmt: skip
-    return jax.vmap(functools.partial(from_lattice, lat))(o0, o1)
-
-
-def gibbs_sample(
-    key: Array,
-    graph: GridGraph,
-    weights: Any,
-    biases: Any,
-    spins0: Any,
-    *,
-    clamped: Any = None,
-    warmup_sweeps: int,
-    n_samples: int,
-    sweeps_per_sample: int,
-    beta: float | Any = 1.0,
-) -> Array:
-    """Block-Gibbs samples of ``p(s) ∝ exp(β [Σ_E W_ij s_i s_j + Σ_i b_i s_i])`` on ``graph``.
-
-    Args:
-        key: a JAX PRNG key.
-        graph: the :class:`~dtm_lite.core.graph.GridGraph`.
-        weights: ``(n_edges,)``, aligned with ``graph.edges``.
-        biases: ``(n_nodes,)``, or ``(n_chains, n_nodes)`` per chain (e.g. input couplings J·s_in).
-        spins0: ``(n_chains, n_nodes)`` initial spins in {-1, +1}, any integer or float dtype.
-        clamped: optional bool mask ``(n_nodes,)`` (or ``(n_chains, n_nodes)``) of spins held at ``spins0``.
-        warmup_sweeps: sweeps before the first sample.
-        n_samples: samples per chain, ``sweeps_per_sample`` sweeps apart.
-        beta: inverse temperature, a scalar or one value per sweep
-            (``warmup_sweeps + (n_samples - 1) * sweeps_per_sample`` values).
-
-    Returns:
-        int8 spins in {-1, +1}, shape ``(n_samples, n_chains, n_nodes)``.
-    """
-    # host data is checked on the host: the device round trip took 0.3 ms, 1% of a 200-sweep benchmark run
-    s = spins0 if isinstance(spins0, jax.Array) else np.asarray(spins0)
-    xp = np if isinstance(s, np.ndarray) else jnp
-    if s.ndim != 2 or s.shape[1] != graph.n_nodes:
-        raise ValueError(f"spins0 must have shape (n_chains, {graph.n_nodes}), got {s.shape}")
-    if not (jnp.issubdtype(s.dtype, jnp.integer) or jnp.issubdtype(s.dtype, jnp.floating)):
-        raise ValueError(f"spins0 must hold -1/+1 in an integer or float dtype, got dtype {s.dtype}")
-    if not isinstance(s, jax.core.Tracer) and not bool(xp.all(xp.abs(s) == 1)):
-        raise ValueError("spins0 must contain only -1 and +1 (convert bits b with 2*b - 1)")
-    w = jnp.asarray(weights, jnp.float32)
-    if w.shape != (graph.n_edges,):
-        raise ValueError(f"weights must have shape (n_edges,) = ({graph.n_edges},), got {w.shape}")
-    b = jnp.asarray(biases, jnp.float32)
-    if b.shape not in ((graph.n_nodes,), (s.shape[0], graph.n_nodes)):
-        raise ValueError(f"biases must have shape ({graph.n_nodes},) or (n_chains, n_nodes) = {s.shape}, got {b.shape}")
-    if clamped is not None:
-        clamped = jnp.asarray(clamped)
-        if clamped.dtype != jnp.bool_ or clamped.shape not in ((graph.n_nodes,), s.shape):
-            raise ValueError(
-                f"clamped must be a bool mask of shape ({graph.n_nodes},) or {s.shape}, "
-                f"got {clamped.dtype} {clamped.shape}"
-            )
-    warmup_sweeps = check_int("warmup_sweeps", warmup_sweeps, 0)
-    n_samples = check_int("n_samples", n_samples, 1)
-    sweeps_per_sample = check_int("sweeps_per_sample", sweeps_per_sample, 1)
-    betas = beta_schedule(beta, n_sweeps(warmup_sweeps, n_samples, sweeps_per_sample))
-    return _gibbs_sample_jit(key, lattice(graph), w, b, s, clamped, betas, warmup_sweeps, n_samples, sweeps_per_sample)

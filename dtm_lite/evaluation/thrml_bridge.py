@@ -1,7 +1,7 @@
 """The same Ising model in Extropic's thrml (a dev dependency), as an oracle and a speed baseline.
 
 thrml's energy is ``-β (Σ b s + Σ J s s)`` with spins stored as bools (True = +1): the same model as
-:func:`dtm_lite.core.sampler.gibbs_sample`. Its program updates the free blocks in list order, so two
+:func:`dtm_lite.ising.gibbs_sample`. Its program updates the free blocks in list order, so two
 blocks, colour 0 then colour 1, give the same block-Gibbs sweep. It has no per-sweep β schedule.
 """
 
