@@ -60,6 +60,8 @@ def print_details(title: str, s: dict) -> None:
     for f in over:
         print(f"  {f['lines']:>4}  {f['path']}:{f['line']}  {f['name']}")
     print(f"class {s['model_class']['name']}: {s['model_class']['lines']} lines")
+    path = s["reading_path"]
+    print(f"the core's reading path: {path['lines']} lines ({', '.join(f'{n} {k}' for n, k in path['files'].items())})")
     print(f"import cycles (run-time imports, lazy included, TYPE_CHECKING excluded): {len(s['cycles'])}")
     for cycle in s["cycles"]:
         inside = set(cycle)

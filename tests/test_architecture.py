@@ -99,6 +99,16 @@ def test_dtm_class_is_at_most_320_lines(tree):
     assert lines <= DTM_CLASS_MAX_LINES, f"class DTM is {lines} lines"
 
 
+def test_the_reading_path_is_the_core_files_the_readme_names(tree):
+    path = cm.reading_path(tree)
+    assert list(path["files"]) == list(cm.READING_PATH), "a file of the reading path is no longer in dtm_lite/core/"
+    assert path["lines"] == sum(tree[f"dtm_lite.core.{n}"].lines for n in cm.READING_PATH)
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    first = readme[readme.index("**Read the core first**") :][:1500]
+    assert all(f"{n}.py" in first for n in cm.READING_PATH), "README's reading order leaves out a file"
+    assert cm.reading_path({})["lines"] == 0
+
+
 def test_every_layer_folder_has_a_documented_init():
     package = ROOT / "dtm_lite"
     folders = {package / name for name in cm.LAYER_PACKAGES}

@@ -36,6 +36,9 @@ PACKAGE = "dtm_lite"
 MAX_FUNCTION_LINES = 60
 LAYER_PACKAGES = ("core", "conditioning", "data", "training", "evaluation", "scale", "interface")
 LAYERS = (*LAYER_PACKAGES, "model", "top")
+# the core files a reader opens first (README, "Read the core first"), then the three they call for the noise
+# process, the state pytree and the fixed parts of a model
+READING_PATH = ("sampler", "gibbs_reference", "train_step", "generation", "conditioner", "diffusion", "state", "spec")
 # the flat layout before the folders: old module name -> layer
 FLAT_LAYERS = {
     **dict.fromkeys(
@@ -301,4 +304,11 @@ def summary(modules: dict[str, Module], model_class: str = "DTM") -> dict:
         "imports": {name: sorted(targets) for name, targets in graph.items()},
         "cycles": import_cycles(graph),
         "core_leaks": [list(pair) for pair in core_leaks(modules)],
+        "reading_path": reading_path(modules),
     }
+
+
+def reading_path(modules: dict[str, Module]) -> dict:
+    """The lines of the :data:`READING_PATH` files of ``dtm_lite/core/`` (those present), in reading order."""
+    files = {n: modules[f"{PACKAGE}.core.{n}"].lines for n in READING_PATH if f"{PACKAGE}.core.{n}" in modules}
+    return {"files": files, "lines": sum(files.values())}
