@@ -56,6 +56,14 @@ def test_bad_frames(frames, match):
         encode(frames)
 
 
+def test_bad_levels_name_the_argument():
+    for bad in (0, True, 1.5):
+        with pytest.raises(ValueError, match="^levels must be an integer >= 1"):
+            encode(np.zeros((2, 2, 1), np.uint8), bad)
+        with pytest.raises(ValueError, match="^levels must be an integer >= 1"):
+            decode(np.zeros(4), (2, 2, 1), bad)
+
+
 def test_bad_decode_length():
     with pytest.raises(ValueError, match="expected 8 bits"):
         decode(np.zeros(7), (2, 2, 1), 2)

@@ -242,10 +242,11 @@ class Encoding:
 def encode(frames: np.ndarray, levels: int = 1, threshold: float = 0.5) -> np.ndarray:
     """Frames ``(..., H, W, C)`` -> uint8 bits ``(..., H*W*C*levels)``: binary at ``threshold`` for ``levels == 1``,
     the thermometer code otherwise."""
-    v = to_unit_float(frames)
+    v, levels = to_unit_float(frames), check_int("levels", levels, 1)
     return Encoding("binary" if levels == 1 else "thermometer", v.shape[-3:], levels, threshold).encode(v)
 
 
 def decode(bits: np.ndarray, image_shape: tuple[int, int, int], levels: int = 1) -> np.ndarray:
     """Inverse of :func:`encode`: bits (or ±1 spins) ``(..., H*W*C*levels)`` -> float32 ``(..., H, W, C)``."""
+    levels = check_int("levels", levels, 1)
     return Encoding("binary" if levels == 1 else "thermometer", image_shape, levels).decode(bits)
