@@ -19,9 +19,9 @@ from types import ModuleType
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-# A ratchet, not the goal: the core should read in one sitting at about 1,200 lines; it is 2,01x today (sampler,
+# A ratchet, not the goal: the core should read in one sitting at about 1,200 lines; it is 1,99x today (sampler,
 # config and encoding carry most of it). It must not grow; lower this bound as it shrinks.
-CORE_MAX_LINES = 2020
+CORE_MAX_LINES = 2000
 DTM_CLASS_MAX_LINES = 320
 # imports of the interface (plots, CLI, widgets) from the layers below it, lazy ones included. A ratchet: it may
 # only shrink. The ablation draws its comparison figure (``image_rows``, matplotlib) itself.

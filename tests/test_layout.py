@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from dtm_lite import DTM, DTMConfig
+from dtm_lite.conditioning.inputs import input_actions
 from dtm_lite.conditioning.layout import (
     BORDER,
     ELSEWHERE,
@@ -79,13 +80,13 @@ def test_prior_counts_and_samples():
 
 
 def test_layout_config_is_validated():
-    assert DTMConfig().n_cond_actions == 0 and DTMConfig(layout_color=LANDER).n_cond_actions == 1
+    assert input_actions(DTMConfig()) == 0 and input_actions(DTMConfig(layout_color=LANDER)) == 1
     assert model_config().layout_color is not None  # the CLI's model is a layout model
     with pytest.raises(ValueError, match="one value per channel"):
         DTMConfig(layout_color=(1.0, 0.0))
     with pytest.raises(ValueError, match=r"layout_color\[2\]"):
         DTMConfig(layout_color=(1.0, 0.0, 2.0))
-    assert DTMConfig(layout_color=LANDER, n_actions=2).n_cond_actions == 2  # a world model with a layout
+    assert input_actions(DTMConfig(layout_color=LANDER, n_actions=2)) == 2  # a world model with a layout
 
 
 def test_labelled_prior_counts_each_class_and_reads_the_class_of_a_layout():

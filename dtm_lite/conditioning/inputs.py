@@ -19,6 +19,21 @@ import jax.numpy as jnp
 import numpy as np
 
 from dtm_lite.core.conditioner import Batch, Conditioner
+from dtm_lite.core.config import DTMConfig
+
+
+def input_actions(config: DTMConfig) -> int:
+    """The action axis ``A`` of ``K (T, A, n_bits, n_feat)``: ``n_actions`` for a world model, ``n_classes`` for a
+    layout model with ``label_gates_layout``, 1 for another layout model, 0 without conditioning inputs."""
+    if config.layout_color is None or config.n_actions:
+        return config.n_actions
+    return config.n_classes if config.label_gates_layout else 1
+
+
+def input_frames(config: DTMConfig) -> int:
+    """Frames of conditioning inputs, side by side: a world model's ``cond_frames`` previous frames, then a layout
+    model's rendered layout (0 without conditioning inputs)."""
+    return (config.cond_frames if config.n_actions else 0) + (config.layout_color is not None)
 
 
 class InputField(Conditioner):

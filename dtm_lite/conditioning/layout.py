@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dtm_lite.conditioning.inputs import InputField, conditioning_index
+from dtm_lite.conditioning.inputs import InputField, conditioning_index, input_actions, input_frames
 from dtm_lite.core.conditioner import Batch
 from dtm_lite.core.config import DTMConfig
 from dtm_lite.core.encoding import Encoding
@@ -249,14 +249,14 @@ class LayoutInputs(InputField):
         self.background = encoding.encode(np.zeros((1, h, w, c), np.float32))[0]
         filled = np.broadcast_to(np.asarray(self.color, np.float32), (1, h, w, c))
         self.marker = encoding.encode(filled)[0, : encoding.bits_per_pixel]
-        n_img, n_frames = encoding.n_bits, config.n_cond_frames
+        n_img, n_frames = encoding.n_bits, input_frames(config)
         index = conditioning_index(config.image_shape, encoding.bits_per_pixel, config.cond_radius, n_frames)
         n_prev = (n_frames - 1) * n_img
         # the layout enters as (s - background) / 2, in {-1, 0, 1}: zero wherever it is background, so that far
         # from the object only the constant feature is left (see features())
         offset = np.concatenate([np.zeros(n_prev, np.float32), 2.0 * self.background.astype(np.float32) - 1.0])
         scale = np.concatenate([np.ones(n_prev, np.float32), np.full(n_img, 0.5, np.float32)])
-        super().__init__(index, config.n_cond_actions, offset, scale)
+        super().__init__(index, input_actions(config), offset, scale)
 
     def init_state(self) -> dict[str, jax.Array]:
         shape = (self.config.n_classes,) * bool(self.config.n_classes) + (self.hw[0] * self.hw[1] + 1,)

@@ -189,21 +189,6 @@ class DTMConfig:
         object.__setattr__(self, "layout_color", color)
 
     @property
-    def n_cond_actions(self) -> int:
-        """The conditioning weights' action axis ``A`` of ``K (T, A, n_bits, n_feat)``: ``n_actions`` for a
-        world model, ``n_classes`` for a layout model with ``label_gates_layout``, 1 for another layout model,
-        0 without conditioning inputs."""
-        if self.layout_color is None or self.n_actions:
-            return self.n_actions
-        return self.n_classes if self.label_gates_layout else 1
-
-    @property
-    def n_cond_frames(self) -> int:
-        """Frames of conditioning inputs, side by side: a world model's ``cond_frames`` previous frames, then a
-        layout model's rendered layout (0 without conditioning inputs)."""
-        return (self.cond_frames if self.n_actions else 0) + (self.layout_color is not None)
-
-    @property
     def n_visible(self) -> int:
         """Visible bits of one image: ``H * W * bits_per_pixel`` of the encoding."""
         return Encoding.from_config(self).n_bits

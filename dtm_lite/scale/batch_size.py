@@ -55,7 +55,7 @@ CHAIN_MULTIPLE = 16  # sampler.CHAIN_MULTIPLE: the chain axis is padded to a mul
 
 def _sizes(config: DTMConfig) -> dict[str, int]:
     """The sizes the estimate needs: lattice nodes, degree, edges, visible bits, parameters."""
-    from dtm_lite.conditioning.inputs import conditioning_index
+    from dtm_lite.conditioning.inputs import conditioning_index, input_actions, input_frames
     from dtm_lite.core.encoding import Encoding
     from dtm_lite.core.graph import GridGraph
 
@@ -66,12 +66,12 @@ def _sizes(config: DTMConfig) -> dict[str, int]:
     T = config.num_diffusion_steps
     n_feat = 0
     k_step = 0
-    if config.n_cond_actions:  # a world model's previous frames and a layout model's layout, side by side
+    if input_actions(config):  # a world model's previous frames and a layout model's layout, side by side
         index = conditioning_index(
-            config.image_shape, encoding.bits_per_pixel, config.cond_radius, config.n_cond_frames
+            config.image_shape, encoding.bits_per_pixel, config.cond_radius, input_frames(config)
         )
         n_feat = index.shape[1] + 1
-        k_step = config.n_cond_actions * n_img * n_feat
+        k_step = input_actions(config) * n_img * n_feat
     step_params = graph.n_edges + graph.n_nodes + k_step
     return {
         "nodes": side * side, "degree": graph.degree, "T": T, "n_img": n_img, "n_feat": n_feat,
