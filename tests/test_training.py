@@ -198,6 +198,8 @@ def test_encoding_config_errors_say_what_to_do():
         DTMConfig(encoding="palette")  # the core has no default palette
     with pytest.raises(ValueError, match="palette must be RGB colours"):
         DTMConfig(palette=((0, 0, 0),))  # a palette given is checked whatever the encoding
+    with pytest.raises(ValueError, match="palette must be RGB colours"):
+        DTMConfig(encoding="palette", palette=((0, 0, 0), (float("nan"), 1, 1)))  # NaN is no colour
 
 
 def test_configs_without_an_encoding_keep_their_meaning():

@@ -76,7 +76,7 @@ class Palette:
 
     def __post_init__(self) -> None:
         cols = np.asarray(self.colors, dtype=np.float64)
-        if cols.ndim != 2 or cols.shape[1] != 3 or len(cols) < 2 or cols.min() < 0 or cols.max() > 1:
+        if cols.ndim != 2 or cols.shape[1] != 3 or len(cols) < 2 or not np.all((cols >= 0) & (cols <= 1)):  # NaN too
             raise ValueError("a palette needs at least two RGB colours, as a sequence of (r, g, b) in [0, 1]")
         object.__setattr__(self, "colors", tuple((float(r), float(g), float(b)) for r, g, b in cols.tolist()))
         if self.code not in ("onehot", "binary"):
