@@ -219,7 +219,10 @@ class Encoding:
         if self.kind == "palette":
             assert self.palette is not None
             return self.palette.encode(frames)
-        v = to_unit_float(frames)
+        return self._channel_bits(to_unit_float(frames))
+
+    def _channel_bits(self, v: np.ndarray) -> np.ndarray:
+        """Binary or thermometer bits of values ``v`` ``(..., H, W, C)`` already checked to be float32 in [0, 1]."""
         if self.kind == "binary":
             return (v > self.threshold).astype(np.uint8).reshape(*v.shape[:-3], -1)
         q = np.rint(v * self.levels).astype(np.int32)  # thermometer: the first q of a value's L bits are lit
@@ -243,7 +246,7 @@ def encode(frames: np.ndarray, levels: int = 1, threshold: float = 0.5) -> np.nd
     """Frames ``(..., H, W, C)`` -> uint8 bits ``(..., H*W*C*levels)``: binary at ``threshold`` for ``levels == 1``,
     the thermometer code otherwise."""
     v, levels = to_unit_float(frames), check_int("levels", levels, 1)
-    return Encoding("binary" if levels == 1 else "thermometer", v.shape[-3:], levels, threshold).encode(v)
+    return Encoding("binary" if levels == 1 else "thermometer", v.shape[-3:], levels, threshold)._channel_bits(v)
 
 
 def decode(bits: np.ndarray, image_shape: tuple[int, int, int], levels: int = 1) -> np.ndarray:
