@@ -10,6 +10,7 @@ from PIL import Image
 
 matplotlib.use("Agg")
 
+from dtm_lite.core.capacity import visible_capacity  # noqa: E402
 from dtm_lite.core.graph import GridGraph  # noqa: E402
 from dtm_lite.interface.plots import (  # noqa: E402
     SEPARATOR,
@@ -190,12 +191,12 @@ def test_graph_drawings(preset, tmp_path):
     fig = draw_neighbourhood(graph)
     assert preset in fig.axes[0].get_title() and str(graph.degree) in fig.axes[0].get_title()
     fig.savefig(tmp_path / "nbr.png")
-    fig = capacity_diagram(graph, n_visible=graph.n_color0 // 2)
+    fig = capacity_diagram(graph, n_visible=visible_capacity(graph) // 2)
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    assert labels[0] == f"visible: {graph.n_color0 // 2}"
+    assert labels[0] == f"visible: {visible_capacity(graph) // 2}"
     fig.savefig(tmp_path / "cap.png")
     with pytest.raises(ValueError):
-        capacity_diagram(graph, n_visible=graph.n_color0 + 1)
+        capacity_diagram(graph, n_visible=visible_capacity(graph) + 1)
 
 
 def test_capacity_diagram_shows_visible_sites_of_both_colours():
@@ -211,8 +212,8 @@ def test_capacity_diagram_shows_visible_sites_of_both_colours():
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert labels == [
         f"visible: {len(dtm.visible)}",
-        f"hidden colour 0: {g.n_color0 - (len(dtm.visible) - n1)}",
-        f"hidden colour 1: {g.n_nodes - g.n_color0 - n1}",
+        f"hidden colour 0: {visible_capacity(g) - (len(dtm.visible) - n1)}",
+        f"hidden colour 1: {g.n_nodes - visible_capacity(g) - n1}",
     ]
     assert f"{n1} colour 1" in ax.get_title()
     kind = ax.images[0].get_array().ravel()

@@ -22,7 +22,7 @@ class CapacityError(ValueError):
 
 def visible_capacity(graph: GridGraph) -> int:
     """Number of colour-0 sites, ``ceil(side**2 / 2)``: the most visible spins the graph can hold."""
-    return graph.n_color0
+    return int((graph.colors == 0).sum())
 
 
 def _bits(n_pixels: int, levels: int, n_labels: int) -> int:

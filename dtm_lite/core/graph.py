@@ -164,11 +164,6 @@ class GridGraph:
     def n_edges(self) -> int:
         return len(self.edges)
 
-    @property
-    def n_color0(self) -> int:
-        """Number of colour-0 sites, the only ones that can host visible spins."""
-        return int((self.colors == 0).sum())
-
     def neighbors(self, node: int) -> np.ndarray:
         """Sorted neighbour indices of ``node``."""
         e = self.edges
