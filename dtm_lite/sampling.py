@@ -150,8 +150,7 @@ def beta_ramp(
 def free_run(model: DTM, step: int, inputs: Any, sweeps: int, key: jax.Array, record_every: int = 1) -> np.ndarray:
     """:meth:`DTM.free_run` with a resolved ``key``."""
     step = check_int("step", step, 0, model.num_steps - 1)
-    bits, n_vis = np.asarray(inputs), model.config.n_visible
-    bits = check_bits(model.spec, bits, "inputs", rows=bits.shape[0] if bits.ndim else 0)
+    bits, n_vis = check_bits(model.spec, inputs, "inputs"), model.spec.n_image_bits
     sweeps = check_int("sweeps", sweeps, 1)
     record_every = check_int("record_every", record_every, 1)
     if sweeps % record_every:

@@ -27,18 +27,17 @@ def require_layout(spec: ModelSpec, what: str) -> LayoutInputs:
 
 
 def check_bits(spec: ModelSpec, bits: Any, name: str = "batch", rows: int | None = None) -> np.ndarray:
-    """A batch of visible bits ``(rows, n_image_bits)`` (default ``batch_size`` rows) in {0, 1} as uint8, or a
-    clear error."""
+    """A batch of visible bits ``(rows, n_image_bits)`` (any number of rows when ``rows`` is None) in {0, 1} as
+    uint8, or a clear error."""
     b, cfg = np.asarray(bits), spec.config
     n_bits, enc = spec.n_image_bits, spec.encoding.describe()
-    rows = cfg.batch_size if rows is None else rows
     if b.ndim != 2 or b.shape[1] != n_bits:
         raise ValueError(
             f"{name} must be bits of shape (batch, {n_bits}) (image_shape {cfg.image_shape}, {enc}), got {b.shape}; "
             "encode frames with dtm.encode(frames), or build the loader with IteratorDataLoader(..., "
             "encoding=dtm.encoding) or encode=False"
         )
-    if b.shape[0] != rows:
+    if rows is not None and b.shape[0] != rows:
         raise ValueError(
             f"{name} has {b.shape[0]} rows but config.batch_size is {rows}; use batches of that size "
             "(a new size would recompile the training step)"
