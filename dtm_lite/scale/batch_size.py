@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from dtm_lite.core.sampler import CHAIN_MULTIPLE
 from dtm_lite.core.validation import check_int
 
 if TYPE_CHECKING:
@@ -50,8 +51,6 @@ DEVICE_MEMORY_FRACTION = 0.5
 pool JAX may use, by default 75% of the GPU): this fraction of it, for the other arrays (evaluation,
 generation's chunks of ``dtm_lite.sampling.GENERATE_CHUNK_BYTES``) and for XLA's own choices on that backend."""
 
-CHAIN_MULTIPLE = 16  # sampler.CHAIN_MULTIPLE: the chain axis is padded to a multiple of it
-
 
 def _sizes(config: DTMConfig) -> dict[str, int]:
     """The sizes the estimate needs: lattice nodes, degree, edges, visible bits, parameters."""
@@ -66,12 +65,13 @@ def _sizes(config: DTMConfig) -> dict[str, int]:
     T = config.num_diffusion_steps
     n_feat = 0
     k_step = 0
-    if input_actions(config):  # a world model's previous frames and a layout model's layout, side by side
+    n_actions = input_actions(config)
+    if n_actions:  # a world model's previous frames and a layout model's layout, side by side
         index = conditioning_index(
             config.image_shape, encoding.bits_per_pixel, config.cond_radius, input_frames(config)
         )
         n_feat = index.shape[1] + 1
-        k_step = input_actions(config) * n_img * n_feat
+        k_step = n_actions * n_img * n_feat
     step_params = graph.n_edges + graph.n_nodes + k_step
     return {
         "nodes": side * side, "degree": graph.degree, "T": T, "n_img": n_img, "n_feat": n_feat,
